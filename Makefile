@@ -1,0 +1,58 @@
+# The README's commands. `make test` and `make demo` work from a fresh clone on Debian bookworm.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test test-unit asan tsan demo bench fuzz soak format format-check clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+# Every suite: unit, integration (real sockets, TLS, kube-emu, tsbus-sim, real kube-apiserver,
+# kubectl, promtool), then under ASan+UBSan and the threaded tests under TSan when CI=true.
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+	@if [[ "$${CI:-}" == "true" ]]; then $(MAKE) --no-print-directory asan tsan; fi
+
+asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DTSK_SANITIZE=address -DTSK_BENCH=OFF >/dev/null
+	cmake --build $(BUILD_ASAN) -j$(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j$(JOBS) --timeout 900 -LE no_sanitizer
+
+tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DTSK_SANITIZE=thread -DTSK_BENCH=OFF >/dev/null
+	cmake --build $(BUILD_TSAN) -j$(JOBS)
+	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j$(JOBS) --timeout 900 -L threaded
+
+demo: build
+	scripts/demo.sh
+
+bench: build
+	scripts/bench.sh
+
+fuzz: deps
+	scripts/fuzz.sh
+
+soak: build
+	scripts/soak.sh
+
+format:
+	find common watcher k8s agent tools tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+format-check:
+	find common watcher k8s agent tools tests -name '*.h' -o -name '*.cc' | xargs clang-format --dry-run --Werror
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

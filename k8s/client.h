@@ -1,0 +1,120 @@
+#pragma once
+// The Kubernetes client: configuration discovery, a verified-HTTPS API client, and stores that
+// publish string key/value data into one Secret or ConfigMap. Knows nothing of Tailscale.
+//
+//   auto cfg = k8s::loadInCluster();                       // or loadKubeconfig(path)
+//   k8s::ApiClient api(*cfg, {}, observer, log);
+//   auto secret = k8s::makeSecretStore(api, cfg->namespace_name, "tailscale");
+//   secret->patch({{"device_id", "nX"}, {"stale_key", std::nullopt}}, /*create_if_missing=*/true);
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/result.h"
+
+namespace tsk::k8s {
+
+inline constexpr std::string_view kServiceAccountDir =
+    "/var/run/secrets/kubernetes.io/serviceaccount";
+
+struct ClusterConfig {
+  std::string server;          // "https://host:port" (IPv6 hosts in brackets)
+  std::string ca_pem;          // PEM bundle: the only trust roots
+  std::string token;           // a static bearer token (kubeconfig `token`), or
+  std::string token_file;      // a file re-read at most every 60 s and after a 401
+  std::string client_cert_pem;  // client certificate auth (kubeconfig)
+  std::string client_key_pem;
+  std::string namespace_name;  // service-account namespace or the context's namespace
+  std::string tls_server_name;  // override for SNI/host verification; "" = host of `server`
+  bool insecure_skip_verify = false;  // only from an explicit flag; warns at every start
+};
+
+// In-cluster: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT and the service-account dir.
+Result<ClusterConfig> loadInCluster(std::string_view sa_dir = kServiceAccountDir);
+// Out of cluster: a kubeconfig file; `context` empty = current-context.
+Result<ClusterConfig> loadKubeconfig(const std::string& path, const std::string& context = "");
+
+struct ClientOptions {
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds request_timeout{10'000};
+  double qps = 5.0;  // client-side token bucket
+  int burst = 10;
+  int max_attempts = 5;  // for 409/429/5xx/connection errors, including the first
+  std::chrono::milliseconds backoff_initial{200};
+  std::chrono::milliseconds backoff_max{10'000};
+  std::chrono::milliseconds retry_after_cap{30'000};
+  std::chrono::seconds token_refresh{60};
+  std::string field_manager = "ts-kube-agent";
+  std::string user_agent = "ts-kube-agent";
+};
+
+// Observes every HTTP request the client makes (the agent turns this into metrics).
+class RequestObserver {
+ public:
+  virtual ~RequestObserver() = default;
+  // verb: "GET", "PATCH", ...; resource: "secrets" / "configmaps"; code: HTTP status or 0 for a
+  // transport error.
+  virtual void onRequest(std::string_view verb, std::string_view resource, int code,
+                         std::chrono::duration<double> seconds) = 0;
+  virtual void onRetry(std::string_view /*verb*/, std::string_view /*resource*/, int /*code*/) {}
+};
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  std::string retry_after;  // the Retry-After header, if any
+};
+
+class ApiClient {
+ public:
+  ApiClient(ClusterConfig cfg, ClientOptions opts, RequestObserver* observer, Logger& log,
+            Clock& clock = RealClock::instance());
+  ~ApiClient();
+  ApiClient(const ApiClient&) = delete;
+  ApiClient& operator=(const ApiClient&) = delete;
+
+  // One logical request with retries (409/429/5xx/transport), Retry-After, token refresh on
+  // 401, and the token bucket. Returns the final response (any status), or an Error for a
+  // transport failure that outlasted the retries (TLS errors are not retried and say so).
+  Result<HttpResponse> request(std::string_view verb, const std::string& path,
+                               std::string_view resource, const std::string& body = "",
+                               const std::string& content_type = "");
+  const ClusterConfig& config() const;
+  const ClientOptions& options() const;
+  // Wakes any retry sleep and makes further requests fail fast (shutdown).
+  void cancel();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ObjectData {
+  std::string resource_version;
+  std::map<std::string, std::string> data;  // decoded values (Secret base64 is undone)
+};
+
+using DataChanges = std::map<std::string, std::optional<std::string>>;  // nullopt = delete key
+
+// A Secret or ConfigMap: get, create, and a strategic-merge PATCH of `data` touching only the
+// given keys, with fieldManager. Errors name verb, resource, namespace and name; a 403 also names
+// the Role rule that would allow it; a 404 without create permission says which rule is missing.
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  virtual Result<std::optional<ObjectData>> get() = 0;  // nullopt: the object does not exist
+  virtual Status create(const std::map<std::string, std::string>& data) = 0;
+  virtual Status patch(const DataChanges& changes, bool create_if_missing) = 0;
+  virtual std::string describe() const = 0;  // e.g. "secret tailscale/ts-state"
+};
+
+std::unique_ptr<ObjectStore> makeSecretStore(ApiClient& api, std::string ns, std::string name);
+std::unique_ptr<ObjectStore> makeConfigMapStore(ApiClient& api, std::string ns, std::string name);
+
+}  // namespace tsk::k8s

@@ -1,0 +1,108 @@
+#pragma once
+// The typed events the NotifyParser yields for each line of the watch-ipn-bus stream (one
+// ipn.Notify per line, spec §3). Only what the agent needs is kept; everything else is skipped
+// without being materialised. Nothing here knows about Kubernetes.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tsk::watcher {
+
+// ipn.State (spec §3.3). Values outside 0-6 are kept as Unknown with the raw number/string.
+enum class BackendState : int {
+  NoState = 0,
+  InUseOtherUser = 1,
+  NeedsLogin = 2,
+  NeedsMachineAuth = 3,
+  Stopped = 4,
+  Starting = 5,
+  Running = 6,
+  Unknown = -1,
+};
+std::string_view backendStateName(BackendState s);       // "Running", ..., "Unknown"
+BackendState backendStateFromInt(int64_t v);             // out of range -> Unknown
+BackendState backendStateFromString(std::string_view s); // unknown -> Unknown
+
+// The self node, from SelfChange (tailcfg.Node) or InitialStatus.Self (ipnstate.PeerStatus),
+// normalised per spec §4.3.
+struct SelfNode {
+  std::string stable_id;                 // Node.StableID / PeerStatus.ID
+  int64_t node_id = 0;                   // Node.ID / PeerStatus.NodeID (H); 0 when absent
+  std::string name;                      // Node.Name / PeerStatus.DNSName, trailing dot kept
+  std::vector<std::string> addresses;    // bare IPs in tailscaled's order (prefix length stripped)
+  std::string key_expiry;                // RFC 3339 as sent; "" when absent or the zero time
+  std::vector<std::string> tags;         // e.g. "tag:k8s"
+  std::string host_name;                 // Hostinfo.Hostname / PeerStatus.HostName
+  std::optional<bool> online;            // absent on most self nodes
+  int64_t user_id = 0;                   // Node.User / PeerStatus.UserID
+  bool operator==(const SelfNode&) const = default;
+};
+
+// InitialStatus (spec §5): the whole-state snapshot at the start of every watch session.
+struct InitialStatus {
+  BackendState state = BackendState::NoState;   // from BackendState (string)
+  std::string backend_state_raw;                // the string as sent
+  std::optional<SelfNode> self;
+  std::string tailnet_name;                     // CurrentTailnet.Name, "" when null
+  std::string magic_dns_suffix;                 // CurrentTailnet.MagicDNSSuffix or MagicDNSSuffix
+  uint64_t peers_total = 0;                     // entries in Status.Peer
+  uint64_t peers_online = 0;                    // of those, Online == true
+  bool peers_have_node_id = true;               // false if any peer lacked NodeID (T-era daemon)
+};
+
+// The kinds of content a Notify line can carry, as bits (one line may carry several).
+enum NotifyKind : uint32_t {
+  kKindBlank = 1u << 0,  // nothing but Version and the always-present nulls (spec §6.2)
+  kKindInitialStatus = 1u << 1,
+  kKindSelfChange = 1u << 2,
+  kKindState = 1u << 3,
+  kKindErrMessage = 1u << 4,
+  kKindPeersChanged = 1u << 5,
+  kKindPeersRemoved = 1u << 6,
+  kKindPeerPatch = 1u << 7,
+  kKindUserProfiles = 1u << 8,
+  kKindHealth = 1u << 9,
+  kKindEngine = 1u << 10,
+  kKindPrefs = 1u << 11,
+  kKindLoginFinished = 1u << 12,
+  kKindBrowseToURL = 1u << 13,
+  kKindNetMap = 1u << 14,
+  kKindOther = 1u << 15,  // any other non-null key (Taildrop, ClientVersion, future fields...)
+};
+inline constexpr int kNotifyKindCount = 16;
+std::string_view notifyKindName(int bit);  // "blank", "initial_status", ... (metric label values)
+
+// One parsed line. Peer arrays are NOT here: they are streamed to the handler one peer at a time
+// so that a 250k-peer PeersChanged (spec §6.6) costs no memory.
+struct Notify {
+  uint32_t kinds = 0;                      // NotifyKind bits
+  std::string version;                     // Notify.Version
+  std::optional<BackendState> state;       // Notify.State when non-null
+  std::optional<int64_t> state_raw;
+  std::optional<std::string> err_message;  // Notify.ErrMessage when non-null
+  std::optional<SelfNode> self_change;     // Notify.SelfChange
+  std::optional<InitialStatus> initial_status;
+  size_t bytes = 0;                        // line length including '\n'
+};
+
+// Receives parser output. Peer callbacks fire while the line is being parsed; onNotify fires
+// once the line is complete and valid. If the line then turns out malformed, onMalformed fires
+// instead of onNotify (peer callbacks already delivered for that line are then followed by
+// onLineAborted, so a tracker can roll back or resync).
+class NotifyHandler {
+ public:
+  virtual ~NotifyHandler() = default;
+  virtual void onNotify(const Notify& n) = 0;
+  virtual void onMalformed(std::string_view reason, size_t line_bytes) = 0;
+  virtual void onOversized(size_t line_bytes) = 0;
+  // Opt-in peer stream (only called when the parser was built with peer tracking on).
+  virtual void onInitialPeer(std::optional<int64_t> /*node_id*/, bool /*online*/) {}
+  virtual void onPeerUpsert(int64_t /*node_id*/, std::optional<bool> /*online*/) {}
+  virtual void onPeerRemoved(int64_t /*node_id*/) {}
+  virtual void onPeerPatch(int64_t /*node_id*/, std::optional<bool> /*online*/) {}
+  virtual void onLineAborted() {}
+};
+
+}  // namespace tsk::watcher

@@ -1,0 +1,103 @@
+#pragma once
+// Watcher: the reconnecting bus reader. It owns a BusClient, a NotifyParser and the NodeState
+// reducer, runs on its own thread, and reports every change to a WatcherObserver. It never
+// exits on its own: EOF, a missing socket, a refused connection, an HTTP error status or the
+// fell-behind ErrMessage all lead to backoff (0.5 s doubling to 30 s, jittered, reset after a
+// healthy minute), reconnect, and a resync from the fresh InitialStatus.
+//
+//   Watcher w(opts, observer, logger);
+//   w.start();   // spawns the thread
+//   ...
+//   w.stop();    // wakes it and joins; also done by the destructor
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "watcher/events.h"
+
+namespace tsk::watcher {
+
+// How a session starts (design §3). InitialStatus is the default; StatusFetch is spec §11.2
+// option B for giant tailnets that do not want peer counts: mask InitialState, then
+// GET /localapi/v0/status?peers=false for the self identity.
+enum class StartMode { InitialStatus, StatusFetch };
+
+struct WatcherOptions {
+  std::string socket_path = "/var/run/tailscale/tailscaled.sock";
+  bool track_peers = false;          // adds NotifyPeerChanges|NotifyPeerPatches to the mask
+  StartMode start_mode = StartMode::InitialStatus;
+  uint64_t max_line_bytes = 1ull << 30;  // longer lines are skipped without buffering
+  std::chrono::milliseconds backoff_initial{500};
+  std::chrono::milliseconds backoff_max{30'000};
+  std::chrono::milliseconds healthy_reset{60'000};  // connection age that resets the backoff
+  std::chrono::milliseconds connect_timeout{5'000};
+};
+
+// The reduced state of the node. O(1) to update per event, independent of tailnet size.
+struct NodeState {
+  bool connected = false;
+  bool synced = false;  // an initial message has been applied on the current connection
+  BackendState state = BackendState::NoState;
+  std::optional<SelfNode> self;
+  std::string tailnet_name;
+  std::string daemon_version;  // Tailscale-Version header, or Notify.Version
+  uint64_t peers_total = 0;
+  uint64_t peers_online = 0;
+  bool peers_known = false;  // peer counts are meaningful (InitialStatus start mode)
+};
+
+// Counters the watcher keeps; read by the agent for metrics.
+struct WatcherStats {
+  uint64_t notifies_by_kind[kNotifyKindCount] = {};
+  uint64_t bytes_read = 0;
+  uint64_t lines = 0;
+  uint64_t malformed_lines = 0;
+  uint64_t oversized_lines = 0;
+  uint64_t connects = 0;
+  uint64_t disconnects = 0;
+  uint64_t self_changes = 0;  // SelfChange messages whose self node differed from the last one
+  uint64_t largest_line = 0;
+};
+
+class WatcherObserver {
+ public:
+  virtual ~WatcherObserver() = default;
+  // After every event that changed NodeState (connect, disconnect, initial status, self change,
+  // state change, peer counts). Called on the watcher thread; must not block for long.
+  virtual void onStateChanged(const NodeState& state) = 0;
+  // After every parsed line (cheap; used for rate metrics). Default: nothing.
+  virtual void onNotify(uint32_t /*kinds*/, size_t /*bytes*/) {}
+  virtual void onDisconnected(std::string_view /*reason*/) {}
+};
+
+class Watcher {
+ public:
+  Watcher(WatcherOptions opts, WatcherObserver& observer, Logger& log,
+          Clock& clock = RealClock::instance());
+  ~Watcher();
+  Watcher(const Watcher&) = delete;
+  Watcher& operator=(const Watcher&) = delete;
+
+  void start();
+  void stop();
+  NodeState state() const;   // a copy, thread-safe
+  WatcherStats stats() const;  // a copy, thread-safe
+  bool alive() const;        // the thread is running its loop (for /livez)
+  uint64_t mask() const;     // the mask this watcher sends
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The mask for the given options (spec §2.2): InitialStatus (16384) by default; with
+// track_peers also PeerChanges|PeerPatches (4096|32768); StatusFetch uses InitialState (2).
+// Never NotifyInitialNetMap (8) and never NotifyRateLimit (256).
+uint64_t watchMask(const WatcherOptions& opts);
+
+}  // namespace tsk::watcher
