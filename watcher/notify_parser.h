@@ -1,0 +1,45 @@
+#pragma once
+// NotifyParser: a push parser for the body of watch-ipn-bus (one ipn.Notify JSON object per
+// '\n'-terminated line). Feed it bytes as they arrive, split anywhere; it yields one
+// NotifyHandler::onNotify per line. Memory stays below a small constant however long a line is:
+// no whole-line buffer and no DOM. Subtrees the agent does not need (Prefs, Engine, NetMap,
+// Health, every PeerStatus field but NodeID/Online, ...) are skipped byte by byte.
+//
+//   MyHandler h;
+//   NotifyParser p(h, {.track_peers = false, .max_line_bytes = 1 << 30});
+//   p.feed(chunk);           // any number of times, any split
+//   p.reset();               // on reconnect: drop any partial line
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "watcher/events.h"
+
+namespace tsk::watcher {
+
+struct ParserOptions {
+  bool track_peers = false;             // deliver PeersChanged/PeersRemoved/patches/initial peers
+  uint64_t max_line_bytes = 1ull << 30;  // longer lines: onOversized, skipped without buffering
+};
+
+class NotifyParser {
+ public:
+  NotifyParser(NotifyHandler& handler, ParserOptions opts = {});
+  ~NotifyParser();
+  NotifyParser(const NotifyParser&) = delete;
+  NotifyParser& operator=(const NotifyParser&) = delete;
+
+  void feed(std::string_view bytes);
+  // Drops a partial line (a truncated stream). Returns true if one was dropped.
+  bool reset();
+  // The most bytes of heap the parser held at once (scratch strings, stack): the figure the
+  // bounded-memory test checks.
+  size_t highWaterBytes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tsk::watcher
