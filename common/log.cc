@@ -21,10 +21,14 @@ std::string timestamp() {
 
 const char* levelName(LogLevel l, bool upper) {
   switch (l) {
-    case LogLevel::Debug: return upper ? "DEBUG" : "debug";
-    case LogLevel::Info: return upper ? "INFO" : "info";
-    case LogLevel::Warn: return upper ? "WARN" : "warn";
-    case LogLevel::Error: return upper ? "ERROR" : "error";
+    case LogLevel::Debug:
+      return upper ? "DEBUG" : "debug";
+    case LogLevel::Info:
+      return upper ? "INFO" : "info";
+    case LogLevel::Warn:
+      return upper ? "WARN" : "warn";
+    case LogLevel::Error:
+      return upper ? "ERROR" : "error";
   }
   return "?";
 }
@@ -44,11 +48,21 @@ void appendJsonEscaped(std::string& out, std::string_view s) {
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";

@@ -27,10 +27,18 @@ class Logger {
   void setLevel(LogLevel l) { min_ = l; }
 
   void log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
-  void debug(std::string_view m, std::initializer_list<LogField> f = {}) { log(LogLevel::Debug, m, f); }
-  void info(std::string_view m, std::initializer_list<LogField> f = {}) { log(LogLevel::Info, m, f); }
-  void warn(std::string_view m, std::initializer_list<LogField> f = {}) { log(LogLevel::Warn, m, f); }
-  void error(std::string_view m, std::initializer_list<LogField> f = {}) { log(LogLevel::Error, m, f); }
+  void debug(std::string_view m, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::Debug, m, f);
+  }
+  void info(std::string_view m, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::Info, m, f);
+  }
+  void warn(std::string_view m, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::Warn, m, f);
+  }
+  void error(std::string_view m, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::Error, m, f);
+  }
 
   // A logger that drops everything (tests, benchmarks).
   static Logger& null();

@@ -24,14 +24,14 @@ inline constexpr std::string_view kServiceAccountDir =
     "/var/run/secrets/kubernetes.io/serviceaccount";
 
 struct ClusterConfig {
-  std::string server;          // "https://host:port" (IPv6 hosts in brackets)
-  std::string ca_pem;          // PEM bundle: the only trust roots
-  std::string token;           // a static bearer token (kubeconfig `token`), or
-  std::string token_file;      // a file re-read at most every 60 s and after a 401
+  std::string server;           // "https://host:port" (IPv6 hosts in brackets)
+  std::string ca_pem;           // PEM bundle: the only trust roots
+  std::string token;            // a static bearer token (kubeconfig `token`), or
+  std::string token_file;       // a file re-read at most every 60 s and after a 401
   std::string client_cert_pem;  // client certificate auth (kubeconfig)
   std::string client_key_pem;
-  std::string namespace_name;  // service-account namespace or the context's namespace
-  std::string tls_server_name;  // override for SNI/host verification; "" = host of `server`
+  std::string namespace_name;         // service-account namespace or the context's namespace
+  std::string tls_server_name;        // override for SNI/host verification; "" = host of `server`
   bool insecure_skip_verify = false;  // only from an explicit flag; warns at every start
 };
 

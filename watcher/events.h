@@ -21,35 +21,35 @@ enum class BackendState : int {
   Running = 6,
   Unknown = -1,
 };
-std::string_view backendStateName(BackendState s);       // "Running", ..., "Unknown"
-BackendState backendStateFromInt(int64_t v);             // out of range -> Unknown
-BackendState backendStateFromString(std::string_view s); // unknown -> Unknown
+std::string_view backendStateName(BackendState s);        // "Running", ..., "Unknown"
+BackendState backendStateFromInt(int64_t v);              // out of range -> Unknown
+BackendState backendStateFromString(std::string_view s);  // unknown -> Unknown
 
 // The self node, from SelfChange (tailcfg.Node) or InitialStatus.Self (ipnstate.PeerStatus),
 // normalised per spec §4.3.
 struct SelfNode {
-  std::string stable_id;                 // Node.StableID / PeerStatus.ID
-  int64_t node_id = 0;                   // Node.ID / PeerStatus.NodeID (H); 0 when absent
-  std::string name;                      // Node.Name / PeerStatus.DNSName, trailing dot kept
-  std::vector<std::string> addresses;    // bare IPs in tailscaled's order (prefix length stripped)
-  std::string key_expiry;                // RFC 3339 as sent; "" when absent or the zero time
-  std::vector<std::string> tags;         // e.g. "tag:k8s"
-  std::string host_name;                 // Hostinfo.Hostname / PeerStatus.HostName
-  std::optional<bool> online;            // absent on most self nodes
-  int64_t user_id = 0;                   // Node.User / PeerStatus.UserID
+  std::string stable_id;               // Node.StableID / PeerStatus.ID
+  int64_t node_id = 0;                 // Node.ID / PeerStatus.NodeID (H); 0 when absent
+  std::string name;                    // Node.Name / PeerStatus.DNSName, trailing dot kept
+  std::vector<std::string> addresses;  // bare IPs in tailscaled's order (prefix length stripped)
+  std::string key_expiry;              // RFC 3339 as sent; "" when absent or the zero time
+  std::vector<std::string> tags;       // e.g. "tag:k8s"
+  std::string host_name;               // Hostinfo.Hostname / PeerStatus.HostName
+  std::optional<bool> online;          // absent on most self nodes
+  int64_t user_id = 0;                 // Node.User / PeerStatus.UserID
   bool operator==(const SelfNode&) const = default;
 };
 
 // InitialStatus (spec §5): the whole-state snapshot at the start of every watch session.
 struct InitialStatus {
-  BackendState state = BackendState::NoState;   // from BackendState (string)
-  std::string backend_state_raw;                // the string as sent
+  BackendState state = BackendState::NoState;  // from BackendState (string)
+  std::string backend_state_raw;               // the string as sent
   std::optional<SelfNode> self;
-  std::string tailnet_name;                     // CurrentTailnet.Name, "" when null
-  std::string magic_dns_suffix;                 // CurrentTailnet.MagicDNSSuffix or MagicDNSSuffix
-  uint64_t peers_total = 0;                     // entries in Status.Peer
-  uint64_t peers_online = 0;                    // of those, Online == true
-  bool peers_have_node_id = true;               // false if any peer lacked NodeID (T-era daemon)
+  std::string tailnet_name;        // CurrentTailnet.Name, "" when null
+  std::string magic_dns_suffix;    // CurrentTailnet.MagicDNSSuffix or MagicDNSSuffix
+  uint64_t peers_total = 0;        // entries in Status.Peer
+  uint64_t peers_online = 0;       // of those, Online == true
+  bool peers_have_node_id = true;  // false if any peer lacked NodeID (T-era daemon)
 };
 
 // The kinds of content a Notify line can carry, as bits (one line may carry several).
@@ -77,14 +77,14 @@ std::string_view notifyKindName(int bit);  // "blank", "initial_status", ... (me
 // One parsed line. Peer arrays are NOT here: they are streamed to the handler one peer at a time
 // so that a 250k-peer PeersChanged (spec §6.6) costs no memory.
 struct Notify {
-  uint32_t kinds = 0;                      // NotifyKind bits
-  std::string version;                     // Notify.Version
-  std::optional<BackendState> state;       // Notify.State when non-null
+  uint32_t kinds = 0;                 // NotifyKind bits
+  std::string version;                // Notify.Version
+  std::optional<BackendState> state;  // Notify.State when non-null
   std::optional<int64_t> state_raw;
   std::optional<std::string> err_message;  // Notify.ErrMessage when non-null
   std::optional<SelfNode> self_change;     // Notify.SelfChange
   std::optional<InitialStatus> initial_status;
-  size_t bytes = 0;                        // line length including '\n'
+  size_t bytes = 0;  // line length including '\n'
 };
 
 // Receives parser output. Peer callbacks fire while the line is being parsed; onNotify fires

@@ -19,7 +19,7 @@
 namespace tsk::watcher {
 
 struct ParserOptions {
-  bool track_peers = false;             // deliver PeersChanged/PeersRemoved/patches/initial peers
+  bool track_peers = false;              // deliver PeersChanged/PeersRemoved/patches/initial peers
   uint64_t max_line_bytes = 1ull << 30;  // longer lines: onOversized, skipped without buffering
 };
 

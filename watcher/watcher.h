@@ -29,7 +29,7 @@ enum class StartMode { InitialStatus, StatusFetch };
 
 struct WatcherOptions {
   std::string socket_path = "/var/run/tailscale/tailscaled.sock";
-  bool track_peers = false;          // adds NotifyPeerChanges|NotifyPeerPatches to the mask
+  bool track_peers = false;  // adds NotifyPeerChanges|NotifyPeerPatches to the mask
   StartMode start_mode = StartMode::InitialStatus;
   uint64_t max_line_bytes = 1ull << 30;  // longer lines are skipped without buffering
   std::chrono::milliseconds backoff_initial{500};
@@ -85,10 +85,10 @@ class Watcher {
 
   void start();
   void stop();
-  NodeState state() const;   // a copy, thread-safe
+  NodeState state() const;     // a copy, thread-safe
   WatcherStats stats() const;  // a copy, thread-safe
-  bool alive() const;        // the thread is running its loop (for /livez)
-  uint64_t mask() const;     // the mask this watcher sends
+  bool alive() const;          // the thread is running its loop (for /livez)
+  uint64_t mask() const;       // the mask this watcher sends
 
  private:
   struct Impl;
