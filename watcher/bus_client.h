@@ -1,0 +1,183 @@
+#pragma once
+// BusClient: a small HTTP/1.1 client for tailscaled's LocalAPI over its unix socket (spec §1-§2).
+// cpp-httplib cannot speak AF_UNIX, and the bus needs a body streamed for hours, so this is
+// hand-written: connect with a timeout, one request, a bounded response head, then a streaming
+// body decoder (chunked, Content-Length or read-until-close) that hands decoded bytes to a
+// callback straight out of one 64 KiB read buffer.
+//
+//   BusClient bus({.socket_path = "/var/run/tailscale/tailscaled.sock"});
+//   auto head = bus.openWatch(16384);        // 200 or an Error naming status and body text
+//   if (!head) { log(head.error().message); ... }
+//   BodyEnd end = bus.readBody([&](std::string_view bytes) { parser.feed(bytes); return true; });
+//   bus.close();
+//
+// stop() may be called from any thread: it interrupts a connect, a blocking read or a write at
+// once (every wait polls the socket together with an eventfd) and is permanent: every later call
+// fails fast with BodyEnd::Stopped / an Error. The body has no read timeout (the bus can be silent
+// for hours); the response head and one-shot GETs do (request_timeout).
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace tsk::watcher {
+
+struct BusClientOptions {
+  std::string socket_path = "/var/run/tailscale/tailscaled.sock";
+  std::chrono::milliseconds connect_timeout{5'000};
+  // Deadline for the response head and for one-shot GET bodies (not for the watch body).
+  std::chrono::milliseconds request_timeout{30'000};
+  size_t max_error_body = 4096;  // bytes of a non-200 body kept for the error message
+};
+
+// The parsed response head of a request.
+struct ResponseHead {
+  int status = 0;
+  std::string reason;
+  std::string tailscale_version;  // Tailscale-Version header, "" if absent
+  std::string tailscale_cap;      // Tailscale-Cap header, "" if absent
+  std::string content_type;
+};
+
+// Why a body stream ended.
+enum class BodyEndKind {
+  Complete,  // the zero-size chunk, the Content-Length reached, or EOF of a read-until-close body
+  Eof,       // the connection closed (or reset) before the body was complete
+  Stopped,   // stop() was called, or the callback asked to stop
+  Error,     // malformed framing or a socket error
+};
+
+struct BodyEnd {
+  BodyEndKind kind = BodyEndKind::Complete;
+  std::string message;  // human-readable reason
+  uint64_t bytes = 0;   // decoded body bytes handed to the callback
+};
+
+// Receives decoded body bytes. Return false to stop reading (BodyEndKind::Stopped).
+using BodyCallback = std::function<bool(std::string_view)>;
+
+// BodyDecoder: the streaming HTTP/1.1 body decoder BusClient uses (exposed for tests). Feed it
+// raw bytes split anywhere; it hands the decoded body to the callback without copying and says
+// when the body is complete. Chunked framing ends at the zero-size chunk and its empty trailer,
+// whether or not the server then closes the connection.
+//
+//   BodyDecoder d(BodyDecoder::Framing::Chunked);
+//   size_t used = 0;
+//   auto st = d.feed(raw, on_bytes, &used);   // More, Done (used <= raw.size()), Error, Stopped
+//   if (at_eof) st = d.finish();              // Done only for a read-until-close body
+class BodyDecoder {
+ public:
+  enum class Framing { Chunked, Length, UntilClose };
+  enum class State { More, Done, Error, Stopped };
+
+  explicit BodyDecoder(Framing framing, uint64_t content_length = 0);
+
+  State feed(std::string_view raw, const BodyCallback& on_bytes, size_t* consumed);
+  State finish();  // the connection ended: Done for read-until-close, else Error (truncated)
+
+  State state() const { return state_; }
+  const std::string& error() const { return error_; }
+  uint64_t decodedBytes() const { return decoded_; }
+  Framing framing() const { return framing_; }
+
+ private:
+  enum class Step {
+    SizeHex,
+    SizeExt,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    TrailerLine,
+    LastLf,
+    End
+  };
+  State fail(std::string message);
+  State controlByte(char c);
+  void endOfSizeLine();
+
+  Framing framing_;
+  State state_ = State::More;
+  Step step_ = Step::SizeHex;
+  uint64_t remaining_ = 0;  // bytes left in the current chunk / of the Content-Length
+  int size_digits_ = 0;
+  size_t line_bytes_ = 0;  // bytes of the current chunk-extension / trailer section
+  uint64_t decoded_ = 0;
+  std::string error_;
+};
+
+// UniqueFd: owns a file descriptor and closes it once (move-only).
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+class BusClient {
+ public:
+  explicit BusClient(BusClientOptions opts);
+  ~BusClient();
+  BusClient(const BusClient&) = delete;
+  BusClient& operator=(const BusClient&) = delete;
+
+  // Connects and sends GET /localapi/v0/watch-ipn-bus?mask=<decimal>. On 200 the head is returned
+  // and the body is read with readBody(). Any other status closes the connection and gives an
+  // Error whose message carries the status and the body text, e.g.
+  // "tailscaled rejected the watch request: 400 bad mask" (Error::code = the status).
+  Result<ResponseHead> openWatch(uint64_t mask);
+
+  // Streams the body of the open watch to `on_bytes` until it ends (see BodyEndKind). Blocks
+  // without a timeout; stop() interrupts it.
+  BodyEnd readBody(const BodyCallback& on_bytes);
+
+  // Closes the watch connection (safe when none is open).
+  void close();
+
+  // A one-shot GET on a fresh connection (the watch stays open), e.g.
+  // "/localapi/v0/status?peers=false". The body is streamed to `on_bytes`; more than `max_body`
+  // bytes, a non-200 status, a timeout or a framing error give an Error.
+  Result<ResponseHead> get(std::string_view path_and_query, const BodyCallback& on_bytes,
+                           uint64_t max_body = 64ull << 20);
+
+  // Interrupts any blocking call now and fails every later one. Thread-safe, idempotent.
+  void stop();
+  bool stopped() const;
+
+  const std::string& socketPath() const;
+
+  // The exact request bytes BusClient sends for a path (exposed for tests and documentation).
+  static std::string requestFor(std::string_view path_and_query);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tsk::watcher
