@@ -98,6 +98,8 @@ class NotifyHandler {
   virtual void onMalformed(std::string_view reason, size_t line_bytes) = 0;
   virtual void onOversized(size_t line_bytes) = 0;
   // Opt-in peer stream (only called when the parser was built with peer tracking on).
+  // onInitialStatusBegin fires when a non-null InitialStatus object starts, before its peers.
+  virtual void onInitialStatusBegin() {}
   virtual void onInitialPeer(std::optional<int64_t> /*node_id*/, bool /*online*/) {}
   virtual void onPeerUpsert(int64_t /*node_id*/, std::optional<bool> /*online*/) {}
   virtual void onPeerRemoved(int64_t /*node_id*/) {}

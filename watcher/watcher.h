@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "watcher/events.h"
+#include "watcher/node_state_reducer.h"
 
 namespace tsk::watcher {
 
@@ -38,18 +39,7 @@ struct WatcherOptions {
   std::chrono::milliseconds connect_timeout{5'000};
 };
 
-// The reduced state of the node. O(1) to update per event, independent of tailnet size.
-struct NodeState {
-  bool connected = false;
-  bool synced = false;  // an initial message has been applied on the current connection
-  BackendState state = BackendState::NoState;
-  std::optional<SelfNode> self;
-  std::string tailnet_name;
-  std::string daemon_version;  // Tailscale-Version header, or Notify.Version
-  uint64_t peers_total = 0;
-  uint64_t peers_online = 0;
-  bool peers_known = false;  // peer counts are meaningful (InitialStatus start mode)
-};
+// NodeState (the reduced state of the node) lives in watcher/node_state_reducer.h.
 
 // Counters the watcher keeps; read by the agent for metrics.
 struct WatcherStats {

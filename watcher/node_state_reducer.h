@@ -1,0 +1,89 @@
+#pragma once
+// NodeStateReducer: folds parsed bus events into the NodeState the agent publishes. Pure (no
+// I/O, no clock), O(1) per event whatever the tailnet size. It does not deduplicate SelfChange
+// on the wire (tailscaled does not either, spec §6.4); it compares values and reports whether
+// anything really changed.
+//
+//   NodeStateReducer reducer(log, {.track_peers = true});
+//   reducer.onConnected(tailscale_version_header);
+//   // from the NotifyHandler the parser calls:
+//   //   onInitialStatusBegin/onInitialPeer/onPeerUpsert/... -> reducer.onInitialStatusBegin()...
+//   //   onNotify(n) -> if (reducer.apply(n)) observer.onStateChanged(reducer.state());
+//   reducer.onDisconnected();
+//
+// Rules: an InitialStatus replaces everything (the resync); a SelfChange replaces the self node
+// only if it differs; Notify.State sets the state, and with no State the InitialStatus's
+// BackendState does (containerboot's rule, spec §2.6). With peer tracking, the peer counts come
+// from the PeerTracker fed by the peer callbacks; without it, from the InitialStatus snapshot.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/log.h"
+#include "watcher/events.h"
+#include "watcher/peer_tracker.h"
+
+namespace tsk::watcher {
+
+// The reduced state of the node. O(1) to update per event, independent of tailnet size.
+struct NodeState {
+  bool connected = false;
+  bool synced = false;  // an initial message has been applied on the current connection
+  BackendState state = BackendState::NoState;
+  std::optional<SelfNode> self;
+  std::string tailnet_name;
+  std::string magic_dns_suffix;
+  std::string daemon_version;  // Tailscale-Version header, or Notify.Version
+  uint64_t peers_total = 0;
+  uint64_t peers_online = 0;
+  bool peers_known = false;  // peer counts are meaningful (InitialStatus start mode)
+  bool operator==(const NodeState&) const = default;
+};
+
+struct ReducerOptions {
+  bool track_peers = false;  // peer counts follow the peer deltas (PeerTracker)
+};
+
+class NodeStateReducer {
+ public:
+  explicit NodeStateReducer(Logger& log, ReducerOptions opts = {});
+
+  // Connection lifecycle. Each returns whether NodeState changed.
+  bool onConnected(std::string_view daemon_version);
+  bool onDisconnected();  // keeps the last self/state (identity is not forgotten), clears synced
+
+  // One parsed line. Returns whether NodeState changed.
+  bool apply(const Notify& n);
+
+  // Peer stream (forward the NotifyHandler callbacks of the same names). Counts reach NodeState
+  // at the next apply() of that line, so "changed" is reported once per line.
+  void onInitialStatusBegin();
+  void onInitialPeer(std::optional<int64_t> node_id, bool online);
+  void onPeerUpsert(int64_t node_id, std::optional<bool> online);
+  void onPeerRemoved(int64_t node_id);
+  void onPeerPatch(int64_t node_id, std::optional<bool> online);
+  // A line whose peers were partly applied turned out malformed. Returns whether NodeState
+  // changed (a half-read InitialStatus makes the peer counts unknown).
+  bool onLineAborted();
+
+  const NodeState& state() const { return state_; }
+  // SelfChange/InitialStatus.Self values that differed from the previous self node.
+  uint64_t selfChanges() const { return self_changes_; }
+  const PeerTracker& peers() const { return peers_; }
+
+ private:
+  bool applyInitialStatus(const InitialStatus& st, const std::optional<BackendState>& state);
+  bool applySelf(const SelfNode& self);
+  bool refreshPeerCounts();
+
+  Logger& log_;
+  ReducerOptions opts_;
+  NodeState state_;
+  PeerTracker peers_;
+  uint64_t self_changes_ = 0;
+  bool initial_in_progress_ = false;  // onInitialStatusBegin seen, apply not yet
+  bool version_from_header_ = false;  // the Tailscale-Version header wins over Notify.Version
+};
+
+}  // namespace tsk::watcher
