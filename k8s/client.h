@@ -35,10 +35,17 @@ struct ClusterConfig {
   bool insecure_skip_verify = false;  // only from an explicit flag; warns at every start
 };
 
-// In-cluster: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT and the service-account dir.
+// In-cluster: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT and the service-account dir
+// (token_file = <dir>/token, re-read; ca.crt the only trust root; namespace trimmed, "" if the
+// namespace file is missing so the caller needs one from elsewhere).
 Result<ClusterConfig> loadInCluster(std::string_view sa_dir = kServiceAccountDir);
-// Out of cluster: a kubeconfig file; `context` empty = current-context.
-Result<ClusterConfig> loadKubeconfig(const std::string& path, const std::string& context = "");
+// Out of cluster: a kubeconfig file; `context` empty = current-context. Supported: cluster
+// server, certificate-authority(-data) (relative paths against the file's directory),
+// tls-server-name; user token, tokenFile, client-certificate/client-key(-data); the context's
+// namespace ("default" if unset). exec/auth-provider/basic auth are rejected with a clear error.
+// insecure-skip-tls-verify is refused unless `allow_insecure_skip_verify` (an explicit flag).
+Result<ClusterConfig> loadKubeconfig(const std::string& path, const std::string& context = "",
+                                     bool allow_insecure_skip_verify = false);
 
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5'000};
@@ -69,8 +76,17 @@ struct HttpResponse {
   int status = 0;
   std::string body;
   std::string retry_after;  // the Retry-After header, if any
+  int attempts = 1;         // HTTP attempts this logical request took (retries + 1)
 };
 
+// Which statuses 409 Conflict is retried for. The default retries it for PATCH and PUT only: a
+// 409 on POST means AlreadyExists, which the caller handles.
+enum class ConflictRetry { ForWrites, Always, Never };
+
+// Thread-safe: one publisher thread plus readiness checks may call request() concurrently
+// (HTTP attempts are serialized on one keep-alive connection; retry sleeps are not). The observer
+// is called from the calling threads. Server certificate and host name are always verified
+// against cfg.ca_pem only (never the system roots), unless cfg.insecure_skip_verify.
 class ApiClient {
  public:
   ApiClient(ClusterConfig cfg, ClientOptions opts, RequestObserver* observer, Logger& log,
@@ -82,9 +98,14 @@ class ApiClient {
   // One logical request with retries (409/429/5xx/transport), Retry-After, token refresh on
   // 401, and the token bucket. Returns the final response (any status), or an Error for a
   // transport failure that outlasted the retries (TLS errors are not retried and say so).
+  // `path` is relative to the server URL (which may carry a path prefix), query included.
   Result<HttpResponse> request(std::string_view verb, const std::string& path,
                                std::string_view resource, const std::string& body = "",
-                               const std::string& content_type = "");
+                               const std::string& content_type = "",
+                               ConflictRetry conflict_retry = ConflictRetry::ForWrites);
+  // Whether the configuration could be turned into a client (server URL, CA and client
+  // certificate PEM). If not, every request() returns this error.
+  Status configStatus() const;
   const ClusterConfig& config() const;
   const ClientOptions& options() const;
   // Wakes any retry sleep and makes further requests fail fast (shutdown).

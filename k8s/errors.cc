@@ -1,0 +1,159 @@
+#include "k8s/errors.h"
+
+#include <nlohmann/json.hpp>
+
+namespace tsk::k8s {
+namespace {
+
+constexpr size_t kExcerptLimit = 200;
+
+std::string quote(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
+
+// `patch secrets "ts-state" in namespace "ns"`
+std::string target(std::string_view verb, const ObjectRef& ref) {
+  std::string out(verb);
+  out += " ";
+  out += ref.resource;
+  if (!ref.name.empty()) out += " " + quote(ref.name);
+  out += " in namespace " + quote(ref.ns);
+  return out;
+}
+
+std::string saidSuffix(std::string_view body) {
+  const std::string said = kubernetesMessage(body);
+  return said.empty() ? "" : " (Kubernetes said: " + said + ")";
+}
+
+std::string statusText(int status) {
+  switch (status) {
+    case 400:
+      return "400 Bad Request";
+    case 401:
+      return "401 Unauthorized";
+    case 403:
+      return "403 Forbidden";
+    case 404:
+      return "404 Not Found";
+    case 409:
+      return "409 Conflict";
+    case 413:
+      return "413 Request Entity Too Large";
+    case 415:
+      return "415 Unsupported Media Type";
+    case 422:
+      return "422 Unprocessable Entity";
+    case 429:
+      return "429 Too Many Requests";
+    case 500:
+      return "500 Internal Server Error";
+    case 502:
+      return "502 Bad Gateway";
+    case 503:
+      return "503 Service Unavailable";
+    case 504:
+      return "504 Gateway Timeout";
+    default:
+      return std::to_string(status);
+  }
+}
+
+std::string printableExcerpt(std::string_view body) {
+  std::string out;
+  for (char c : body) {
+    if (out.size() >= kExcerptLimit) {
+      out += "...";
+      break;
+    }
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u >= 0x20 && u < 0x7f ? c : ' ');
+  }
+  const auto last = out.find_last_not_of(' ');
+  out.resize(last == std::string::npos ? 0 : last + 1);
+  return out;
+}
+
+}  // namespace
+
+std::string singularKind(std::string_view resource) {
+  if (!resource.empty() && resource.back() == 's') resource.remove_suffix(1);
+  return std::string(resource);
+}
+
+std::string kubernetesMessage(std::string_view body) {
+  if (body.empty()) return "";
+  auto parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_object()) {
+    auto it = parsed.find("message");
+    if (it != parsed.end() && it->is_string()) {
+      return printableExcerpt(it->get_ref<const std::string&>());
+    }
+  }
+  return printableExcerpt(body);
+}
+
+std::string roleRuleFor(std::string_view verb, const ObjectRef& ref) {
+  std::string rule = "{apiGroups: [\"\"], resources: [" + quote(ref.resource) + "], ";
+  if (verb != "create" && !ref.name.empty()) rule += "resourceNames: [" + quote(ref.name) + "], ";
+  rule += "verbs: [" + quote(verb) + "]}";
+  return rule;
+}
+
+Error forbiddenError(std::string_view verb, const ObjectRef& ref, std::string_view body) {
+  return Error{"forbidden: cannot " + target(verb, ref) + saidSuffix(body) +
+                   ". Grant it with a Role rule: " + roleRuleFor(verb, ref),
+               403};
+}
+
+Error unauthorizedError(std::string_view verb, const ObjectRef& ref, std::string_view body,
+                        std::string_view token_file) {
+  std::string msg = "unauthorized: the API server rejected the agent's credentials (401) for " +
+                    target(verb, ref);
+  if (!token_file.empty())
+    msg += " even after re-reading the token file " + std::string(token_file);
+  msg += saidSuffix(body);
+  msg +=
+      ". The token is invalid, expired or revoked: check the service account token (or the "
+      "kubeconfig user)";
+  return Error{msg, 401};
+}
+
+Error missingObjectError(const ObjectRef& ref) {
+  const std::string ns(ref.ns);
+  return Error{singularKind(ref.resource) + " " + ns + "/" + std::string(ref.name) +
+                   " does not exist and the agent may not create it: create it, or allow "
+                   "\"create\" on " +
+                   quote(ref.resource) + " in namespace " + ns,
+               404};
+}
+
+Error httpStatusError(std::string_view verb, const ObjectRef& ref, int status,
+                      std::string_view body, int attempts) {
+  std::string msg =
+      "cannot " + target(verb, ref) + ": the API server answered " + statusText(status);
+  if (attempts > 1) msg += " after " + std::to_string(attempts) + " attempts";
+  msg += saidSuffix(body);
+  if (status == 409) {
+    msg += "; another writer keeps changing the object, try again later";
+  } else if (status == 429 || status >= 500) {
+    msg += "; the API server is overloaded or unavailable, the agent will try again later";
+  } else if (status == 422 || status == 400) {
+    msg += "; the change was rejected as invalid (check key names: letters, digits, '-', '_', '.')";
+  }
+  return Error{msg, status};
+}
+
+Error responseError(std::string_view verb, const ObjectRef& ref, int status, std::string_view body,
+                    int attempts, std::string_view token_file) {
+  switch (status) {
+    case 401:
+      return unauthorizedError(verb, ref, body, token_file);
+    case 403:
+      return forbiddenError(verb, ref, body);
+    default:
+      return httpStatusError(verb, ref, status, body, attempts);
+  }
+}
+
+}  // namespace tsk::k8s

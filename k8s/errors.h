@@ -1,0 +1,47 @@
+#pragma once
+// The texts of errors a user sees from the k8s module: what failed (verb, resource, namespace,
+// name), what Kubernetes said, and what to do (for a 403, the Role rule that would allow it).
+// Kept in one place so the wording is consistent and unit-tested. Never given token or Secret
+// values: only names and the API server's Status message.
+//
+//   ObjectRef ref{"secrets", "tailscale", "ts-state"};
+//   return responseError("patch", ref, resp, tokens.tokenFile());
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace tsk::k8s {
+
+struct ObjectRef {
+  std::string_view resource;  // "secrets" or "configmaps"
+  std::string_view ns;
+  std::string_view name;
+};
+
+// "secret" for "secrets", "configmap" for "configmaps".
+std::string singularKind(std::string_view resource);
+// The API server's Status `message` from an error body; else a short printable excerpt of the
+// body; else "" for an empty body.
+std::string kubernetesMessage(std::string_view body);
+// The Role rule granting `verb` on the object. `create` cannot be restricted by name in RBAC, so
+// its rule has no resourceNames.
+std::string roleRuleFor(std::string_view verb, const ObjectRef& ref);
+
+// 403: forbidden: cannot patch secrets "ts-state" in namespace "ns" (Kubernetes said: ...).
+// Grant it with a Role rule: {apiGroups: [""], resources: ["secrets"], ...}
+Error forbiddenError(std::string_view verb, const ObjectRef& ref, std::string_view body);
+// 401 after the token was re-read (or could not be re-read).
+Error unauthorizedError(std::string_view verb, const ObjectRef& ref, std::string_view body,
+                        std::string_view token_file);
+// 404 on a patch when the caller may not create the object.
+Error missingObjectError(const ObjectRef& ref);
+// Any other non-success status (409 after retries, 422, 429/5xx after retries, ...).
+Error httpStatusError(std::string_view verb, const ObjectRef& ref, int status,
+                      std::string_view body, int attempts);
+
+// Picks the right one of the above for a non-2xx status. Error.code is the HTTP status.
+Error responseError(std::string_view verb, const ObjectRef& ref, int status, std::string_view body,
+                    int attempts, std::string_view token_file);
+
+}  // namespace tsk::k8s

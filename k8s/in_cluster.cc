@@ -1,0 +1,85 @@
+// loadInCluster: the API server address from the service environment variables and the
+// credentials kubelet mounts into every pod (token, ca.crt, namespace).
+#include <cstdlib>
+#include <string>
+
+#include "k8s/client.h"
+#include "k8s/read_file.h"
+#include "k8s/tls_material.h"
+
+namespace tsk::k8s {
+namespace {
+
+std::string trimmed(const std::string& s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  const auto last = s.find_last_not_of(" \t\r\n");
+  return s.substr(first, last - first + 1);
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? trimmed(v) : "";
+}
+
+bool validPort(const std::string& port) {
+  if (port.empty() || port.size() > 5) return false;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+  }
+  const int n = std::stoi(port);
+  return n >= 1 && n <= 65535;
+}
+
+}  // namespace
+
+Result<ClusterConfig> loadInCluster(std::string_view sa_dir_view) {
+  const std::string sa_dir(sa_dir_view);
+  std::string host = env("KUBERNETES_SERVICE_HOST");
+  if (host.empty()) {
+    return Error{
+        "not running in a cluster: KUBERNETES_SERVICE_HOST is unset; pass --kubeconfig (or set "
+        "KUBECONFIG) to run outside Kubernetes"};
+  }
+  const std::string port = env("KUBERNETES_SERVICE_PORT");
+  if (port.empty()) {
+    return Error{
+        "KUBERNETES_SERVICE_HOST is set but KUBERNETES_SERVICE_PORT is unset; set both (kubelet "
+        "does this in every pod) or pass --kubeconfig"};
+  }
+  if (!validPort(port)) {
+    return Error{"KUBERNETES_SERVICE_PORT=\"" + port + "\" is not a port number (1-65535)"};
+  }
+  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+
+  ClusterConfig cfg;
+  cfg.server = "https://" + host + ":" + port;
+
+  cfg.token_file = sa_dir + "/token";
+  auto token = readFileContents(cfg.token_file);
+  if (!token) {
+    return Error{"service-account token: " + token.error().message +
+                 "; the pod has no service-account token mounted (automountServiceAccountToken: "
+                 "false?): mount one, or pass --kubeconfig"};
+  }
+  if (trimmed(*token).empty()) {
+    return Error{"service-account token " + cfg.token_file + " is empty; check the token mount"};
+  }
+
+  const std::string ca_path = sa_dir + "/ca.crt";
+  auto ca = readFileContents(ca_path);
+  if (!ca) {
+    return Error{"service-account CA: " + ca.error().message +
+                 "; the API server cannot be verified without it: check the service-account "
+                 "volume, or pass --kubeconfig"};
+  }
+  auto certs = parseCertificates(*ca, ca_path);
+  if (!certs) return certs.error();
+  cfg.ca_pem = std::move(ca).value();
+
+  // The namespace file is optional here: the agent's --namespace may name it instead.
+  if (auto ns = readFileContents(sa_dir + "/namespace")) cfg.namespace_name = trimmed(*ns);
+  return cfg;
+}
+
+}  // namespace tsk::k8s

@@ -1,0 +1,233 @@
+// SecretStore and ConfigMapStore: get, create, and a strategic-merge PATCH of `data` that names
+// only the changed keys, so keys written by others (tailscaled's own state) are left alone.
+#include <nlohmann/json.hpp>
+
+#include "k8s/base64.h"
+#include "k8s/client.h"
+#include "k8s/errors.h"
+
+namespace tsk::k8s {
+namespace {
+
+using json = nlohmann::json;
+
+enum class Kind { Secret, ConfigMap };
+
+// Percent-encodes a path segment or query value (names are DNS labels, so this is defensive).
+std::string escaped(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+  return out;
+}
+
+bool isSuccess(int status) {
+  return status >= 200 && status < 300;
+}
+
+class KubeObjectStore final : public ObjectStore {
+ public:
+  KubeObjectStore(ApiClient& api, Kind kind, std::string ns, std::string name)
+      : api_(api),
+        kind_(kind),
+        ns_(std::move(ns)),
+        name_(std::move(name)),
+        resource_(kind == Kind::Secret ? "secrets" : "configmaps") {}
+
+  Result<std::optional<ObjectData>> get() override {
+    auto resp = api_.request("GET", objectPath(), resource_);
+    if (!resp) return prefixed("get", resp.error());
+    if (resp->status == 404) return std::optional<ObjectData>();
+    if (!isSuccess(resp->status)) return failure("get", *resp);
+    return decodeObject(resp->body);
+  }
+
+  Status create(const std::map<std::string, std::string>& data) override {
+    auto body = createBody(data);
+    if (!body) return body.error();
+    auto resp = api_.request("POST", collectionPath() + fieldManagerQuery(), resource_, *body,
+                             "application/json");
+    if (!resp) return prefixed("create", resp.error());
+    if (isSuccess(resp->status)) return {};
+    if (resp->status == 409) {
+      return Error{describe() + " already exists (create answered 409 AlreadyExists)", 409};
+    }
+    if (resp->status == 404) {
+      return Error{"cannot create " + describe() + ": namespace \"" + ns_ +
+                       "\" does not exist (Kubernetes said: " + kubernetesMessage(resp->body) +
+                       "); create the namespace or fix --namespace",
+                   404};
+    }
+    return failure("create", *resp);
+  }
+
+  Status patch(const DataChanges& changes, bool create_if_missing) override {
+    if (changes.empty()) return {};
+    auto body = patchBody(changes);
+    if (!body) return body.error();
+    auto first = sendPatch(*body);
+    if (!first) return first.error();
+    if (first->status != 404) return patchOutcome(*first);
+    if (!create_if_missing) return missingObjectError(ref());
+
+    std::map<std::string, std::string> initial;
+    for (const auto& [key, value] : changes) {
+      if (value) initial.emplace(key, *value);
+    }
+    auto created = create(initial);
+    if (created) return {};
+    if (created.error().code != 409) return created;
+    // Someone else created it between our PATCH and POST: patch the object that now exists.
+    auto second = sendPatch(*body);
+    if (!second) return second.error();
+    return patchOutcome(*second);
+  }
+
+  std::string describe() const override {
+    return singularKind(resource_) + " " + ns_ + "/" + name_;
+  }
+
+ private:
+  ObjectRef ref() const { return ObjectRef{resource_, ns_, name_}; }
+  std::string collectionPath() const {
+    return "/api/v1/namespaces/" + escaped(ns_) + "/" + resource_;
+  }
+  std::string objectPath() const { return collectionPath() + "/" + escaped(name_); }
+  std::string fieldManagerQuery() const {
+    return "?fieldManager=" + escaped(api_.options().field_manager);
+  }
+
+  Result<HttpResponse> sendPatch(const std::string& body) {
+    auto resp = api_.request("PATCH", objectPath() + fieldManagerQuery(), resource_, body,
+                             "application/strategic-merge-patch+json");
+    if (!resp) return prefixed("patch", resp.error());
+    return resp;
+  }
+
+  Status patchOutcome(const HttpResponse& resp) const {
+    if (isSuccess(resp.status)) return {};
+    if (resp.status == 404) return Error{describe() + " disappeared while being patched", 404};
+    return failure("patch", resp);
+  }
+
+  Error failure(std::string_view verb, const HttpResponse& resp) const {
+    return responseError(verb, ref(), resp.status, resp.body, resp.attempts,
+                         api_.config().token_file);
+  }
+
+  // Transport and configuration errors already say what failed; add which object it was for.
+  Error prefixed(std::string_view verb, const Error& e) const {
+    return Error{"cannot " + std::string(verb) + " " + describe() + ": " + e.message, e.code};
+  }
+
+  // A value as it goes into `data`: base64 for a Secret, the text itself for a ConfigMap.
+  Result<json> encodeValue(const std::string& key, const std::string& value) const {
+    if (kind_ == Kind::Secret) return json(base64Encode(value));
+    json text(value);
+    try {
+      (void)text.dump();
+    } catch (const json::type_error&) {
+      return Error{describe() + ": the value for key \"" + key +
+                   "\" is not valid UTF-8; ConfigMap data holds text only (use a Secret)"};
+    }
+    return text;
+  }
+
+  Result<std::string> patchBody(const DataChanges& changes) const {
+    json data = json::object();
+    for (const auto& [key, value] : changes) {
+      if (!value) {
+        data[key] = nullptr;  // strategic merge: null deletes the key
+        continue;
+      }
+      auto encoded = encodeValue(key, *value);
+      if (!encoded) return encoded.error();
+      data[key] = std::move(encoded).value();
+    }
+    return json{{"data", std::move(data)}}.dump();
+  }
+
+  Result<std::string> createBody(const std::map<std::string, std::string>& values) const {
+    json data = json::object();
+    for (const auto& [key, value] : values) {
+      auto encoded = encodeValue(key, value);
+      if (!encoded) return encoded.error();
+      data[key] = std::move(encoded).value();
+    }
+    json object = {{"apiVersion", "v1"},
+                   {"kind", kind_ == Kind::Secret ? "Secret" : "ConfigMap"},
+                   {"metadata", {{"name", name_}, {"namespace", ns_}}}};
+    if (kind_ == Kind::Secret) object["type"] = "Opaque";
+    if (!data.empty()) object["data"] = std::move(data);
+    return object.dump();
+  }
+
+  Result<std::optional<ObjectData>> decodeObject(const std::string& body) const {
+    const json object = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (!object.is_object()) {
+      return Error{"get " + describe() + ": the API server's answer is not a JSON object"};
+    }
+    ObjectData out;
+    if (auto meta = object.find("metadata"); meta != object.end() && meta->is_object()) {
+      if (auto rv = meta->find("resourceVersion"); rv != meta->end() && rv->is_string()) {
+        out.resource_version = rv->get<std::string>();
+      }
+    }
+    auto status = decodeMap(object, "data", kind_ == Kind::Secret, out.data);
+    if (!status) return status.error();
+    if (kind_ == Kind::ConfigMap) {
+      status = decodeMap(object, "binaryData", /*base64=*/true, out.data);
+      if (!status) return status.error();
+    }
+    return std::optional<ObjectData>(std::move(out));
+  }
+
+  Status decodeMap(const json& object, const char* field, bool base64,
+                   std::map<std::string, std::string>& out) const {
+    auto it = object.find(field);
+    if (it == object.end() || it->is_null()) return {};
+    if (!it->is_object()) return Error{"get " + describe() + ": `" + field + "` is not a map"};
+    for (const auto& [key, value] : it->items()) {
+      if (!value.is_string()) {
+        return Error{"get " + describe() + ": " + field + "[\"" + key + "\"] is not a string"};
+      }
+      if (!base64) {
+        out[key] = value.get<std::string>();
+        continue;
+      }
+      auto decoded = base64Decode(value.get_ref<const std::string&>());
+      if (!decoded) {
+        return Error{"get " + describe() + ": " + field + "[\"" + key + "\"] is not valid base64"};
+      }
+      out[key] = std::move(*decoded);
+    }
+    return {};
+  }
+
+  ApiClient& api_;
+  const Kind kind_;
+  const std::string ns_;
+  const std::string name_;
+  const std::string resource_;
+};
+
+}  // namespace
+
+std::unique_ptr<ObjectStore> makeSecretStore(ApiClient& api, std::string ns, std::string name) {
+  return std::make_unique<KubeObjectStore>(api, Kind::Secret, std::move(ns), std::move(name));
+}
+
+std::unique_ptr<ObjectStore> makeConfigMapStore(ApiClient& api, std::string ns, std::string name) {
+  return std::make_unique<KubeObjectStore>(api, Kind::ConfigMap, std::move(ns), std::move(name));
+}
+
+}  // namespace tsk::k8s

@@ -1,0 +1,67 @@
+#include "k8s/token_source.h"
+
+#include "k8s/read_file.h"
+
+namespace tsk::k8s {
+namespace {
+
+std::string trimmed(const std::string& s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  const auto last = s.find_last_not_of(" \t\r\n");
+  return s.substr(first, last - first + 1);
+}
+
+}  // namespace
+
+TokenSource::TokenSource(std::string static_token, std::string token_file,
+                         std::chrono::seconds refresh, Clock& clock, Logger& log)
+    : static_token_(std::move(static_token)),
+      token_file_(std::move(token_file)),
+      refresh_(refresh),
+      clock_(clock),
+      log_(log) {}
+
+Result<std::string> TokenSource::readTokenFile() const {
+  auto content = readFileContents(token_file_);
+  if (!content) {
+    return Error{"bearer token: " + content.error().message +
+                 "; check that the service-account token is mounted (or the kubeconfig tokenFile "
+                 "path is right)"};
+  }
+  std::string token = trimmed(*content);
+  if (token.empty()) {
+    return Error{"bearer token file " + token_file_ +
+                 " is empty; check the service-account token mount (or the kubeconfig tokenFile)"};
+  }
+  return token;
+}
+
+Result<std::string> TokenSource::token() {
+  if (token_file_.empty()) return static_token_;
+  std::lock_guard lock(mu_);
+  const auto now = clock_.monotonicNow();
+  if (cached_ && !stale_ && now - read_at_ < refresh_) return *cached_;
+  auto fresh = readTokenFile();
+  if (!fresh) {
+    if (!cached_) return fresh.error();
+    log_.warn("cannot re-read the bearer token file; keeping the previous token",
+              {{"file", token_file_}, {"error", fresh.error().message}});
+    read_at_ = now;  // try again after the next refresh period, not on every request
+    stale_ = false;
+    return *cached_;
+  }
+  if (cached_ && *cached_ != *fresh)
+    log_.info("bearer token file changed", {{"file", token_file_}});
+  cached_ = std::move(fresh).value();
+  read_at_ = now;
+  stale_ = false;
+  return *cached_;
+}
+
+void TokenSource::invalidate() {
+  std::lock_guard lock(mu_);
+  stale_ = true;
+}
+
+}  // namespace tsk::k8s

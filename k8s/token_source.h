@@ -1,0 +1,50 @@
+#pragma once
+// TokenSource: the bearer token for API requests. A static token (kubeconfig `token`) never
+// changes; a token file (service-account `token`, kubeconfig `tokenFile`) is re-read at most every
+// `refresh` and at once after invalidate() (the client calls it on a 401), because kubelet
+// rotates bound tokens in place. If a later re-read fails, the last good token is kept and a
+// warning is logged. Thread-safe. Token values are never logged.
+//
+//   TokenSource tokens(cfg.token, cfg.token_file, 60s, clock, log);
+//   auto token = tokens.token();        // "" when no bearer auth is configured
+//   if (status == 401 && tokens.refreshable()) tokens.invalidate();
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/result.h"
+
+namespace tsk::k8s {
+
+class TokenSource {
+ public:
+  // A non-empty `token_file` takes precedence over `static_token` (as in client-go).
+  TokenSource(std::string static_token, std::string token_file, std::chrono::seconds refresh,
+              Clock& clock, Logger& log);
+
+  // The current token; an Error only if the file has never been read successfully.
+  Result<std::string> token();
+  // The next token() re-reads the file.
+  void invalidate();
+  // True when a token file backs this source (so a 401 may be cured by re-reading it).
+  bool refreshable() const { return !token_file_.empty(); }
+  const std::string& tokenFile() const { return token_file_; }
+
+ private:
+  Result<std::string> readTokenFile() const;
+
+  const std::string static_token_;
+  const std::string token_file_;
+  const std::chrono::seconds refresh_;
+  Clock& clock_;
+  Logger& log_;
+  std::mutex mu_;
+  std::optional<std::string> cached_;
+  Clock::Monotonic read_at_{};
+  bool stale_ = true;
+};
+
+}  // namespace tsk::k8s
