@@ -168,7 +168,7 @@ class KubeconfigParser {
                           "use-context NAME`");
       }
       context_name = **current;
-      context_ref = root["current-context"];
+      context_ref.reset(root["current-context"]);  // reset: `=` would overwrite root itself
       context_ref_field = "current-context";
     }
     auto context =
