@@ -126,7 +126,7 @@ fetch_source() {
   fi
   ensure_deb_src
   mkdir -p "$dl"
-  if ! ls "$dl"/kubernetes_*.dsc >/dev/null 2>&1; then
+  if ! compgen -G "$dl/kubernetes_*.dsc" >/dev/null; then
     log "downloading the kubernetes source package"
     (cd "$dl" && apt-get source --download-only kubernetes >>"$CACHE/build.log" 2>&1) ||
       die "apt-get source --download-only kubernetes failed (see $CACHE/build.log)"
@@ -134,8 +134,8 @@ fetch_source() {
   log "unpacking the source package"
   rm -rf "$CACHE/src"
   mkdir -p "$CACHE/src"
-  local dsc
-  dsc=$(ls "$dl"/kubernetes_*.dsc | head -n1)
+  local dscs=("$dl"/kubernetes_*.dsc)
+  local dsc="${dscs[0]}"
   dpkg-source -x "$dsc" "$tree.partial" >>"$CACHE/build.log" 2>&1 ||
     die "dpkg-source -x $dsc failed (see $CACHE/build.log)"
   mv "$tree.partial" "$tree"

@@ -55,7 +55,11 @@ cleanup_on_failure() {
   local pid
   for pid in $APISERVER_PID $ETCD_PID; do kill -KILL "$pid" 2>/dev/null || true; done
 }
-trap 'status=$?; if [[ $status -ne 0 ]]; then cleanup_on_failure; fi' EXIT
+on_exit() {
+  local status=$?
+  if [[ $status -ne 0 ]]; then cleanup_on_failure; fi
+}
+trap on_exit EXIT
 
 # --- certificates and tokens ------------------------------------------------------------------
 PKI="$DIR/pki"
@@ -95,12 +99,12 @@ port_is_free() {
   if command -v ss >/dev/null; then
     [[ -z "$(ss -Htan "sport = :$1" 2>/dev/null)" ]]
   else
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 1; fi
   fi
 }
 pick_port() {
-  local p i
-  for i in $(seq 1 200); do
+  local p
+  for _ in $(seq 1 200); do
     p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
     if port_is_free "$p"; then
       echo "$p"
