@@ -32,6 +32,15 @@ SelfNode mergeGaps(const std::optional<SelfNode>& old, SelfNode next) {
   return next;
 }
 
+// Whether `next` says something new about the node, beyond filling gaps `old` had (an integer
+// ID or Online that the other message kind does not carry).
+bool identityDiffers(const SelfNode& old, const SelfNode& next) {
+  SelfNode filled = old;
+  if (filled.node_id == 0) filled.node_id = next.node_id;
+  if (!filled.online) filled.online = next.online;
+  return !(filled == next);
+}
+
 }  // namespace
 
 NodeStateReducer::NodeStateReducer(Logger& log, ReducerOptions opts)
@@ -69,9 +78,7 @@ bool NodeStateReducer::apply(const Notify& n) {
     changed = true;
   }
   if (n.self_change) {
-    const bool self_changed = applySelf(*n.self_change);
-    if (self_changed) ++self_changes_;
-    changed |= self_changed;
+    changed |= applySelf(*n.self_change);
   }
   if (opts_.track_peers &&
       (n.kinds & (kKindPeersChanged | kKindPeersRemoved | kKindPeerPatch)) != 0) {
@@ -109,6 +116,7 @@ bool NodeStateReducer::applyInitialStatus(const InitialStatus& st,
 bool NodeStateReducer::applySelf(const SelfNode& self) {
   SelfNode next = mergeGaps(state_.self, self);
   if (state_.self && *state_.self == next) return false;
+  if (!state_.self || identityDiffers(*state_.self, next)) ++self_changes_;
   state_.self = std::move(next);
   return true;
 }

@@ -68,7 +68,8 @@ class NodeStateReducer {
   bool onLineAborted();
 
   const NodeState& state() const { return state_; }
-  // SelfChange/InitialStatus.Self values that differed from the previous self node.
+  // SelfChange messages that changed the self node's identity (not counting the integer ID or
+  // Online that one message kind lacks and the other fills in; spec §4.3).
   uint64_t selfChanges() const { return self_changes_; }
   const PeerTracker& peers() const { return peers_; }
 

@@ -3,7 +3,8 @@
 // '\n'-terminated line). Feed it bytes as they arrive, split anywhere; it yields one
 // NotifyHandler::onNotify per line. Memory stays below a small constant however long a line is:
 // no whole-line buffer and no DOM. Subtrees the agent does not need (Prefs, Engine, NetMap,
-// Health, every PeerStatus field but NodeID/Online, ...) are skipped byte by byte.
+// Health, every PeerStatus field but NodeID/Online, ...) are skipped without being copied, but
+// still validated: a malformed line is reported (onMalformed) and the next line parses normally.
 //
 //   MyHandler h;
 //   NotifyParser p(h, {.track_peers = false, .max_line_bytes = 1 << 30});
@@ -12,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "watcher/events.h"
@@ -33,13 +36,19 @@ class NotifyParser {
   void feed(std::string_view bytes);
   // Drops a partial line (a truncated stream). Returns true if one was dropped.
   bool reset();
-  // The most bytes of heap the parser held at once (scratch strings, stack): the figure the
-  // bounded-memory test checks.
+  // The most bytes of heap the parser held at once (its state, scratch strings, the Notify being
+  // built): the figure the bounded-memory test checks. Independent of line length: kept strings
+  // are capped at 4 KiB and kept arrays (self addresses, tags) at 64 items.
   size_t highWaterBytes() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Parses the body of GET /localapi/v0/status (an ipnstate.Status, indented or not) with the
+// same rules as Notify.InitialStatus. For StartMode::StatusFetch (spec §11.2 option B). Returns
+// nullopt and sets `error` when the body is not a valid Status object.
+std::optional<InitialStatus> parseStatusJson(std::string_view body, std::string* error = nullptr);
 
 }  // namespace tsk::watcher

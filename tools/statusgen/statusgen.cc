@@ -31,7 +31,9 @@ uint64_t peerHash(uint64_t index, uint64_t seed, uint64_t salt) {
 // is null, for the one-string variants).
 class Out {
  public:
-  explicit Out(const Sink* sink) : sink_(sink) { buf_.reserve(kFlushBytes + 8192); }
+  explicit Out(const Sink* sink) : sink_(sink) {
+    if (sink_) buf_.reserve(kFlushBytes + 8192);  // small strings (peerAt) stay small
+  }
   Out& lit(std::string_view s) {
     buf_.append(s);
     return *this;

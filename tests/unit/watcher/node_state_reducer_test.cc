@@ -1,0 +1,306 @@
+#include "watcher/node_state_reducer.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "tests/unit/watcher/notify_test_support.h"
+#include "tools/statusgen/statusgen.h"
+#include "watcher/notify_parser.h"
+
+namespace tsk::watcher {
+namespace {
+
+using testing::fixtureFile;
+using testing::fixtureLines;
+
+// Parser -> reducer, as the watcher wires them; records whether each line changed NodeState.
+class Pipeline final : public NotifyHandler {
+ public:
+  explicit Pipeline(bool track, Logger& log = Logger::null())
+      : reducer(log, {.track_peers = track}), parser(*this, {.track_peers = track}) {}
+
+  bool feed(std::string_view bytes) {
+    changed = false;
+    parser.feed(bytes);
+    return changed;
+  }
+  const NodeState& state() const { return reducer.state(); }
+
+  void onNotify(const Notify& n) override { changed |= reducer.apply(n); }
+  void onMalformed(std::string_view, size_t) override { ++malformed; }
+  void onOversized(size_t) override {}
+  void onInitialStatusBegin() override { reducer.onInitialStatusBegin(); }
+  void onInitialPeer(std::optional<int64_t> id, bool online) override {
+    reducer.onInitialPeer(id, online);
+  }
+  void onPeerUpsert(int64_t id, std::optional<bool> online) override {
+    reducer.onPeerUpsert(id, online);
+  }
+  void onPeerRemoved(int64_t id) override { reducer.onPeerRemoved(id); }
+  void onPeerPatch(int64_t id, std::optional<bool> online) override {
+    reducer.onPeerPatch(id, online);
+  }
+  void onLineAborted() override { changed |= reducer.onLineAborted(); }
+
+  NodeStateReducer reducer;
+  NotifyParser parser;
+  bool changed = false;
+  int malformed = 0;
+};
+
+// Runs `body` with a Logger writing into a string, and returns what was logged.
+template <typename Body>
+std::string capturedLog(Body&& body) {
+  char* buf = nullptr;
+  size_t len = 0;
+  std::FILE* f = open_memstream(&buf, &len);
+  {
+    Logger log(f);
+    body(log);
+  }
+  std::fclose(f);
+  std::string out(buf, len);
+  std::free(buf);
+  return out;
+}
+
+size_t occurrences(const std::string& hay, const std::string& needle) {
+  size_t count = 0;
+  for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+TEST(NodeStateReducer, InitialStatusSetsEverything) {
+  Pipeline p(false);
+  EXPECT_TRUE(p.reducer.onConnected("1.99.0"));
+  EXPECT_TRUE(p.feed(fixtureFile("01-initial-status.jsonl")));
+  const NodeState& s = p.state();
+  EXPECT_TRUE(s.connected);
+  EXPECT_TRUE(s.synced);
+  EXPECT_EQ(s.state, BackendState::Running);
+  ASSERT_TRUE(s.self);
+  EXPECT_EQ(s.self->stable_id, "nSdcr7Qx2CNTRL");
+  EXPECT_EQ(s.self->name, "demo-sidecar-0.tail3f9a2c.ts.net.");
+  EXPECT_EQ(s.tailnet_name, "example.com");
+  EXPECT_EQ(s.magic_dns_suffix, "tail3f9a2c.ts.net");
+  EXPECT_EQ(s.daemon_version, "1.99.0");  // the header wins over Notify.Version
+  EXPECT_EQ(s.peers_total, 3u);
+  EXPECT_EQ(s.peers_online, 2u);
+  EXPECT_TRUE(s.peers_known);
+}
+
+TEST(NodeStateReducer, RepeatedSelfChangeChangesNothingAndRenameChangesOnlyTheName) {
+  Pipeline p(false);
+  p.reducer.onConnected("1.103.0");
+  p.feed(fixtureFile("08-initial-status-head.jsonl"));
+  const auto lines = fixtureLines("02-selfchange.jsonl");
+  const SelfNode before = *p.state().self;
+  // Line 1 repeats the identity of 08 (as a Node: no Online, which the PeerStatus had).
+  EXPECT_FALSE(p.feed(lines[0]));
+  EXPECT_FALSE(p.feed(lines[0]));
+  EXPECT_EQ(p.reducer.selfChanges(), 0u);
+  EXPECT_TRUE(p.feed(lines[1]));
+  EXPECT_EQ(p.reducer.selfChanges(), 1u);
+  SelfNode expected = before;
+  expected.name = "demo-sidecar-renamed.tail3f9a2c.ts.net.";
+  EXPECT_EQ(*p.state().self, expected);
+}
+
+TEST(NodeStateReducer, SelfChangeAfterATEraInitialStatusOnlyAddsTheNodeId) {
+  Pipeline p(false);
+  p.reducer.onConnected("");
+  p.feed(fixtureFile("01-initial-status.jsonl"));
+  const auto lines = fixtureLines("02-selfchange.jsonl");
+  SelfNode expected = *p.state().self;
+  expected.node_id = 4815162342001;        // the Node carries the integer ID the T PeerStatus lacks
+  EXPECT_TRUE(p.feed(lines[0]));           // NodeState learnt the ID...
+  EXPECT_EQ(p.reducer.selfChanges(), 0u);  // ...but the identity did not change
+  EXPECT_EQ(*p.state().self, expected);
+  EXPECT_FALSE(p.feed(lines[0]));
+  // A reconnect's InitialStatus (again without NodeID) does not forget it.
+  p.reducer.onDisconnected();
+  p.reducer.onConnected("");
+  p.feed(fixtureFile("01-initial-status.jsonl"));
+  EXPECT_EQ(p.state().self->node_id, 4815162342001);
+  EXPECT_EQ(p.state().daemon_version, "1.99.0-t5e1f0a9c2-g7b3d2e8f1");  // from Notify.Version
+}
+
+TEST(NodeStateReducer, StateLinesFollowTheTransitions) {
+  Pipeline p(false);
+  std::vector<BackendState> seen;
+  for (const auto& line : fixtureLines("03-state-change.jsonl")) {
+    EXPECT_TRUE(p.feed(line));
+    seen.push_back(p.state().state);
+  }
+  EXPECT_EQ(seen, (std::vector<BackendState>{BackendState::Stopped, BackendState::Starting,
+                                             BackendState::Running}));
+  EXPECT_FALSE(p.feed(fixtureLines("03-state-change.jsonl")[2]));  // Running again: no change
+}
+
+TEST(NodeStateReducer, HeadInitialStatusTakesStateFromBackendState) {
+  Pipeline p(false);
+  p.feed(statusgen::stateLine(2));
+  p.feed(fixtureFile("08-initial-status-head.jsonl"));
+  EXPECT_EQ(p.state().state, BackendState::Running);
+  EXPECT_EQ(p.state().self->node_id, 4815162342001);
+}
+
+TEST(NodeStateReducer, BackgroundLinesChangeNothing) {
+  Pipeline p(false);
+  p.feed(fixtureFile("01-initial-status.jsonl"));
+  for (const char* name : {"04-peers-changed-removed.jsonl", "05-health-only.jsonl"}) {
+    for (const auto& line : fixtureLines(name)) EXPECT_FALSE(p.feed(line)) << name;
+  }
+  const auto noise = fixtureLines("07-background-noise.jsonl");
+  EXPECT_FALSE(p.feed(noise[0]));
+  EXPECT_FALSE(p.feed(noise[1]));
+  EXPECT_EQ(p.state().self->name, "demo-sidecar-0.tail3f9a2c.ts.net.");
+}
+
+TEST(NodeStateReducer, InitialStatusReplacesEverythingOnResync) {
+  Pipeline p(false);
+  p.reducer.onConnected("");
+  p.feed(fixtureFile("01-initial-status.jsonl"));
+  p.feed(fixtureLines("02-selfchange.jsonl")[1]);  // renamed
+  p.feed(statusgen::stateLine(4));
+  EXPECT_TRUE(p.reducer.onDisconnected());
+  EXPECT_FALSE(p.state().connected);
+  EXPECT_FALSE(p.state().synced);
+  EXPECT_TRUE(p.state().self);  // identity is not forgotten while disconnected
+  p.reducer.onConnected("");
+  statusgen::InitialStatusOptions o;
+  o.peers = 5;
+  o.self.name = "other.tail3f9a2c.ts.net.";
+  EXPECT_TRUE(p.feed(statusgen::initialStatusLine(o)));
+  EXPECT_TRUE(p.state().synced);
+  EXPECT_EQ(p.state().state, BackendState::Running);
+  EXPECT_EQ(p.state().self->name, "other.tail3f9a2c.ts.net.");
+  EXPECT_EQ(p.state().peers_total, 5u);
+}
+
+TEST(NodeStateReducer, KeyExpiryRoundedToTheSecondIsNotAChange) {
+  NodeStateReducer r(Logger::null());
+  Notify initial;
+  initial.initial_status.emplace();
+  SelfNode rounded;
+  rounded.stable_id = "n1";
+  rounded.key_expiry = "2026-07-08T12:00:41Z";
+  initial.initial_status->self = rounded;
+  EXPECT_TRUE(r.apply(initial));
+  Notify change;
+  SelfNode precise = rounded;
+  precise.node_id = 7;
+  precise.key_expiry = "2026-07-08T12:00:41.250Z";
+  change.self_change = precise;
+  EXPECT_TRUE(r.apply(change));  // the node ID is new information
+  EXPECT_EQ(r.state().self->key_expiry, "2026-07-08T12:00:41Z");
+  EXPECT_FALSE(r.apply(change));
+  change.self_change->key_expiry = "2026-08-08T12:00:41Z";
+  EXPECT_TRUE(r.apply(change));
+  EXPECT_EQ(r.selfChanges(), 1u);  // learning the node ID was not an identity change
+}
+
+TEST(NodeStateReducer, TrackedPeerDeltasMoveTheCounts) {
+  Pipeline p(true);
+  statusgen::InitialStatusOptions o;
+  o.peers = 100;
+  o.online_fraction = 0.0;
+  p.feed(statusgen::initialStatusLine(o));
+  EXPECT_EQ(p.state().peers_total, 100u);
+  EXPECT_EQ(p.state().peers_online, 0u);
+
+  statusgen::PeerNode fresh = statusgen::peerAt(1000);
+  fresh.online = true;
+  EXPECT_TRUE(p.feed(statusgen::peersChangedLine(fresh)));  // a new ID adds one
+  EXPECT_EQ(p.state().peers_total, 101u);
+  EXPECT_EQ(p.state().peers_online, 1u);
+  EXPECT_FALSE(p.feed(statusgen::peersChangedLine(fresh)));  // a known ID replaces
+  EXPECT_EQ(p.state().peers_total, 101u);
+
+  const int64_t known = statusgen::peerAt(3).node_id;
+  EXPECT_TRUE(p.feed(statusgen::peerPatchLine(known, true)));
+  EXPECT_EQ(p.state().peers_online, 2u);
+  EXPECT_TRUE(p.feed(statusgen::peerPatchLine(known, false)));
+  EXPECT_EQ(p.state().peers_online, 1u);
+  EXPECT_FALSE(p.feed(statusgen::peerPatchLine(424242, true)));  // unknown: ignored
+
+  const int64_t gone[] = {known, 424242};  // only the known one is removed
+  EXPECT_TRUE(p.feed(statusgen::peersRemovedLine(gone)));
+  EXPECT_EQ(p.state().peers_total, 100u);
+  EXPECT_FALSE(p.feed(statusgen::peersRemovedLine(gone)));
+  EXPECT_EQ(p.state().peers_total, 100u);
+  EXPECT_EQ(p.reducer.peers().unknownRemovals(), 3u);
+
+  o.peers = 10;  // resync from a new InitialStatus
+  EXPECT_TRUE(p.feed(statusgen::initialStatusLine(o)));
+  EXPECT_EQ(p.state().peers_total, 10u);
+  EXPECT_EQ(p.state().peers_online, 0u);
+}
+
+TEST(NodeStateReducer, HeadPeerDeltaFixtureAfterHeadInitialStatus) {
+  Pipeline p(true);
+  p.reducer.onConnected("1.103.0");  // the fixtures mix daemon versions; pin it
+  p.feed(fixtureFile("08-initial-status-head.jsonl"));
+  const uint64_t total = p.state().peers_total;
+  const uint64_t online = p.state().peers_online;
+  ASSERT_EQ(total, 3u);
+  ASSERT_EQ(online, 2u);
+  // 04 line 2 adds carol (online) and removes the CI runner 5512345678901 (online in 08).
+  EXPECT_FALSE(p.feed(fixtureLines("04-peers-changed-removed.jsonl")[1]));
+  EXPECT_EQ(p.state().peers_total, 3u);
+  EXPECT_EQ(p.state().peers_online, 2u);
+  EXPECT_EQ(p.reducer.peers().unknownRemovals(), 0u);
+  // 04 line 3: alice (2718281828459, online in 08) goes offline, as a full Node.
+  EXPECT_TRUE(p.feed(fixtureLines("04-peers-changed-removed.jsonl")[2]));
+  EXPECT_EQ(p.state().peers_total, 3u);
+  EXPECT_EQ(p.state().peers_online, 1u);
+}
+
+TEST(NodeStateReducer, TEraDaemonIsSaidOnceAndCountsStaySane) {
+  const std::string log = capturedLog([](Logger& logger) {
+    Pipeline p(true, logger);
+    p.feed(fixtureFile("01-initial-status.jsonl"));  // 3 peers, no NodeID
+    EXPECT_EQ(p.state().peers_total, 3u);
+    EXPECT_FALSE(p.reducer.peers().exact());
+    for (const auto& line : fixtureLines("04-peers-changed-removed.jsonl")) p.feed(line);
+    p.feed(fixtureFile("01-initial-status.jsonl"));  // a reconnect: no second warning
+    for (int i = 0; i < 10; ++i) {
+      const int64_t ids[] = {100 + i};
+      p.feed(statusgen::peersRemovedLine(ids));
+      p.feed(statusgen::peerPatchLine(200 + i, false));
+    }
+    EXPECT_EQ(p.state().peers_total, 0u);  // never below zero
+    EXPECT_EQ(p.state().peers_online, 0u);
+  });
+  EXPECT_EQ(occurrences(log, "no peer NodeID"), 1u) << log;
+  EXPECT_NE(log.find("WARN"), std::string::npos) << log;
+}
+
+TEST(NodeStateReducer, AbortedInitialStatusMakesPeerCountsUnknown) {
+  Pipeline p(true);
+  p.feed(fixtureFile("08-initial-status-head.jsonl"));
+  EXPECT_TRUE(p.state().peers_known);
+  const std::string line = fixtureFile("08-initial-status-head.jsonl");
+  EXPECT_TRUE(p.feed(line.substr(0, line.size() - 10) + "\n"));  // truncated, then a newline
+  EXPECT_EQ(p.malformed, 1);
+  EXPECT_FALSE(p.state().peers_known);
+  EXPECT_TRUE(p.feed(line));
+  EXPECT_TRUE(p.state().peers_known);
+}
+
+TEST(NodeStateReducer, WithoutTrackingCountsComeFromTheInitialStatus) {
+  Pipeline p(false);
+  p.feed(fixtureFile("08-initial-status-head.jsonl"));
+  const uint64_t total = p.state().peers_total;
+  for (const auto& line : fixtureLines("04-peers-changed-removed.jsonl")) p.feed(line);
+  EXPECT_EQ(p.state().peers_total, total);
+}
+
+}  // namespace
+}  // namespace tsk::watcher
