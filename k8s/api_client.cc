@@ -186,6 +186,7 @@ Status ApiClient::Impl::setUp() {
     }
   }
   http->set_keep_alive(true);
+  http->set_tcp_nodelay(true);  // headers and body go out as separate writes: no Nagle delay
   http->set_connection_timeout(opts.connect_timeout);
   http->set_read_timeout(opts.request_timeout);
   http->set_write_timeout(opts.request_timeout);
