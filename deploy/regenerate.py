@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Regenerates the files of deploy/ that are copies of another, after you change the original:
+
+  deploy/kustomize/base/*.yaml                      <- the Helm chart's defaults
+  deploy/helm/ts-kube-agent/files/prometheus-rules.yaml,
+  deploy/prometheus/prometheusrule.yaml             <- deploy/prometheus/ts-kube-agent.rules.yaml
+  the sidecar snippet in deploy/helm/ts-kube-agent/README.md <- the chart's agent container
+
+    deploy/regenerate.py --helm-render <build>/tools/helm-render/helm-render
+
+(build helm-render with `cmake --build <build> --target helm-render`). The deploy tests fail
+with a difference whenever one of these is stale. Python 3 standard library only.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+
+DEPLOY = os.path.dirname(os.path.abspath(__file__))
+CHART = os.path.join(DEPLOY, "helm", "ts-kube-agent")
+BASE = os.path.join(DEPLOY, "kustomize", "base")
+RULES = os.path.join(DEPLOY, "prometheus", "ts-kube-agent.rules.yaml")
+
+BASE_FILES = {  # chart template -> (base file, header comment)
+    "serviceaccount.yaml": ("serviceaccount.yaml",
+                            "# The service account the pod runs as; both Roles are bound to it."),
+    "targets.yaml": ("secret.yaml",
+                     "# The Secret the agent publishes into (and tailscaled keeps its state in), "
+                     "pre-created empty\n# so the agent's Role needs no \"create\" verb."),
+    "role.yaml": ("role.yaml",
+                  "# The agent's Role: get and patch on exactly the target Secret, by name."),
+    "tailscaled-rbac.yaml": ("tailscaled-rbac.yaml",
+                             "# tailscaled (containerboot) keeps its node state in the same "
+                             "Secret: get, update, patch."),
+    "service.yaml": ("service.yaml",
+                     "# The metrics Service: the agent's admin port (/metrics, /livez, /readyz, "
+                     "/healthz)."),
+    "deployment.yaml": ("deployment.yaml",
+                        "# tailscaled and the agent as native sidecars (Kubernetes >= 1.29; for "
+                        "older clusters add\n# the ../components/regular-sidecar component), "
+                        "sharing the LocalAPI socket through an\n# emptyDir, beside a placeholder "
+                        "application container."),
+}
+GENERATED = ("# Generated from the Helm chart's defaults (release \"ts-kube-agent\") by "
+             "deploy/regenerate.py;\n# the deploy tests check that this base and the chart "
+             "stay equal.\n")
+HELM_ONLY = ("helm.sh/chart", "app.kubernetes.io/managed-by")
+
+
+def render(helm_render, *args):
+    return subprocess.run([helm_render, "--name", "ts-kube-agent", "--namespace", "default"]
+                          + list(args) + [CHART], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    print("wrote", os.path.relpath(path, os.path.dirname(DEPLOY)))
+
+
+def kustomize_base(helm_render):
+    files = {}
+    for doc in render(helm_render).split("---\n# Source: ")[1:]:
+        source, body = doc.split("\n", 1)
+        name, header = BASE_FILES[source.rsplit("/", 1)[1]]
+        body = "\n".join(l for l in body.split("\n") if not any(k in l for k in HELM_ONLY))
+        files.setdefault(name, (header, []))[1].append(body.strip() + "\n")
+    for name, (header, bodies) in files.items():
+        write(os.path.join(BASE, name), header + "\n" + GENERATED + "---\n".join(bodies))
+
+
+def rules_copies():
+    with open(RULES) as f:
+        rules = f.read()
+    groups = rules[rules.index("groups:"):]
+    write(os.path.join(CHART, "files", "prometheus-rules.yaml"),
+          "# A copy of deploy/prometheus/ts-kube-agent.rules.yaml (the chart cannot read files "
+          "outside\n# its directory); tests/integration/deploy checks the two are equal.\n"
+          + groups)
+    indented = "".join(("  " + l if l.strip() else l) for l in groups.splitlines(True))
+    write(os.path.join(DEPLOY, "prometheus", "prometheusrule.yaml"), """\
+# The alerts of ts-kube-agent.rules.yaml as a PrometheusRule (Prometheus Operator); a test keeps
+# the two equal. The Helm chart creates the same object with metrics.prometheusRule.enabled.
+#   kubectl -n <namespace> apply -f deploy/prometheus/prometheusrule.yaml
+# Add the label your Prometheus selects rules by (ruleSelector), e.g. release: prometheus.
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: ts-kube-agent
+  labels:
+    app.kubernetes.io/name: ts-kube-agent
+spec:
+""" + indented)
+
+
+def readme_snippet(helm_render):
+    out = render(helm_render, "--show-only", "templates/deployment.yaml")
+    m = re.search(r"^        - name: ts-kube-agent\n.*?(?=^      containers:)", out, re.M | re.S)
+    container = "".join(l[6:] + "\n" for l in m[0].splitlines())
+    path = os.path.join(CHART, "README.md")
+    with open(path) as f:
+        readme = f.read()
+    readme, n = re.subn(r"(# ts-kube-agent sidecar snippet[^\n]*\ninitContainers:\n).*?(?=volumes:\n)",
+                        lambda mm: mm[1] + container, readme, flags=re.S)
+    if n != 1:
+        raise SystemExit("README.md: the '# ts-kube-agent sidecar snippet' block is missing")
+    write(path, readme)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--helm-render", default=os.environ.get("TSK_HELM_RENDER", "helm-render"))
+    args = ap.parse_args()
+    kustomize_base(args.helm_render)
+    rules_copies()
+    readme_snippet(args.helm_render)
+
+
+if __name__ == "__main__":
+    main()

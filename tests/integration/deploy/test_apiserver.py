@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""The manifests against a real kube-apiserver (v1.20.2, scripts/real-apiserver, started by the
+real_apiserver ctest fixture): the chart's and the kustomize base's objects are created in a
+fresh namespace with kubectl's strict validation, then the RBAC is exercised for real with the
+service account's own token: patch of the named Secret allowed, anything else forbidden.
+
+v1.20 predates native sidecars (Kubernetes 1.29): it knows no Container.restartPolicy and
+forbids probes on init containers, so for the native rendering the sidecars are validated as the
+regular containers they were before 1.29 (as_v1_20_pod); everything else is checked as is.
+ServiceMonitor/PrometheusRule need the Prometheus Operator's CRDs: not here."""
+
+import base64
+import json
+import os
+import secrets
+import unittest
+
+from deploylib import (KUSTOMIZE_DIR, read_text, SKIP, helm_render, main, objects, run, tool,
+                       yaml_to_json)
+
+
+def read_env():
+    path = os.environ.get("TSK_REAL_APISERVER_ENV", "")
+    if not path or not os.path.exists(path):
+        print(f"SKIP: no real API server env file ({path!r}); run through ctest, which starts "
+              "it (real_apiserver fixture)")
+        raise SystemExit(SKIP)
+    env = {}
+    for line in read_text(path).splitlines():
+        k, _, v = line.strip().partition("=")
+        env[k] = v
+    return env
+
+
+def as_v1_20_pod(objs):
+    """Native sidecars (init containers with restartPolicy Always, probes allowed) as the
+    regular containers v1.20 knows, so that every one of their fields is still validated."""
+    for o in objs:
+        if o["kind"] != "Deployment":
+            continue
+        spec = o["spec"]["template"]["spec"]
+        sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy")]
+        for c in sidecars:
+            c.pop("restartPolicy")
+        spec["initContainers"] = [c for c in spec.get("initContainers") or [] if c not in sidecars]
+        if not spec["initContainers"]:
+            del spec["initContainers"]
+        spec["containers"] = sidecars + spec["containers"]
+    return objs
+
+
+class RealApiServer(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.kubectl_bin = tool("TSK_KUBECTL", "kubectl")
+        cls.env = read_env()
+        cls.kubeconfig = cls.env["TSK_APISERVER_KUBECONFIG"]
+
+    def kubectl(self, *args, stdin=None, check=True, kubeconfig=None):
+        return run([self.kubectl_bin, "--kubeconfig", kubeconfig or self.kubeconfig,
+                    "--request-timeout=30s"] + list(args), stdin=stdin, check=check)
+
+    def fresh_namespace(self):
+        ns = "deploy-" + secrets.token_hex(4)
+        self.kubectl("create", "namespace", ns)
+        return ns
+
+    def create(self, ns, objs):
+        """Creates the objects with strict client-side validation against the server's schema."""
+        stream = json.dumps({"apiVersion": "v1", "kind": "List", "items": objs})
+        p = self.kubectl("create", "--validate=strict", "-n", ns, "-f", "-", stdin=stream,
+                         check=False)
+        self.assertEqual(p.returncode, 0, p.stderr + p.stdout)
+        return p.stdout
+
+    def assert_rbac(self, ns, sa, secret):
+        """Authorization as the service account: only get/patch of the named Secret."""
+        who = f"system:serviceaccount:{ns}:{sa}"
+
+        def can(verb, resource):
+            p = self.kubectl("auth", "can-i", verb, resource, "-n", ns, "--as", who, check=False)
+            return p.stdout.strip() == "yes"
+
+        self.assertTrue(can("get", f"secrets/{secret}"))
+        self.assertTrue(can("patch", f"secrets/{secret}"))
+        for verb, resource in (("patch", "secrets/someone-else"), ("get", "secrets/someone-else"),
+                               ("delete", f"secrets/{secret}"), ("list", "secrets"),
+                               ("get", "configmaps/x"), ("patch", "pods/x")):
+            self.assertFalse(can(verb, resource), f"{verb} {resource}")
+
+    def patch_as_service_account(self, ns, sa, secret):
+        token = self.kubectl("create", "token", sa, "-n", ns, "--duration=10m").stdout.strip()
+        kubeconfig = os.path.join(self.env["TSK_APISERVER_DIR"], f"sa-{ns}.kubeconfig")
+        with open(kubeconfig, "w") as f:
+            json.dump({
+                "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+                "clusters": [{"name": "c", "cluster": {
+                    "server": self.env["TSK_APISERVER_URL"],
+                    "certificate-authority": self.env["TSK_APISERVER_CA"]}}],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa",
+                                                        "namespace": ns}}]}, f)
+        patch = json.dumps({"data": {"device_fqdn": base64.b64encode(b"x.ts.net.").decode()}})
+        self.kubectl("patch", "secret", secret, "--type=strategic", "-p", patch,
+                     kubeconfig=kubeconfig)
+        got = self.kubectl("get", "secret", secret, "-o", "jsonpath={.data.device_fqdn}",
+                           kubeconfig=kubeconfig).stdout
+        self.assertEqual(base64.b64decode(got), b"x.ts.net.")
+        self.kubectl("create", "secret", "generic", "other", "-n", ns)
+        denied = self.kubectl("patch", "secret", "other", "--type=strategic", "-p", patch,
+                              kubeconfig=kubeconfig, check=False)
+        self.assertNotEqual(denied.returncode, 0)
+        self.assertIn("forbidden", denied.stderr)
+        os.unlink(kubeconfig)
+
+    def test_validation_is_strict_an_unknown_field_is_rejected(self):
+        ns = self.fresh_namespace()
+        objs = objects(helm_render(name="rel", namespace=ns, kube="1.28.0"))
+        d = [o for o in objs if o["kind"] == "Deployment"][0]
+        sc = d["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+        sc["readOnlyRootFileSystem"] = True  # the classic typo
+        stream = json.dumps({"apiVersion": "v1", "kind": "List", "items": [d]})
+        p = self.kubectl("create", "--validate=strict", "-n", ns, "-f", "-", stdin=stream,
+                         check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("readOnlyRootFileSystem", p.stderr)
+
+    def test_chart_regular_sidecar_objects_are_accepted_and_rbac_holds(self):
+        ns = self.fresh_namespace()
+        objs = objects(helm_render(name="rel", namespace=ns, kube="1.28.0"))
+        self.create(ns, objs)
+        self.assert_rbac(ns, "rel-ts-kube-agent", "rel-ts-kube-agent")
+        self.patch_as_service_account(ns, "rel-ts-kube-agent", "rel-ts-kube-agent")
+
+    def test_chart_native_sidecar_objects_are_accepted(self):
+        ns = self.fresh_namespace()
+        objs = as_v1_20_pod(objects(helm_render(name="rel", namespace=ns)))
+        self.create(ns, objs)
+
+    def test_chart_configmap_and_create_combination_is_accepted(self):
+        ns = self.fresh_namespace()
+        objs = objects(helm_render(name="rel", namespace=ns, kube="1.28.0", values={
+            "targets.configMap.enabled": "true", "targets.secret.create": "false",
+            "targets.secret.keys": "{device_id,device_fqdn}"}))
+        self.create(ns, objs)
+        who = f"system:serviceaccount:{ns}:rel-ts-kube-agent"
+        for verb, resource, want in (("create", "secrets", "yes"),
+                                     ("patch", "configmaps/rel-ts-kube-agent", "yes"),
+                                     ("patch", "configmaps/other", "no")):
+            p = self.kubectl("auth", "can-i", verb, resource, "-n", ns, "--as", who, check=False)
+            self.assertEqual(p.stdout.strip(), want, f"{verb} {resource}")
+
+    def test_kustomize_base_is_accepted_and_rbac_holds(self):
+        ns = self.fresh_namespace()
+        rendered = self.kubectl("kustomize", KUSTOMIZE_DIR).stdout
+        objs = as_v1_20_pod(yaml_to_json(rendered, is_text=True))
+        for o in objs:
+            for s in o.get("subjects") or []:
+                s["namespace"] = ns  # what an overlay's `namespace:` does
+        self.create(ns, objs)
+        self.assert_rbac(ns, "ts-kube-agent", "ts-kube-agent")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,557 @@
+#!/usr/bin/env python3
+"""The Helm chart, rendered by helm-render (Go text/template + sprig, as Helm does) for the
+defaults and the main value combinations; the rendered objects are checked field by field."""
+
+import os
+import re
+import shutil
+import tempfile
+import unittest
+
+import k8s_schema
+from deploylib import (AGENT_CONTAINER, CHART_DIR, SOURCE_DIR, STANDARD_LABELS,
+                       agent_container_problems, container, env_of, find, helm_render,
+                       helm_render_yaml, main, objects, one, pod_spec, read_text,
+                       restricted_violations, run, selector_matches, tool, yaml_to_json)
+
+MONITORING = "monitoring.coreos.com/v1"
+FULLNAME = "rel-ts-kube-agent"  # release "rel", chart "ts-kube-agent"
+
+
+def render(**kw):
+    return objects(helm_render(**kw))
+
+
+def agent_role(objs):
+    return one(objs, "Role", FULLNAME)
+
+
+def rules_by_resource(role):
+    out = {}
+    for r in role["rules"]:
+        for res in r["resources"]:
+            out.setdefault(res, []).append(r)
+    return out
+
+
+class Defaults(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.objs = render()
+
+    def test_renders_the_expected_objects(self):
+        kinds = sorted(o["kind"] for o in self.objs)
+        self.assertEqual(kinds, ["Deployment", "Role", "Role", "RoleBinding", "RoleBinding",
+                                 "Secret", "Service", "ServiceAccount"])
+
+    def test_agent_role_grants_only_get_and_patch_on_the_named_secret(self):
+        self.assertEqual(agent_role(self.objs)["rules"], [{
+            "apiGroups": [""], "resources": ["secrets"], "resourceNames": [FULLNAME],
+            "verbs": ["get", "patch"]}])
+
+    def test_role_binding_binds_the_role_to_the_service_account(self):
+        rb = one(self.objs, "RoleBinding", FULLNAME)
+        sa = one(self.objs, "ServiceAccount")
+        self.assertEqual(rb["roleRef"], {"apiGroup": "rbac.authorization.k8s.io",
+                                         "kind": "Role", "name": FULLNAME})
+        self.assertEqual(rb["subjects"], [{"kind": "ServiceAccount",
+                                           "name": sa["metadata"]["name"], "namespace": "ns1"}])
+        spec = pod_spec(one(self.objs, "Deployment"))
+        self.assertEqual(spec["serviceAccountName"], sa["metadata"]["name"])
+
+    def test_precreated_secret_carries_no_data(self):
+        secret = one(self.objs, "Secret", FULLNAME)
+        self.assertNotIn("data", secret)
+        self.assertNotIn("stringData", secret)
+        self.assertEqual(secret["type"], "Opaque")
+
+    def test_agent_container_is_restricted_with_probes_on_the_admin_port(self):
+        spec = pod_spec(one(self.objs, "Deployment"))
+        self.assertEqual(agent_container_problems(container(spec, AGENT_CONTAINER)), [])
+
+    def test_whole_pod_passes_the_restricted_pod_security_standard(self):
+        self.assertEqual(restricted_violations(pod_spec(one(self.objs, "Deployment"))), [])
+
+    def test_agent_and_tailscaled_share_the_socket_through_an_emptydir(self):
+        spec = pod_spec(one(self.objs, "Deployment"))
+        agent, ts = container(spec, AGENT_CONTAINER), container(spec, "tailscaled")
+        self.assertEqual(env_of(agent)["TS_SOCKET"], "/var/run/tailscale/tailscaled.sock")
+        self.assertEqual(env_of(ts)["TS_SOCKET"], env_of(agent)["TS_SOCKET"])
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for c in (agent, ts):
+            mounts = [m for m in c["volumeMounts"] if m["mountPath"] == "/var/run/tailscale"]
+            self.assertEqual(len(mounts), 1, c["name"])
+            self.assertEqual(volumes[mounts[0]["name"]], {"name": mounts[0]["name"],
+                                                          "emptyDir": {}})
+        self.assertTrue([m for m in agent["volumeMounts"] if m.get("readOnly")])
+
+    def test_agent_publishes_into_the_secret_tailscaled_keeps_its_state_in(self):
+        spec = pod_spec(one(self.objs, "Deployment"))
+        agent_env = env_of(container(spec, AGENT_CONTAINER))
+        self.assertEqual(agent_env["TS_KUBE_SECRET"], FULLNAME)
+        self.assertEqual(agent_env["TS_KUBE_CONFIGMAP"], "")
+        self.assertEqual(agent_env["TS_KUBE_CREATE_OBJECTS"], "false")
+        self.assertEqual(agent_env["POD_UID"], {"fieldRef": {"fieldPath": "metadata.uid"}})
+        self.assertEqual(agent_env["POD_NAMESPACE"],
+                         {"fieldRef": {"fieldPath": "metadata.namespace"}})
+        self.assertEqual(env_of(container(spec, "tailscaled"))["TS_KUBE_SECRET"], FULLNAME)
+        ts_role = one(self.objs, "Role", FULLNAME + "-tailscaled")
+        self.assertEqual(ts_role["rules"], [{
+            "apiGroups": [""], "resources": ["secrets"], "resourceNames": [FULLNAME],
+            "verbs": ["get", "update", "patch"]}])
+
+    def test_image_tag_defaults_to_the_app_version(self):
+        spec = pod_spec(one(self.objs, "Deployment"))
+        app_version = re.search(r'^appVersion:\s*"?([^"\n]+)"?',
+                                read_text(os.path.join(CHART_DIR, "Chart.yaml")), re.M)[1]
+        self.assertEqual(container(spec, AGENT_CONTAINER)["image"], f"ts-kube-agent:{app_version}")
+
+    def test_every_object_has_the_standard_consistent_labels(self):
+        for o in self.objs:
+            labels = o["metadata"].get("labels") or {}
+            for k in STANDARD_LABELS:
+                self.assertIn(k, labels, f"{o['kind']} {o['metadata']['name']}")
+            self.assertEqual(labels["app.kubernetes.io/instance"], "rel")
+            self.assertEqual(labels["app.kubernetes.io/name"], "ts-kube-agent")
+            self.assertEqual(labels["app.kubernetes.io/managed-by"], "Helm")
+            self.assertEqual(labels["helm.sh/chart"], "ts-kube-agent-0.1.0")
+
+    def test_selectors_pick_the_example_pods(self):
+        d = one(self.objs, "Deployment")
+        pod_labels = d["spec"]["template"]["metadata"]["labels"]
+        self.assertTrue(selector_matches(d["spec"]["selector"]["matchLabels"], pod_labels))
+        svc = one(self.objs, "Service")
+        self.assertTrue(selector_matches(svc["spec"]["selector"], pod_labels))
+        self.assertEqual(svc["spec"]["ports"], [{"name": "metrics", "port": 9002,
+                                                 "targetPort": 9002, "protocol": "TCP"}])
+
+    def test_one_replica_replaced_not_rolled(self):
+        d = one(self.objs, "Deployment")
+        self.assertEqual(d["spec"]["replicas"], 1)
+        self.assertEqual(d["spec"]["strategy"], {"type": "Recreate"})
+
+
+class SidecarPlacement(unittest.TestCase):
+    def placement(self, kube, mode=None):
+        values = {"sidecar.mode": mode} if mode else {}
+        spec = pod_spec(one(render(kube=kube, values=values), "Deployment"))
+        init = [c["name"] for c in spec.get("initContainers") or []]
+        regular = [c["name"] for c in spec["containers"]]
+        return spec, init, regular
+
+    def assert_native(self, spec, init, regular):
+        self.assertEqual(init, ["tailscaled", AGENT_CONTAINER], "agent after tailscaled")
+        self.assertEqual(regular, ["app"])
+        for c in spec["initContainers"]:
+            self.assertEqual(c.get("restartPolicy"), "Always", c["name"])
+
+    def assert_regular(self, spec, init, regular):
+        self.assertEqual(init, [])
+        self.assertEqual(regular, ["tailscaled", AGENT_CONTAINER, "app"])
+        for c in spec["containers"]:
+            self.assertNotIn("restartPolicy", c)
+
+    def test_native_sidecar_on_1_30(self):
+        self.assert_native(*self.placement("1.30.0"))
+
+    def test_native_sidecar_on_1_29(self):
+        self.assert_native(*self.placement("v1.29.0"))
+
+    def test_regular_container_on_1_28(self):
+        self.assert_regular(*self.placement("1.28.9"))
+
+    def test_force_native_on_1_28(self):
+        self.assert_native(*self.placement("1.28.0", "native"))
+
+    def test_force_regular_on_1_30(self):
+        self.assert_regular(*self.placement("1.30.0", "regular"))
+
+    def test_both_placements_keep_the_agent_restricted(self):
+        for kube in ("1.28.0", "1.30.0"):
+            spec = self.placement(kube)[0]
+            self.assertEqual(agent_container_problems(container(spec, AGENT_CONTAINER)), [])
+            self.assertEqual(restricted_violations(spec), [])
+
+    def test_without_the_app_tailscaled_is_the_main_container(self):
+        objs = render(values={"deployment.app.enabled": "false"})
+        spec = pod_spec(one(objs, "Deployment"))
+        self.assertEqual([c["name"] for c in spec["initContainers"]], [AGENT_CONTAINER])
+        self.assertEqual([c["name"] for c in spec["containers"]], ["tailscaled"])
+
+    def test_unknown_mode_is_an_error_naming_the_value(self):
+        p = helm_render(values={"sidecar.mode": "sometimes"}, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('sidecar.mode must be auto, native or regular, not "sometimes"', p.stderr)
+
+
+class Targets(unittest.TestCase):
+    def test_configmap_only(self):
+        objs = render(values={"targets.secret.enabled": "false",
+                              "targets.configMap.enabled": "true"})
+        rules = rules_by_resource(agent_role(objs))
+        self.assertEqual(list(rules), ["configmaps"])
+        self.assertEqual(rules["configmaps"], [{
+            "apiGroups": [""], "resources": ["configmaps"], "resourceNames": [FULLNAME],
+            "verbs": ["get", "patch"]}])
+        self.assertEqual(find(objs, "Secret"), [])
+        self.assertEqual(len(find(objs, "ConfigMap", FULLNAME)), 1)
+        spec = pod_spec(one(objs, "Deployment"))
+        env = env_of(container(spec, AGENT_CONTAINER))
+        self.assertEqual(env["TS_KUBE_SECRET"], "")
+        self.assertEqual(env["TS_KUBE_CONFIGMAP"], FULLNAME)
+        # tailscaled still needs a state Secret; nobody pre-creates it, so it may create it.
+        state = env_of(container(spec, "tailscaled"))["TS_KUBE_SECRET"]
+        self.assertEqual(state, FULLNAME + "-state")
+        ts_rules = one(objs, "Role", FULLNAME + "-tailscaled")["rules"]
+        self.assertIn({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+                      ts_rules)
+
+    def test_secret_and_configmap_with_custom_names(self):
+        objs = render(values={"targets.secret.name": "node-identity",
+                              "targets.configMap.enabled": "true",
+                              "targets.configMap.name": "node-identity-public"})
+        rules = rules_by_resource(agent_role(objs))
+        self.assertEqual(rules["secrets"][0]["resourceNames"], ["node-identity"])
+        self.assertEqual(rules["configmaps"][0]["resourceNames"], ["node-identity-public"])
+        for r in agent_role(objs)["rules"]:
+            self.assertEqual(r["verbs"], ["get", "patch"])
+        self.assertEqual(len(find(objs, "Secret", "node-identity")), 1)
+        self.assertEqual(len(find(objs, "ConfigMap", "node-identity-public")), 1)
+        env = env_of(container(pod_spec(one(objs, "Deployment")), AGENT_CONTAINER))
+        self.assertEqual((env["TS_KUBE_SECRET"], env["TS_KUBE_CONFIGMAP"]),
+                         ("node-identity", "node-identity-public"))
+
+    def test_not_precreated_adds_create_without_resource_names(self):
+        objs = render(values={"targets.secret.create": "false"})
+        role = agent_role(objs)
+        self.assertEqual(role["rules"], [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [FULLNAME],
+             "verbs": ["get", "patch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}])
+        self.assertEqual(find(objs, "Secret"), [])
+        env = env_of(container(pod_spec(one(objs, "Deployment")), AGENT_CONTAINER))
+        self.assertEqual(env["TS_KUBE_CREATE_OBJECTS"], "true")
+
+    def test_allow_create_off_keeps_the_role_to_get_and_patch(self):
+        objs = render(values={"targets.secret.create": "false", "rbac.allowCreate": "false"})
+        self.assertEqual([r["verbs"] for r in agent_role(objs)["rules"]], [["get", "patch"]])
+        env = env_of(container(pod_spec(one(objs, "Deployment")), AGENT_CONTAINER))
+        self.assertEqual(env["TS_KUBE_CREATE_OBJECTS"], "false")
+
+    def test_verbs_are_minimal_in_every_combination(self):
+        combos = [{}, {"targets.configMap.enabled": "true"},
+                  {"targets.secret.enabled": "false", "targets.configMap.enabled": "true",
+                   "targets.configMap.create": "false"},
+                  {"targets.secret.create": "false", "targets.configMap.enabled": "true"}]
+        for values in combos:
+            for r in agent_role(render(values=values))["rules"]:
+                if r["verbs"] == ["create"]:
+                    self.assertNotIn("resourceNames", r, values)
+                else:
+                    self.assertEqual(r["verbs"], ["get", "patch"], values)
+                    self.assertEqual(len(r["resourceNames"]), 1, values)
+
+    def test_no_target_is_an_error_saying_what_to_enable(self):
+        p = helm_render(values={"targets.secret.enabled": "false"}, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("enable targets.secret or targets.configMap", p.stderr)
+
+    def test_invalid_object_name_is_an_error(self):
+        p = helm_render(values={"targets.secret.name": "Not_Valid"}, check=False)
+        self.assertIn('targets.secret.name "Not_Valid" is not a valid object name', p.stderr)
+
+    def test_keep_on_uninstall_annotates_the_secret(self):
+        objs = render(values={"targets.secret.keepOnUninstall": "true"})
+        self.assertEqual(one(objs, "Secret")["metadata"]["annotations"],
+                         {"helm.sh/resource-policy": "keep"})
+
+    def test_key_sets_go_to_the_agent_config_file(self):
+        objs = render(values={"targets.secret.keys": "{device_id,device_fqdn,tags}",
+                              "config.publish-wait": "50ms:2s"})
+        cm = one(objs, "ConfigMap", FULLNAME + "-config")
+        cfg = yaml_to_json(cm["data"]["config.yaml"], is_text=True)[0]
+        self.assertEqual(cfg, {"secret-keys": ["device_id", "device_fqdn", "tags"],
+                               "publish-wait": "50ms:2s"})
+        spec = pod_spec(one(objs, "Deployment"))
+        agent = container(spec, AGENT_CONTAINER)
+        self.assertEqual(env_of(agent)["TS_AGENT_CONFIG"], "/etc/ts-kube-agent/config.yaml")
+        mount = [m for m in agent["volumeMounts"] if m["mountPath"] == "/etc/ts-kube-agent"][0]
+        volume = [v for v in spec["volumes"] if v["name"] == mount["name"]][0]
+        self.assertEqual(volume["configMap"]["name"], FULLNAME + "-config")
+        self.assertIn("checksum/config", one(objs, "Deployment")["spec"]["template"]
+                      ["metadata"]["annotations"])
+
+    def test_no_config_file_by_default(self):
+        objs = render()
+        self.assertEqual(find(objs, "ConfigMap"), [])
+        env = env_of(container(pod_spec(one(objs, "Deployment")), AGENT_CONTAINER))
+        self.assertNotIn("TS_AGENT_CONFIG", env)
+
+
+class Metrics(unittest.TestCase):
+    def test_service_monitor_when_enabled_and_the_api_exists(self):
+        objs = render(values={"metrics.serviceMonitor.enabled": "true",
+                              "metrics.serviceMonitor.labels.release": "prom"},
+                      apis=[MONITORING])
+        sm = one(objs, "ServiceMonitor")
+        svc = one(objs, "Service")
+        self.assertTrue(selector_matches(sm["spec"]["selector"]["matchLabels"],
+                                         svc["metadata"]["labels"]))
+        self.assertEqual(sm["metadata"]["labels"]["release"], "prom")
+        endpoint = sm["spec"]["endpoints"][0]
+        self.assertEqual((endpoint["port"], endpoint["path"], endpoint["interval"]),
+                         ("metrics", "/metrics", "30s"))
+        self.assertIn("metrics", [p["name"] for p in svc["spec"]["ports"]])
+        self.assertEqual(sm["spec"]["namespaceSelector"], {"matchNames": ["ns1"]})
+
+    def test_no_service_monitor_without_the_api_and_notes_say_why(self):
+        notes = os.path.join(tempfile.mkdtemp(), "NOTES.txt")
+        objs = objects(helm_render(values={"metrics.serviceMonitor.enabled": "true"},
+                                   notes_out=notes))
+        self.assertEqual(find(objs, "ServiceMonitor"), [])
+        self.assertIn("does not serve\nmonitoring.coreos.com/v1", read_text(notes))
+
+    def test_no_service_monitor_when_disabled(self):
+        self.assertEqual(find(render(apis=[MONITORING]), "ServiceMonitor"), [])
+
+    def test_prometheus_rule_carries_the_deploy_prometheus_rules(self):
+        objs = render(values={"metrics.prometheusRule.enabled": "true"}, apis=[MONITORING])
+        rule = one(objs, "PrometheusRule")
+        plain = yaml_to_json(os.path.join(SOURCE_DIR, "deploy", "prometheus",
+                                          "ts-kube-agent.rules.yaml"))[0]
+        self.assertEqual(rule["spec"], plain)
+        self.assertEqual(find(render(values={"metrics.prometheusRule.enabled": "true"}),
+                              "PrometheusRule"), [])
+
+    def test_custom_port_flows_to_probes_container_env_and_service(self):
+        objs = render(values={"metrics.port": "9102"})
+        agent = container(pod_spec(one(objs, "Deployment")), AGENT_CONTAINER)
+        self.assertEqual(agent_container_problems(agent, port=9102), [])
+        self.assertEqual(env_of(agent)["TS_LOCAL_ADDR_PORT"], "[::]:9102")
+        self.assertEqual(one(objs, "Service")["spec"]["ports"][0]["targetPort"], 9102)
+
+    def test_bad_port_is_an_error(self):
+        p = helm_render(values={"metrics.port": "70000"}, check=False)
+        self.assertIn("metrics.port must be 1..65535", p.stderr)
+
+
+class Notes(unittest.TestCase):
+    def test_notes_say_how_to_check_it_worked(self):
+        notes = os.path.join(tempfile.mkdtemp(), "NOTES.txt")
+        helm_render(values={"targets.configMap.enabled": "true"}, notes_out=notes)
+        text = read_text(notes)
+        for want in ("Secret    ns1/rel-ts-kube-agent", "ConfigMap ns1/rel-ts-kube-agent",
+                     "rollout status deployment/rel-ts-kube-agent", "/readyz",
+                     "get secret rel-ts-kube-agent -o jsonpath='{.data.device_fqdn}'"):
+            self.assertIn(want, text)
+
+
+class AppVersion(unittest.TestCase):
+    def test_chart_helper_and_cmake_agree_on_the_version(self):
+        chart = read_text(os.path.join(CHART_DIR, "Chart.yaml"))
+        helpers = read_text(os.path.join(CHART_DIR, "templates", "_helpers.tpl"))
+        cmake = read_text(os.path.join(SOURCE_DIR, "CMakeLists.txt"))
+        app = re.search(r'^appVersion:\s*"?([^"\n]+)"?', chart, re.M)[1]
+        helper = re.search(r'define "ts-kube-agent.defaultAppVersion" -}}\s*(\S+)\s*{{', helpers)[1]
+        project = re.search(r"project\(ts-kube-agent VERSION (\S+)", cmake)[1]
+        self.assertEqual((app, helper), (project, project))
+
+
+TINY_CHART = """apiVersion: v2
+name: myapp
+version: 1.0.0
+appVersion: "2.0"
+dependencies:
+  - name: ts-kube-agent
+    version: 0.1.0
+    repository: file://../ts-kube-agent
+"""
+
+TINY_VALUES = """ts-kube-agent:
+  deployment:
+    enabled: false
+  metrics:
+    service:
+      selector:
+        app: myapp
+"""
+
+# The user's own Deployment, written as the chart README documents it.
+TINY_DEPLOYMENT = """{{- $agent := dict "root" $ "values" (index .Values "ts-kube-agent") }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-myapp
+spec:
+  selector:
+    matchLabels:
+      app: myapp
+  template:
+    metadata:
+      labels:
+        app: myapp
+    spec:
+      serviceAccountName: {{ .Release.Name }}-ts-kube-agent
+      securityContext:
+        runAsNonRoot: true
+        seccompProfile:
+          type: RuntimeDefault
+      initContainers:
+        - name: tailscaled
+          image: tailscale/tailscale:stable
+          restartPolicy: Always
+          env:
+            - name: TS_SOCKET
+              value: /var/run/tailscale/tailscaled.sock
+          volumeMounts:
+            - name: tailscale-socket
+              mountPath: /var/run/tailscale
+        {{- include "ts-kube-agent.initContainers" $agent | nindent 8 }}
+      containers:
+        - name: web
+          image: nginx
+        {{- include "ts-kube-agent.containers" $agent | nindent 8 }}
+      volumes:
+        {{- include "ts-kube-agent.sidecarVolumes" $agent | nindent 8 }}
+"""
+
+
+class NamedSidecarTemplate(unittest.TestCase):
+    """The agent added to another chart's workload through the named templates, with the
+    ts-kube-agent chart as a dependency (charts/ts-kube-agent), as a user would."""
+
+    @classmethod
+    def setUpClass(cls):
+        tool("TSK_HELM_RENDER", "helm-render")
+        cls.dir = tempfile.mkdtemp(prefix="tiny-chart-")
+        os.makedirs(os.path.join(cls.dir, "templates"))
+        shutil.copytree(CHART_DIR, os.path.join(cls.dir, "charts", "ts-kube-agent"))
+        for name, text in (("Chart.yaml", TINY_CHART), ("values.yaml", TINY_VALUES),
+                           ("templates/deployment.yaml", TINY_DEPLOYMENT)):
+            with open(os.path.join(cls.dir, name), "w") as f:
+                f.write(text)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir)
+
+    def render(self, kube, *extra):
+        return helm_render(*extra, chart=self.dir, kube=kube)
+
+    def test_native_on_1_30_after_tailscaled(self):
+        objs = objects(self.render("1.30.0"))
+        spec = pod_spec(one(objs, "Deployment", "rel-myapp"))
+        self.assertEqual([c["name"] for c in spec["initContainers"]],
+                         ["tailscaled", AGENT_CONTAINER])
+        self.assertEqual([c["name"] for c in spec["containers"]], ["web"])
+        agent = container(spec, AGENT_CONTAINER)
+        self.assertEqual(agent["restartPolicy"], "Always")
+        self.assertEqual(agent_container_problems(agent), [])
+        self.assertEqual(agent["image"], "ts-kube-agent:0.1.0", "the agent's appVersion, "
+                         "not the parent chart's")
+
+    def test_regular_on_1_28(self):
+        spec = pod_spec(one(objects(self.render("1.28.0")), "Deployment", "rel-myapp"))
+        self.assertEqual([c["name"] for c in spec["containers"]], ["web", AGENT_CONTAINER])
+        self.assertNotIn("restartPolicy", container(spec, AGENT_CONTAINER))
+
+    def test_names_match_the_subchart_rbac_and_secret(self):
+        rendered = self.render("1.30.0")
+        objs = objects(rendered)
+        sources = {o["kind"] + "/" + o["metadata"]["name"]: s for s, o in rendered}
+        self.assertTrue(sources["Role/rel-ts-kube-agent"].startswith(
+            "myapp/charts/ts-kube-agent/templates/"))
+        spec = pod_spec(one(objs, "Deployment", "rel-myapp"))
+        env = env_of(container(spec, AGENT_CONTAINER))
+        role = one(objs, "Role", "rel-ts-kube-agent")
+        self.assertEqual(role["rules"][0]["resourceNames"], [env["TS_KUBE_SECRET"]])
+        self.assertEqual(len(find(objs, "Secret", env["TS_KUBE_SECRET"])), 1)
+        self.assertEqual(spec["serviceAccountName"],
+                         one(objs, "ServiceAccount")["metadata"]["name"])
+        self.assertEqual(spec["volumes"], [{"name": "tailscale-socket", "emptyDir": {}}])
+        svc = one(objs, "Service")
+        self.assertEqual(svc["spec"]["selector"], {"app": "myapp"})
+        self.assertEqual(find(objs, "Deployment", "rel-ts-kube-agent"), [],
+                         "the example Deployment stays off")
+
+    def test_values_set_through_the_parent_reach_the_sidecar(self):
+        objs = objects(self.render("1.30.0", "--set", "ts-kube-agent.trackPeers=true",
+                                   "--set", "ts-kube-agent.targets.secret.name=myapp-ts"))
+        env = env_of(container(pod_spec(one(objs, "Deployment", "rel-myapp")), AGENT_CONTAINER))
+        self.assertEqual((env["TS_TRACK_PEERS"], env["TS_KUBE_SECRET"]), ("true", "myapp-ts"))
+        self.assertEqual(one(objs, "Role", "rel-ts-kube-agent")["rules"][0]["resourceNames"],
+                         ["myapp-ts"])
+
+
+class ReadmeSnippet(unittest.TestCase):
+    """The README's copy-paste snippet is the container the chart renders (native mode)."""
+
+    def test_snippet_equals_the_rendered_sidecar(self):
+        readme = read_text(os.path.join(CHART_DIR, "README.md"))
+        m = re.search(r"```yaml\n(# ts-kube-agent sidecar snippet.*?)```", readme, re.S)
+        self.assertIsNotNone(m, "README.md lacks the '# ts-kube-agent sidecar snippet' block")
+        snippet = yaml_to_json(m[1], is_text=True)[0]
+        objs = objects(helm_render(name="ts-kube-agent", namespace="default"))
+        spec = pod_spec(one(objs, "Deployment"))
+        rendered = container(spec, AGENT_CONTAINER)
+        self.assertEqual(snippet["initContainers"], [rendered],
+                         "the README snippet is stale: run deploy/regenerate.py")
+        self.assertEqual(snippet["volumes"], [{"name": "tailscale-socket", "emptyDir": {}}])
+
+
+class FieldSchema(unittest.TestCase):
+    """Every object of every combination has only known fields of the right types (an env
+    value rendered as a bool, or a float label, would fail here)."""
+
+    COMBOS = [
+        ({}, "1.30.0"), ({}, "1.28.0"),
+        ({"targets.configMap.enabled": "true", "targets.secret.create": "false",
+          "metrics.serviceMonitor.enabled": "true", "metrics.prometheusRule.enabled": "true",
+          "targets.secret.keys": "{device_id}", "trackPeers": "true",
+          "deployment.tailscaled.hostname": "web", "deployment.tailscaled.extraArgs": "--ssh",
+          "image.digest": "sha256:" + "a" * 64, "image.tag": "1.0",
+          "extraEnv[0].name": "X", "extraEnv[0].value": "1"}, "1.30.0"),
+        ({"targets.secret.enabled": "false", "targets.configMap.enabled": "true",
+          "deployment.app.enabled": "false", "serviceAccount.create": "false",
+          "serviceAccount.name": "mine"}, "1.29.0"),
+    ]
+
+    def test_every_object_of_every_combination(self):
+        for values, kube in self.COMBOS:
+            for src, obj in helm_render(values=values, kube=kube, apis=[MONITORING]):
+                self.assertEqual(k8s_schema.validate(obj), [], f"{src} with {values}")
+
+    def test_labels_and_env_values_stay_strings_for_numeric_looking_values(self):
+        objs = render(values={"image.tag": "1.0"})
+        d = one(objs, "Deployment")
+        self.assertEqual(d["metadata"]["labels"]["app.kubernetes.io/version"], "1.0")
+        self.assertEqual(container(pod_spec(d), AGENT_CONTAINER)["image"], "ts-kube-agent:1.0")
+
+
+class Yamllint(unittest.TestCase):
+    def test_values_and_rendered_output_pass_yamllint(self):
+        yamllint = os.environ.get("TSK_YAMLLINT", "")
+        if not yamllint:
+            self.skipTest("yamllint not found; run scripts/install-deps.sh")
+        config = os.path.join(SOURCE_DIR, "deploy", ".yamllint")
+        run([yamllint, "--strict", "-c", config, os.path.join(CHART_DIR, "values.yaml")])
+        out_dir = tempfile.mkdtemp()
+        combos = {
+            "defaults": {},
+            "regular": {"sidecar.mode": "regular"},
+            "everything": {"targets.configMap.enabled": "true", "targets.secret.create": "false",
+                           "metrics.serviceMonitor.enabled": "true",
+                           "metrics.prometheusRule.enabled": "true",
+                           "targets.secret.keys": "{device_id}"},
+        }
+        for name, values in combos.items():
+            path = os.path.join(out_dir, name + ".yaml")
+            with open(path, "w") as f:
+                f.write(helm_render_yaml(values=values, apis=[MONITORING]))
+            p = run([yamllint, "--strict", "-c", config, path], check=False)
+            self.assertEqual(p.returncode, 0, f"{name}:\n{p.stdout}{p.stderr}")
+        shutil.rmtree(out_dir)
+
+
+if __name__ == "__main__":
+    main()
