@@ -142,6 +142,7 @@ BodyDecoder::State BodyDecoder::controlByte(char c) {
 
 BodyDecoder::State BodyDecoder::feed(std::string_view raw, const BodyCallback& on_bytes,
                                      size_t* consumed) {
+  if (state_ == State::Stopped) state_ = State::More;  // the reader paused; resume where it was
   size_t pos = 0;
   const auto deliver = [&](size_t n) {
     const std::string_view piece = raw.substr(pos, n);

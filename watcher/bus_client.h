@@ -58,7 +58,8 @@ struct BodyEnd {
   uint64_t bytes = 0;   // decoded body bytes handed to the callback
 };
 
-// Receives decoded body bytes. Return false to stop reading (BodyEndKind::Stopped).
+// Receives decoded body bytes. Return false to pause reading (BodyEndKind::Stopped); a later
+// readBody() resumes right after the bytes already handed over.
 using BodyCallback = std::function<bool(std::string_view)>;
 
 // BodyDecoder: the streaming HTTP/1.1 body decoder BusClient uses (exposed for tests). Feed it

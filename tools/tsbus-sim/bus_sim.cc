@@ -303,6 +303,9 @@ struct BusSim::Impl {
       conns.emplace(c->id, std::move(conn));
       c->thread = std::thread([this, c] {
         serveConnection(*c);
+        // The peer sees EOF now; the fd itself is closed when the connection is reaped, so a
+        // concurrent killAll() never touches a reused descriptor.
+        ::shutdown(c->fd.get(), SHUT_RDWR);
         c->done = true;
       });
     }

@@ -61,15 +61,15 @@ struct RestartOptions {
 
 // Identity changes for selfChange(); unset fields keep their value.
 struct IdentityUpdate {
-  std::optional<std::string> stable_id;
-  std::optional<int64_t> node_id;
-  std::optional<std::string> name;
-  std::optional<std::vector<std::string>> addresses;
-  std::optional<std::string> host_name;
-  std::optional<std::vector<std::string>> tags;
-  std::optional<int64_t> user_id;
-  std::optional<std::string> key_expiry;
-  std::optional<std::string> node_key;
+  std::optional<std::string> stable_id = std::nullopt;
+  std::optional<int64_t> node_id = std::nullopt;
+  std::optional<std::string> name = std::nullopt;
+  std::optional<std::vector<std::string>> addresses = std::nullopt;
+  std::optional<std::string> host_name = std::nullopt;
+  std::optional<std::vector<std::string>> tags = std::nullopt;
+  std::optional<int64_t> user_id = std::nullopt;
+  std::optional<std::string> key_expiry = std::nullopt;
+  std::optional<std::string> node_key = std::nullopt;
 };
 
 // Message kinds counted in SimStats::sent (names are the JSON keys of GET /stats).

@@ -1,0 +1,185 @@
+// BusClient against tsbus-sim (and bare sockets) over real unix sockets.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstring>
+#include <future>
+
+#include "tests/integration/watcher/test_support.h"
+#include "tools/statusgen/statusgen.h"
+#include "tools/tsbus-sim/bus_sim.h"
+#include "watcher/bus_client.h"
+#include "watcher/notify_parser.h"
+
+namespace tsk::watcher {
+namespace {
+
+using testing::eventually;
+using testing::readLines;
+using testing::TempDir;
+using tsbus_sim::BusSim;
+using tsbus_sim::SimOptions;
+
+bool contains(const std::string& s, std::string_view part) {
+  return s.find(part) != std::string::npos;
+}
+
+class BusClientTest : public ::testing::Test {
+ protected:
+  void startSim(uint64_t peers = 5, bool h_era = true) {
+    SimOptions o;
+    o.socket_path = dir_.file("tailscaled.sock");
+    o.peers = peers;
+    o.h_era = h_era;
+    sim_ = std::make_unique<BusSim>(o);
+    ASSERT_TRUE(sim_->start().ok());
+  }
+  BusClientOptions clientOptions() const {
+    BusClientOptions o;
+    o.socket_path = dir_.file("tailscaled.sock");
+    return o;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<BusSim> sim_;
+};
+
+TEST(BusClientRequest, IsExactlyWhatTailscaledExpects) {
+  EXPECT_EQ(BusClient::requestFor("/localapi/v0/watch-ipn-bus?mask=16384"),
+            "GET /localapi/v0/watch-ipn-bus?mask=16384 HTTP/1.1\r\n"
+            "Host: local-tailscaled.sock\r\n"
+            "Tailscale-Cap: 138\r\n\r\n");
+}
+
+TEST_F(BusClientTest, StreamsTheInitialStatusByteForByte) {
+  startSim(40);
+  BusClient client(clientOptions());
+  auto head = client.openWatch(16384);
+  ASSERT_TRUE(head.ok()) << head.error().message;
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->tailscale_version, statusgen::kVersionH);
+  EXPECT_EQ(head->content_type, "application/json");
+  const auto lines = readLines(client, 1);
+  ASSERT_EQ(lines.size(), 1u);
+  statusgen::InitialStatusOptions o;
+  o.peers = 40;
+  o.version = std::string(statusgen::kVersionH);
+  EXPECT_EQ(lines[0] + "\n", statusgen::initialStatusLine(o));
+}
+
+TEST_F(BusClientTest, ReportsABadMaskWithTheStatusAndBodyText) {
+  startSim();
+  BusClient client(clientOptions());
+  auto r =
+      client.get("/localapi/v0/watch-ipn-bus?mask=0x4000", [](std::string_view) { return true; });
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, 400);
+  EXPECT_TRUE(contains(r.error().message, "400 bad mask")) << r.error().message;
+}
+
+TEST_F(BusClientTest, ReportsARejectedMaskClearly) {
+  startSim();
+  BusClient client(clientOptions());
+  auto r = client.openWatch(256 | 16384);  // NotifyRateLimit with InitialStatus: H says no
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, 400);
+  EXPECT_TRUE(contains(r.error().message,
+                       "tailscaled rejected the watch request: 400 NotifyRateLimit is "
+                       "incompatible with new-style IPN bus subscription bits "
+                       "ipn.NotifyInitialStatus"))
+      << r.error().message;
+}
+
+TEST_F(BusClientTest, ReportsAccessDeniedWithAHint) {
+  startSim();
+  sim_->failWatches(403, "watch ipn bus access denied");
+  BusClient client(clientOptions());
+  auto r = client.openWatch(16384);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, 403);
+  EXPECT_TRUE(contains(r.error().message,
+                       "tailscaled rejected the watch request: 403 watch ipn bus access denied"))
+      << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, "allowed to read the LocalAPI")) << r.error().message;
+}
+
+TEST_F(BusClientTest, ReportsAMissingSocket) {
+  BusClient client(clientOptions());
+  auto r = client.openWatch(16384);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.error().message, "does not exist")) << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, dir_.file("tailscaled.sock"))) << r.error().message;
+}
+
+TEST_F(BusClientTest, ReportsARefusedConnection) {
+  // A socket file that nothing listens on: what a dying tailscaled leaves behind.
+  const std::string path = dir_.file("tailscaled.sock");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  BusClient client(clientOptions());
+  auto r = client.openWatch(16384);
+  ::close(fd);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.error().message, "connection refused")) << r.error().message;
+}
+
+TEST_F(BusClientTest, EndsTheSessionAtTheZeroChunkThoughTheConnectionStaysOpen) {
+  startSim();
+  BusClient client(clientOptions());
+  ASSERT_TRUE(client.openWatch(16384).ok());
+  ASSERT_EQ(readLines(client, 1).size(), 1u);  // the InitialStatus
+  sim_->flood(200);                            // more than the 128-slot queue
+  BodyEnd end;
+  const auto lines = readLines(client, 1000, &end);
+  EXPECT_EQ(end.kind, BodyEndKind::Complete) << end.message;
+  ASSERT_FALSE(lines.empty());
+  EXPECT_TRUE(contains(lines.back(), statusgen::kFellBehindMessage)) << lines.back();
+  EXPECT_EQ(sim_->stats().closed_slow, 1u);
+}
+
+TEST_F(BusClientTest, GetsTheStatusWithoutPeers) {
+  startSim(1000);
+  BusClient client(clientOptions());
+  std::string body;
+  auto head = client.get("/localapi/v0/status?peers=false", [&](std::string_view b) {
+    body.append(b);
+    return true;
+  });
+  ASSERT_TRUE(head.ok()) << head.error().message;
+  EXPECT_TRUE(contains(body, "\n\t\"BackendState\": \"Running\"")) << body.substr(0, 200);
+  std::string error;
+  const auto st = parseStatusJson(body, &error);
+  ASSERT_TRUE(st.has_value()) << error;
+  ASSERT_TRUE(st->self.has_value());
+  EXPECT_EQ(st->self->name, "demo-sidecar-0.tail3f9a2c.ts.net.");
+  EXPECT_EQ(st->peers_total, 0u);
+}
+
+TEST_F(BusClientTest, BoundsAOneShotBody) {
+  startSim(200);
+  BusClient client(clientOptions());
+  auto r = client.get(
+      "/localapi/v0/status", [](std::string_view) { return true; }, 10'000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.error().message, "larger than 10000 bytes")) << r.error().message;
+}
+
+TEST_F(BusClientTest, StopInterruptsABlockedRead) {
+  startSim();
+  BusClient client(clientOptions());
+  ASSERT_TRUE(client.openWatch(16384).ok());
+  ASSERT_EQ(readLines(client, 1).size(), 1u);
+  auto reading = std::async(std::launch::async,
+                            [&] { return client.readBody([](std::string_view) { return true; }); });
+  client.stop();  // whether readBody is already blocked or not, it must return
+  ASSERT_EQ(reading.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(reading.get().kind, BodyEndKind::Stopped);
+  EXPECT_FALSE(client.openWatch(16384).ok());  // stop() is permanent
+}
+
+}  // namespace
+}  // namespace tsk::watcher
