@@ -1,0 +1,520 @@
+#include "agent/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string_view>
+
+#ifndef TSK_VERSION
+#define TSK_VERSION "dev"
+#endif
+
+namespace tsk::agent {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A setter applies one textual value and returns "" on success, else what the option accepts.
+using Setter = std::function<std::string(AgentConfig&, const std::string&)>;
+
+struct OptionDef {
+  std::string_view name;  // flag without "--"; also the YAML key
+  std::string_view env;   // "" = no environment variable
+  std::string_view value_name;
+  std::string_view default_text;
+  std::string_view help;
+  bool is_bool = false;
+  bool empty_allowed = false;  // "" is a meaningful value (e.g. --secret= disables the Secret)
+  Setter set;
+};
+
+std::optional<bool> parseBool(std::string_view v) {
+  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+  return std::nullopt;
+}
+
+Setter stringSetter(std::string AgentConfig::*field) {
+  return [field](AgentConfig& c, const std::string& v) {
+    c.*field = v;
+    return std::string();
+  };
+}
+
+Setter pathSetter(std::string AgentConfig::*field) {
+  return [field](AgentConfig& c, const std::string& v) {
+    if (v.empty()) return std::string("a non-empty path");
+    c.*field = v;
+    return std::string();
+  };
+}
+
+Setter boolSetter(bool AgentConfig::*field) {
+  return [field](AgentConfig& c, const std::string& v) {
+    const auto b = parseBool(v);
+    if (!b) return std::string("true or false (also 1/0, yes/no, on/off)");
+    c.*field = *b;
+    return std::string();
+  };
+}
+
+Setter durationSetter(milliseconds AgentConfig::*field) {
+  return [field](AgentConfig& c, const std::string& v) {
+    auto d = parseDuration(v);
+    if (!d) return std::string("a duration like 10s, 500ms or 1m30s");
+    c.*field = *d;
+    return std::string();
+  };
+}
+
+// "64Mi", "1Gi", "4096", "512KiB".
+std::optional<uint64_t> parseSize(std::string_view v) {
+  uint64_t n = 0;
+  const auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || ptr == v.data()) return std::nullopt;
+  std::string_view unit(ptr, static_cast<size_t>(v.data() + v.size() - ptr));
+  if (unit.ends_with("B")) unit.remove_suffix(1);
+  static const std::map<std::string_view, uint64_t> kUnits = {
+      {"", 1},           {"K", 1000},        {"Ki", 1ull << 10},
+      {"M", 1000'000},   {"Mi", 1ull << 20}, {"G", 1000'000'000},
+      {"Gi", 1ull << 30}};
+  const auto it = kUnits.find(unit);
+  if (it == kUnits.end()) return std::nullopt;
+  if (n > UINT64_MAX / it->second) return std::nullopt;
+  return n * it->second;
+}
+
+const std::vector<OptionDef>& options() {
+  static const std::vector<OptionDef> kOptions = {
+      {"socket", "TS_SOCKET", "PATH", "/var/run/tailscale/tailscaled.sock",
+       "tailscaled's LocalAPI unix socket.", false, false, pathSetter(&AgentConfig::socket)},
+      {"secret", "TS_KUBE_SECRET", "NAME", "tailscale",
+       "Secret to publish the identity into; empty: no Secret target.", false, true,
+       stringSetter(&AgentConfig::secret)},
+      {"configmap", "TS_KUBE_CONFIGMAP", "NAME", "none",
+       "ConfigMap to publish the identity into; empty: no ConfigMap target.", false, true,
+       stringSetter(&AgentConfig::configmap)},
+      {"namespace", "POD_NAMESPACE", "NS", "the service account's, or the kubeconfig context's",
+       "Namespace of the Secret and ConfigMap.", false, true,
+       stringSetter(&AgentConfig::namespace_name)},
+      {"kubeconfig", "KUBECONFIG", "PATH", "none: in-cluster service account",
+       "kubeconfig file for running outside a cluster (first entry of a ':' list).", false, true,
+       [](AgentConfig& c, const std::string& v) {
+         c.kubeconfig = v.substr(0, v.find(':'));
+         return std::string();
+       }},
+      {"context", "TS_KUBE_CONTEXT", "NAME", "the kubeconfig's current-context",
+       "kubeconfig context to use.", false, true, stringSetter(&AgentConfig::kube_context)},
+      {"admin-addr", "TS_LOCAL_ADDR_PORT", "HOST:PORT", "[::]:9002",
+       "Address of the admin server (/metrics /livez /readyz /healthz); 127.0.0.1:9002 keeps it "
+       "on loopback, port 0 picks a free port.",
+       false, false,
+       [](AgentConfig& c, const std::string& v) {
+         if (!parseHostPort(v)) return std::string("HOST:PORT, [IPv6]:PORT or :PORT");
+         c.admin_addr = v;
+         return std::string();
+       }},
+      {"track-peers", "TS_TRACK_PEERS", "BOOL", "false",
+       "Follow peer changes on the bus so peer counts stay live (costs more on big tailnets).",
+       true, false, boolSetter(&AgentConfig::track_peers)},
+      {"pod-uid", "POD_UID", "UID", "none", "Written as pod_uid (downward API metadata.uid).",
+       false, true, stringSetter(&AgentConfig::pod_uid)},
+      {"config", "TS_AGENT_CONFIG", "PATH", "none", "YAML config file (keys = flag names).", false,
+       true, stringSetter(&AgentConfig::config_file)},
+      {"log-format", "TS_LOG_FORMAT", "text|json", "text", "Log line format (stderr).", false,
+       false,
+       [](AgentConfig& c, const std::string& v) {
+         if (v == "text") {
+           c.log_format = LogFormat::Text;
+         } else if (v == "json") {
+           c.log_format = LogFormat::Json;
+         } else {
+           return std::string("text or json");
+         }
+         return std::string();
+       }},
+      {"log-level", "TS_LOG_LEVEL", "LEVEL", "info", "debug, info, warn or error.", false, false,
+       [](AgentConfig& c, const std::string& v) {
+         static const std::map<std::string, LogLevel> kLevels = {{"debug", LogLevel::Debug},
+                                                                 {"info", LogLevel::Info},
+                                                                 {"warn", LogLevel::Warn},
+                                                                 {"error", LogLevel::Error}};
+         const auto it = kLevels.find(v);
+         if (it == kLevels.end()) return std::string("debug, info, warn or error");
+         c.log_level = it->second;
+         return std::string();
+       }},
+      {"shutdown-timeout", "TS_SHUTDOWN_TIMEOUT", "DURATION", "10s",
+       "On SIGTERM/SIGINT, how long to try to flush the pending identity.", false, false,
+       durationSetter(&AgentConfig::shutdown_timeout)},
+      {"publish-wait", "TS_PUBLISH_WAIT", "MIN[:MAX]", "20ms:1s",
+       "Quiet window before a write: wait until no change for MIN, but never longer than MAX "
+       "after the first change (a single value means MIN:4*MIN).",
+       false, false,
+       [](AgentConfig& c, const std::string& v) {
+         const std::string accepted = "MIN:MAX durations with MIN <= MAX, like 20ms:1s";
+         const auto colon = v.find(':');
+         auto lo = parseDuration(v.substr(0, colon));
+         if (!lo) return accepted;
+         auto hi = colon == std::string::npos ? Result<milliseconds>(*lo * 4)
+                                              : parseDuration(v.substr(colon + 1));
+         if (!hi || *hi < *lo) return accepted;
+         c.publish_wait_min = *lo;
+         c.publish_wait_max = *hi;
+         return std::string();
+       }},
+      {"max-line-bytes", "TS_MAX_LINE_BYTES", "SIZE", "1Gi",
+       "Bus lines longer than this are skipped without being buffered.", false, false,
+       [](AgentConfig& c, const std::string& v) {
+         const auto n = parseSize(v);
+         if (!n || *n < 4096) return std::string("a size of at least 4096, like 64Mi or 1Gi");
+         c.max_line_bytes = *n;
+         return std::string();
+       }},
+      {"start-mode", "TS_START_MODE", "MODE", "initial-status",
+       "initial-status (peer counts, O(N) per connect) or status-fetch (spec §11.2 option B: "
+       "O(1) per connect for giant tailnets, no peer counts).",
+       false, false,
+       [](AgentConfig& c, const std::string& v) {
+         if (v == "initial-status") {
+           c.start_mode = watcher::StartMode::InitialStatus;
+         } else if (v == "status-fetch") {
+           c.start_mode = watcher::StartMode::StatusFetch;
+         } else {
+           return std::string("initial-status or status-fetch");
+         }
+         return std::string();
+       }},
+      {"service-account-dir", "TS_KUBE_SERVICE_ACCOUNT_DIR", "DIR",
+       "/var/run/secrets/kubernetes.io/serviceaccount",
+       "Service-account files (token, ca.crt, namespace) used in-cluster.", false, false,
+       pathSetter(&AgentConfig::service_account_dir)},
+      {"api-qps", "TS_KUBE_API_QPS", "QPS", "5", "Client-side rate limit for API requests.", false,
+       false,
+       [](AgentConfig& c, const std::string& v) {
+         char* end = nullptr;
+         errno = 0;
+         const double q = std::strtod(v.c_str(), &end);
+         if (v.empty() || *end != '\0' || errno != 0 || !std::isfinite(q) || q <= 0 || q > 1e6) {
+           return std::string("a number > 0, like 5 or 0.5");
+         }
+         c.api_qps = q;
+         return std::string();
+       }},
+      {"api-burst", "TS_KUBE_API_BURST", "N", "10", "Burst of the API rate limit.", false, false,
+       [](AgentConfig& c, const std::string& v) {
+         int n = 0;
+         const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+         if (ec != std::errc() || p != v.data() + v.size() || n < 1 || n > 100000) {
+           return std::string("an integer from 1 to 100000");
+         }
+         c.api_burst = n;
+         return std::string();
+       }},
+      {"insecure-skip-tls-verify", "TS_KUBE_INSECURE_SKIP_TLS_VERIFY", "BOOL", "false",
+       "Do not verify the API server's certificate (testing only; warns at every start).", true,
+       false, boolSetter(&AgentConfig::insecure_skip_tls_verify)},
+      {"create-objects", "TS_KUBE_CREATE_OBJECTS", "BOOL", "true",
+       "Create the Secret/ConfigMap when it does not exist (needs RBAC create).", true, false,
+       boolSetter(&AgentConfig::create_objects)},
+      {"clear-on-logout", "TS_CLEAR_ON_LOGOUT", "BOOL", "false",
+       "Delete the device keys when tailscaled is logged out (default: keep them, like "
+       "containerboot).",
+       true, false, boolSetter(&AgentConfig::clear_on_logout)},
+  };
+  return kOptions;
+}
+
+const OptionDef* findOption(std::string_view name) {
+  for (const auto& o : options()) {
+    if (o.name == name) return &o;
+  }
+  return nullptr;
+}
+
+constexpr std::array<std::string_view, 2> kKeySetYamlKeys = {"secret-keys", "configmap-keys"};
+
+std::string knownYamlKeys() {
+  std::string out;
+  for (const auto& o : options()) {
+    if (o.name == "config") continue;
+    out += out.empty() ? "" : ", ";
+    out += o.name;
+  }
+  for (const auto k : kKeySetYamlKeys) {
+    out += ", ";
+    out += k;
+  }
+  return out;
+}
+
+struct SourcedValue {
+  const OptionDef* def;
+  std::string value;
+  std::string source;  // "--x", "TS_X", "config file f line 3"
+};
+
+Error optionError(const SourcedValue& sv, const std::string& accepted) {
+  return Error{"invalid value \"" + sv.value + "\" for " + sv.source + ": expected " + accepted};
+}
+
+// The flags: returns the values in order, or sets `action` for --help/--version.
+Result<std::vector<SourcedValue>> parseFlags(const std::vector<std::string>& args,
+                                             ConfigAction& action) {
+  std::vector<SourcedValue> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-h" || a == "--help" || a == "-help") {
+      action = ConfigAction::Help;
+      continue;
+    }
+    if (a == "--version" || a == "-version") {
+      action = ConfigAction::Version;
+      continue;
+    }
+    if (!a.starts_with("--") || a.size() == 2) {
+      return Error{"unexpected argument \"" + a + "\": options look like --name=value; see --help"};
+    }
+    const auto eq = a.find('=');
+    const std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    const OptionDef* def = findOption(name);
+    if (!def) return Error{"unknown flag --" + name + "; see --help for the list of options"};
+    std::string value;
+    if (eq != std::string::npos) {
+      value = a.substr(eq + 1);
+    } else if (def->is_bool) {
+      value = "true";
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return Error{"flag --" + name + " needs a value (" + std::string(def->value_name) + ")"};
+    }
+    out.push_back({def, value, "--" + name});
+  }
+  return out;
+}
+
+Result<KeySet> parseKeySet(const YAML::Node& node, const std::string& where) {
+  if (!node.IsSequence()) {
+    return Error{where + ": expected a list of keys from: " + allIdentityKeyNames()};
+  }
+  KeySet keys;
+  for (const auto& item : node) {
+    const std::string name = item.IsScalar() ? item.as<std::string>() : "";
+    const auto k = identityKeyFromName(name);
+    if (!k) {
+      return Error{where + " line " + std::to_string(item.Mark().line + 1) + ": unknown key \"" +
+                   name + "\"; accepted: " + allIdentityKeyNames()};
+    }
+    if (std::find(keys.begin(), keys.end(), *k) == keys.end()) keys.push_back(*k);
+  }
+  return keys;
+}
+
+// Reads the YAML file: option values (applied later, below env and flags) and key sets.
+Status loadYaml(const std::string& path, std::vector<SourcedValue>& values, AgentConfig& cfg) {
+  std::ifstream in(path);
+  if (!in) {
+    return Error{"cannot read config file " + path + ": " + std::strerror(errno) +
+                 "; check --config / TS_AGENT_CONFIG"};
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  YAML::Node root;
+  try {
+    root = YAML::Load(text.str());
+  } catch (const YAML::Exception& e) {
+    return Error{"config file " + path + " line " + std::to_string(e.mark.line + 1) +
+                 ": not valid YAML: " + e.msg};
+  }
+  if (root.IsNull()) return {};
+  if (!root.IsMap()) return Error{"config file " + path + ": expected a map of option: value"};
+  for (const auto& kv : root) {
+    const std::string key = kv.first.Scalar();
+    const std::string where =
+        "config file " + path + " line " + std::to_string(kv.first.Mark().line + 1);
+    if (key == "secret-keys" || key == "configmap-keys") {
+      auto keys = parseKeySet(kv.second, "config file " + path + " key " + key);
+      if (!keys) return keys.error();
+      (key == "secret-keys" ? cfg.secret_keys : cfg.configmap_keys) = *keys;
+      continue;
+    }
+    const OptionDef* def = findOption(key);
+    if (!def || key == "config") {
+      return Error{where + ": unknown key \"" + key + "\"; known keys: " + knownYamlKeys()};
+    }
+    if (!kv.second.IsScalar() && !kv.second.IsNull()) {
+      return Error{where + ": " + key + " needs a single value (" + std::string(def->value_name) +
+                   ")"};
+    }
+    values.push_back({def, kv.second.IsNull() ? "" : kv.second.Scalar(), where + ": " + key});
+  }
+  return {};
+}
+
+Status applyValue(AgentConfig& cfg, const SourcedValue& sv) {
+  if (sv.value.empty() && !sv.def->empty_allowed) {
+    return optionError(sv, "a value (" + std::string(sv.def->value_name) + ")");
+  }
+  const std::string accepted = sv.def->set(cfg, sv.value);
+  if (!accepted.empty()) return optionError(sv, accepted);
+  return {};
+}
+
+Status validate(const AgentConfig& cfg) {
+  if (cfg.track_peers && cfg.start_mode == watcher::StartMode::StatusFetch) {
+    return Error{"--track-peers needs --start-mode=initial-status (status-fetch has no peer list)"};
+  }
+  return {};
+}
+
+}  // namespace
+
+EnvLookup systemEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+Result<ParsedConfig> parseConfig(const std::vector<std::string>& args, const EnvLookup& env) {
+  ParsedConfig out;
+  auto flags = parseFlags(args, out.action);
+  if (!flags) return flags.error();
+  if (out.action != ConfigAction::Run) return out;
+
+  std::vector<SourcedValue> envs;
+  for (const auto& o : options()) {
+    if (o.env.empty()) continue;
+    auto v = env(std::string(o.env));
+    // A set-but-empty variable counts only where empty means something (TS_KUBE_SECRET="").
+    if (!v || (v->empty() && !o.empty_allowed)) continue;
+    envs.push_back({&o, *v, std::string(o.env) + " (--" + std::string(o.name) + ")"});
+  }
+
+  // Which config file: the flag wins over the environment.
+  std::string config_file;
+  for (const auto& sv : envs) {
+    if (sv.def->name == "config") config_file = sv.value;
+  }
+  for (const auto& sv : *flags) {
+    if (sv.def->name == "config") config_file = sv.value;
+  }
+
+  std::vector<SourcedValue> ordered;  // lowest precedence first
+  if (!config_file.empty()) {
+    auto st = loadYaml(config_file, ordered, out.config);
+    if (!st) return st.error();
+  }
+  ordered.insert(ordered.end(), envs.begin(), envs.end());
+  ordered.insert(ordered.end(), flags->begin(), flags->end());
+  for (const auto& sv : ordered) {
+    auto st = applyValue(out.config, sv);
+    if (!st) return st.error();
+  }
+  auto st = validate(out.config);
+  if (!st) return st.error();
+  return out;
+}
+
+std::string helpText() {
+  std::string out =
+      "ts-kube-agent " TSK_VERSION
+      ": publishes this node's Tailscale identity (device_id, device_fqdn, device_ips)\n"
+      "from tailscaled's LocalAPI bus into a Kubernetes Secret and/or ConfigMap, and serves\n"
+      "/metrics /livez /readyz /healthz.\n\n"
+      "Usage: ts-kube-agent [--option=value ...]\n"
+      "Precedence: flags > environment > config file (--config) > default.\n"
+      "Boolean flags may be given bare (--track-peers) or with a value (--track-peers=false).\n\n"
+      "Options:\n";
+  for (const auto& o : options()) {
+    out += "  --" + std::string(o.name) + " " + std::string(o.value_name) + "\n";
+    out += "      " + std::string(o.help) + "\n";
+    out += "      env: " + (o.env.empty() ? std::string("none") : std::string(o.env)) +
+           "   default: " + std::string(o.default_text) + "\n";
+  }
+  out +=
+      "  --help      this text\n"
+      "  --version   print the version\n\n"
+      "Config file only:\n"
+      "  secret-keys: [..]     identity keys the Secret holds\n"
+      "  configmap-keys: [..]  identity keys the ConfigMap holds\n"
+      "      default for both: [device_id, device_fqdn, device_ips, pod_uid]\n"
+      "      accepted: " +
+      allIdentityKeyNames() +
+      "\n\nExit status: 0 after a clean shutdown, 2 for a configuration error.\n";
+  return out;
+}
+
+std::string versionText() {
+  return "ts-kube-agent " TSK_VERSION "\n";
+}
+
+Result<HostPort> parseHostPort(const std::string& s) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos) return Error{"missing :PORT in \"" + s + "\""};
+  std::string host = s.substr(0, colon);
+  const std::string port_text = s.substr(colon + 1);
+  if (host.starts_with("[")) {
+    if (!host.ends_with("]") || host.size() < 3) return Error{"bad [IPv6] host in \"" + s + "\""};
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return Error{"IPv6 hosts need brackets: \"[" + host + "]:PORT\""};
+  }
+  int port = -1;
+  const auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || p != port_text.data() + port_text.size() || port < 0 || port > 65535) {
+    return Error{"bad port in \"" + s + "\": expected 0-65535"};
+  }
+  if (host.empty()) host = "::";
+  return HostPort{host, port};
+}
+
+Result<milliseconds> parseDuration(const std::string& s) {
+  const Error bad{"bad duration \"" + s + "\": expected e.g. 10s, 500ms, 1m30s"};
+  if (s == "0") return milliseconds(0);
+  if (s.empty()) return bad;
+  double total_ms = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t num_start = i;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+    if (i == num_start) return bad;
+    char* end = nullptr;
+    const std::string num = s.substr(num_start, i - num_start);
+    const double n = std::strtod(num.c_str(), &end);
+    if (*end != '\0') return bad;
+    const size_t unit_start = i;
+    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
+    const std::string unit = s.substr(unit_start, i - unit_start);
+    double scale = 0;
+    if (unit == "ms") {
+      scale = 1;
+    } else if (unit == "s") {
+      scale = 1000;
+    } else if (unit == "m") {
+      scale = 60'000;
+    } else if (unit == "h") {
+      scale = 3'600'000;
+    } else {
+      return bad;
+    }
+    total_ms += n * scale;
+  }
+  if (!std::isfinite(total_ms) || total_ms > 1e12) return bad;
+  return milliseconds(static_cast<int64_t>(std::llround(total_ms)));
+}
+
+}  // namespace tsk::agent

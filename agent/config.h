@@ -1,0 +1,82 @@
+#pragma once
+// AgentConfig and its parser. Every option has a flag, an environment variable (containerboot's
+// name where one exists) and a YAML key (the flag name without "--"); precedence is
+// flags > environment > YAML file (--config / TS_AGENT_CONFIG) > default.
+//
+//   auto parsed = parseConfig(args, systemEnv());
+//   if (!parsed) { std::cerr << parsed.error().message; return 2; }   // nothing touched yet
+//   if (parsed->action == ConfigAction::Help) std::cout << helpText();
+//
+// The YAML file may also set keys that have no flag: `secret-keys` and `configmap-keys` (the
+// identity keys each target holds, default the upstream set). An unknown YAML key is an error
+// naming the key and its line; a bad value names the option and what it accepts.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/identity.h"
+#include "common/log.h"
+#include "common/result.h"
+#include "watcher/watcher.h"
+
+namespace tsk::agent {
+
+struct AgentConfig {
+  std::string socket = "/var/run/tailscale/tailscaled.sock";
+  std::string secret = "tailscale";  // "" = no Secret target
+  std::string configmap;             // "" = no ConfigMap target
+  std::string namespace_name;        // "" = the service account's / kubeconfig context's
+  std::string kubeconfig;            // "" = in-cluster
+  std::string kube_context;          // "" = the kubeconfig's current-context
+  std::string admin_addr = "[::]:9002";
+  bool track_peers = false;
+  std::string pod_uid;
+  std::string config_file;
+  LogFormat log_format = LogFormat::Text;
+  LogLevel log_level = LogLevel::Info;
+  std::chrono::milliseconds shutdown_timeout{10'000};
+  std::chrono::milliseconds publish_wait_min{20};
+  std::chrono::milliseconds publish_wait_max{1'000};
+  uint64_t max_line_bytes = 1ull << 30;
+  watcher::StartMode start_mode = watcher::StartMode::InitialStatus;
+  std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+  double api_qps = 5.0;
+  int api_burst = 10;
+  bool insecure_skip_tls_verify = false;
+  bool create_objects = true;
+  bool clear_on_logout = false;
+  KeySet secret_keys = upstreamKeys();
+  KeySet configmap_keys = upstreamKeys();
+};
+
+enum class ConfigAction { Run, Help, Version };
+
+struct ParsedConfig {
+  ConfigAction action = ConfigAction::Run;
+  AgentConfig config;
+};
+
+// Looks up an environment variable; nullopt when unset (set-but-empty is "").
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup systemEnv();
+
+// args excludes argv[0].
+Result<ParsedConfig> parseConfig(const std::vector<std::string>& args, const EnvLookup& env);
+
+std::string helpText();
+std::string versionText();
+
+// Admin address "host:port", "[v6]:port" or ":port" (all interfaces).
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+Result<HostPort> parseHostPort(const std::string& s);
+
+// Go-style durations: "10s", "250ms", "1m30s", "1.5s", "0".
+Result<std::chrono::milliseconds> parseDuration(const std::string& s);
+
+}  // namespace tsk::agent

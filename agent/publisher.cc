@@ -1,0 +1,324 @@
+#include "agent/publisher.h"
+
+#include <algorithm>
+#include <cassert>
+#include <map>
+
+namespace tsk::agent {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string joinKeys(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& k : keys) {
+    if (!out.empty()) out += ',';
+    out += k;
+  }
+  return out;
+}
+
+std::string keyNames(const KeyValues& kv) {
+  std::vector<std::string> names;
+  for (const auto& [k, v] : kv) names.push_back(k);
+  return joinKeys(names);
+}
+
+std::string millisText(milliseconds d) {
+  return std::to_string(d.count()) + "ms";
+}
+
+}  // namespace
+
+struct Publisher::Target {
+  explicit Target(PublishTarget t, const PublisherOptions& o)
+      : spec(std::move(t)), backoff(o.retry_initial, o.retry_max) {}
+
+  PublishTarget spec;
+  Backoff backoff;
+  // Guarded by Publisher::mu_.
+  std::optional<KeyValues> desired;
+  uint64_t desired_gen = 0;
+  uint64_t synced_gen = 0;
+  std::optional<Clock::Monotonic> retry_at;
+  TargetStatus status;
+  std::string pending_keys;  // keys the last failed attempt could not write
+  // Only touched by the publisher thread: our keys as the object holds them; nullopt = unknown,
+  // read the object before the next write.
+  std::optional<std::map<std::string, std::string>> held;
+
+  bool dirty() const { return desired && desired_gen != synced_gen; }
+};
+
+Publisher::Publisher(std::vector<PublishTarget> targets, PublisherOptions opts, Logger& log,
+                     Clock& clock)
+    : opts_(opts), log_(log), clock_(clock), window_(opts.wait_min, opts.wait_max) {
+  for (auto& t : targets) {
+    auto target = std::make_unique<Target>(std::move(t), opts_);
+    target->status.label = target->spec.label;
+    target->status.object = target->spec.store->describe();
+    targets_.push_back(std::move(target));
+  }
+}
+
+Publisher::~Publisher() {
+  stop();
+}
+
+void Publisher::start() {
+  std::lock_guard lock(mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  alive_ = true;
+  thread_ = std::thread([this] { run(); });
+}
+
+void Publisher::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Publisher::wake() {
+  cv_.notify_all();
+}
+
+void Publisher::submit(const watcher::NodeState& state) {
+  std::vector<std::optional<KeyValues>> ids;
+  ids.reserve(targets_.size());
+  for (const auto& t : targets_) ids.push_back(identityFor(state, t->spec.identity));
+  submitIdentities(ids);
+}
+
+void Publisher::submitIdentities(const std::vector<std::optional<KeyValues>>& identities) {
+  assert(identities.size() == targets_.size());
+  bool changed = false;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < targets_.size() && i < identities.size(); ++i) {
+      auto& t = *targets_[i];
+      const auto& id = identities[i];
+      if (!id || id == t.desired) continue;  // unknown yet, or the same: keep the last one
+      t.desired = *id;
+      ++t.desired_gen;
+      t.status.identity_known = true;
+      changed = true;
+    }
+    if (changed) window_.onChange(clock_.monotonicNow());
+  }
+  if (changed) cv_.notify_all();
+}
+
+bool Publisher::somethingDue(Clock::Monotonic now) const {
+  const auto due = window_.due();
+  const bool window_due = flushing_ || (due && *due <= now);
+  for (const auto& t : targets_) {
+    if (!t->dirty()) continue;
+    if (t->retry_at ? *t->retry_at <= now : window_due) return true;
+  }
+  return false;
+}
+
+std::optional<Clock::Monotonic> Publisher::nextWake() const {
+  std::optional<Clock::Monotonic> next;
+  for (const auto& t : targets_) {
+    if (!t->dirty()) continue;
+    const auto at = t->retry_at ? t->retry_at : window_.due();
+    if (at && (!next || *at < *next)) next = at;
+  }
+  return next;
+}
+
+void Publisher::run() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    const auto now = clock_.monotonicNow();
+    if (somethingDue(now)) {
+      lock.unlock();
+      syncDueTargets();
+      lock.lock();
+      continue;
+    }
+    const auto wake_at = nextWake();
+    if (!wake_at) {
+      cv_.wait(lock);
+      continue;
+    }
+    // Real-time wait for the clock's remaining time (bounded, so a ManualClock that moved
+    // without a wake() is still noticed).
+    const auto remaining = std::chrono::duration_cast<milliseconds>(*wake_at - now);
+    cv_.wait_for(lock, std::clamp(remaining, milliseconds(1), milliseconds(1'000)));
+  }
+  alive_ = false;
+}
+
+void Publisher::syncDueTargets() {
+  struct Job {
+    Target* target;
+    KeyValues desired;
+    uint64_t gen;
+  };
+  std::vector<Job> jobs;
+  bool flushing = false;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = clock_.monotonicNow();
+    const auto due = window_.due();
+    flushing = flushing_;
+    const bool window_due = flushing_ || (due && *due <= now);
+    if (window_due) window_.clear();
+    for (auto& t : targets_) {
+      if (!t->dirty()) continue;
+      if (t->retry_at ? *t->retry_at > now : !window_due) continue;
+      jobs.push_back({t.get(), *t->desired, t->desired_gen});
+    }
+    busy_ = true;
+  }
+
+  for (auto& job : jobs) {
+    Target& t = *job.target;
+    std::string error;
+    std::vector<std::string> changed;
+    const Outcome outcome = syncTarget(t, job.desired, error, changed);
+    std::lock_guard lock(mu_);
+    auto& st = t.status;
+    if (outcome == Outcome::Failed) {
+      ++st.failed;
+      // Warn on a new kind of error and every tenth repeat; the rest at debug level.
+      const bool news = error != st.last_error || st.failed % 10 == 1;
+      st.in_sync = false;
+      st.last_error = error;
+      t.pending_keys = changed.empty() ? keyNames(job.desired) : joinKeys(changed);
+      const auto delay = flushing ? opts_.flush_retry : t.backoff.next();
+      t.retry_at = clock_.monotonicNow() + delay;
+      log_.log(news ? LogLevel::Warn : LogLevel::Debug,
+               "identity write failed; retrying with the latest identity",
+               {{"object", st.object}, {"error", error}, {"retry_in", millisText(delay)}});
+      continue;
+    }
+    if (!st.last_error.empty()) log_.info("identity in sync again", {{"object", st.object}});
+    t.synced_gen = job.gen;
+    t.retry_at.reset();
+    t.backoff.reset();
+    t.pending_keys.clear();
+    st.in_sync = true;
+    st.last_error.clear();
+    if (outcome == Outcome::Written) {
+      ++st.written;
+      st.last_write = clock_.wallNow();
+      log_.info("identity written", {{"object", st.object}, {"keys", joinKeys(changed)}});
+    } else {
+      ++st.unchanged;
+      log_.debug("identity unchanged; nothing written", {{"object", st.object}});
+    }
+  }
+
+  {
+    std::lock_guard lock(mu_);
+    busy_ = false;
+  }
+  cv_.notify_all();
+}
+
+Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, std::string& error,
+                                         std::vector<std::string>& changed_keys) {
+  if (!t.held) {
+    auto got = t.spec.store->get();
+    if (!got) {
+      error = got.error().message;
+      return Outcome::Failed;
+    }
+    std::map<std::string, std::string> held;
+    if (got->has_value()) {
+      for (const auto& [k, v] : (*got)->data) {
+        if (desired.contains(k)) held.emplace(k, v);
+      }
+    }
+    t.held = std::move(held);
+  }
+
+  k8s::DataChanges changes;
+  for (const auto& [key, value] : desired) {
+    if (isReservedKey(key)) continue;  // tailscaled's own state: never ours to write
+    const auto it = t.held->find(key);
+    if (!value) {
+      if (it != t.held->end()) changes.emplace(key, std::nullopt);
+    } else if (it == t.held->end() || it->second != *value) {
+      changes.emplace(key, *value);
+    }
+  }
+  for (const auto& [k, v] : changes) changed_keys.push_back(k);
+  if (changes.empty()) return Outcome::Unchanged;
+
+  auto st = t.spec.store->patch(changes, opts_.create_objects);
+  if (!st) {
+    error = st.error().message;
+    t.held.reset();  // the object may differ from what we think; read it again first
+    return Outcome::Failed;
+  }
+  for (const auto& [k, v] : changes) {
+    if (v) {
+      (*t.held)[k] = *v;
+    } else {
+      t.held->erase(k);
+    }
+  }
+  return Outcome::Written;
+}
+
+bool Publisher::flush(Clock::Monotonic deadline) {
+  std::unique_lock lock(mu_);
+  flushing_ = true;
+  for (auto& t : targets_) t->retry_at.reset();  // try at once, whatever the backoff said
+  cv_.notify_all();
+  while (true) {
+    const bool pending =
+        std::any_of(targets_.begin(), targets_.end(), [](const auto& t) { return t->dirty(); });
+    if (!pending && !busy_) break;
+    if (!alive_) break;
+    const auto now = clock_.monotonicNow();
+    if (now >= deadline) break;
+    const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - now);
+    cv_.wait_for(lock, std::clamp(remaining, milliseconds(1), milliseconds(50)));
+  }
+  const bool all_written =
+      std::none_of(targets_.begin(), targets_.end(), [](const auto& t) { return t->dirty(); });
+  if (!all_written) logUnwritten();
+  return all_written;
+}
+
+void Publisher::logUnwritten() const {
+  for (const auto& t : targets_) {
+    if (!t->dirty()) continue;
+    const std::string keys = t->pending_keys.empty() ? keyNames(*t->desired) : t->pending_keys;
+    log_.error("shutdown: the latest identity was NOT written; the object may hold stale values",
+               {{"object", t->status.object},
+                {"keys", keys},
+                {"last_error", t->status.last_error.empty() ? std::string("deadline passed")
+                                                            : t->status.last_error}});
+  }
+}
+
+bool Publisher::alive() const {
+  std::lock_guard lock(mu_);
+  return alive_ && thread_.joinable();
+}
+
+std::vector<TargetStatus> Publisher::status() const {
+  std::lock_guard lock(mu_);
+  std::vector<TargetStatus> out;
+  out.reserve(targets_.size());
+  for (const auto& t : targets_) out.push_back(t->status);
+  return out;
+}
+
+bool Publisher::allInSync() const {
+  std::lock_guard lock(mu_);
+  return std::all_of(targets_.begin(), targets_.end(),
+                     [](const auto& t) { return t->status.in_sync; });
+}
+
+}  // namespace tsk::agent

@@ -1,0 +1,149 @@
+#pragma once
+// Publisher: keeps each target object (Secret and/or ConfigMap) holding the latest identity,
+// with as few API writes as possible. It runs on its own thread.
+//
+//   Publisher pub(std::move(targets), {.wait_min = 20ms, .wait_max = 1s}, log, clock);
+//   pub.start();
+//   pub.submit(node_state);              // from the watcher thread; cheap when nothing changed
+//   ...
+//   pub.flush(deadline);                 // SIGTERM: write what is pending, now
+//   pub.stop();
+//
+// Rules:
+// - Latest wins: only the newest identity per target is kept; a failed write is retried with
+//   backoff (1 s doubling to 30 s) using whatever identity is newest at that moment.
+// - The object is read once (GET) before the first write, and again after a failed write; the
+//   publisher then writes only keys whose values differ from what the object holds, as one
+//   strategic-merge PATCH per target. A restart with an unchanged identity writes nothing.
+// - Bursts coalesce in a quiet window (consul-template's `wait`): a write happens once no
+//   change arrived for wait_min, and at the latest wait_max after the first change.
+// - Time comes from the Clock; with a ManualClock a test advances time and calls wake().
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/identity.h"
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "k8s/client.h"
+#include "watcher/node_state_reducer.h"
+
+namespace tsk::agent {
+
+// QuietWindow: when a burst of changes should be written. Pure; the publisher's thread asks
+// due() after every change.
+class QuietWindow {
+ public:
+  QuietWindow(std::chrono::milliseconds min, std::chrono::milliseconds max)
+      : min_(min), max_(max) {}
+  void onChange(Clock::Monotonic now) {
+    if (!first_) first_ = now;
+    last_ = now;
+  }
+  // When to write: last change + min, capped at first change + max; nullopt when idle.
+  std::optional<Clock::Monotonic> due() const {
+    if (!first_) return std::nullopt;
+    return std::min(last_ + min_, *first_ + max_);
+  }
+  void clear() { first_.reset(); }
+
+ private:
+  std::chrono::milliseconds min_;
+  std::chrono::milliseconds max_;
+  std::optional<Clock::Monotonic> first_;
+  Clock::Monotonic last_{};
+};
+
+struct PublishTarget {
+  std::string label;  // metric label: "secret" or "configmap"
+  std::unique_ptr<k8s::ObjectStore> store;
+  IdentitySettings identity;
+};
+
+struct PublisherOptions {
+  std::chrono::milliseconds wait_min{20};
+  std::chrono::milliseconds wait_max{1'000};
+  bool create_objects = true;
+  std::chrono::milliseconds retry_initial{1'000};
+  std::chrono::milliseconds retry_max{30'000};
+  std::chrono::milliseconds flush_retry{200};  // between attempts while flushing at shutdown
+};
+
+// What /readyz and /metrics read, per target.
+struct TargetStatus {
+  std::string label;
+  std::string object;  // "secret ns/name"
+  bool in_sync = false;
+  bool identity_known = false;
+  std::string last_error;  // "" when the last attempt succeeded
+  uint64_t written = 0;
+  uint64_t unchanged = 0;
+  uint64_t failed = 0;
+  std::optional<Clock::Wall> last_write;  // last successful write (or confirmed unchanged)
+};
+
+class Publisher {
+ public:
+  Publisher(std::vector<PublishTarget> targets, PublisherOptions opts, Logger& log,
+            Clock& clock = RealClock::instance());
+  ~Publisher();
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  void start();
+  // Stops the thread (after the current API call returns; cancel the ApiClient to hurry it).
+  void stop();
+
+  // The node state changed: recompute each target's identity; if any differs from the last
+  // submitted one, (re)open the quiet window. Thread-safe; cheap when nothing changed.
+  void submit(const watcher::NodeState& state);
+  // The same with precomputed identities, one per target (nullopt: nothing to publish yet).
+  void submitIdentities(const std::vector<std::optional<KeyValues>>& identities);
+
+  // Shutdown: write anything pending at once (no quiet window, short retries) until every
+  // target is in sync or `deadline` (on the publisher's clock) passes. Logs plainly what could
+  // not be written. Returns true when everything was written.
+  bool flush(Clock::Monotonic deadline);
+
+  // Wakes the thread to re-check its deadlines (tests with a ManualClock).
+  void wake();
+
+  bool alive() const;
+  std::vector<TargetStatus> status() const;
+  bool allInSync() const;
+
+ private:
+  struct Target;
+  enum class Outcome { Written, Unchanged, Failed };
+
+  void run();
+  bool somethingDue(Clock::Monotonic now) const;
+  std::optional<Clock::Monotonic> nextWake() const;
+  void syncDueTargets();
+  Outcome syncTarget(Target& t, const KeyValues& desired, std::string& error,
+                     std::vector<std::string>& changed_keys);
+  void logUnwritten() const;
+
+  PublisherOptions opts_;
+  Logger& log_;
+  Clock& clock_;
+  std::vector<std::unique_ptr<Target>> targets_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  QuietWindow window_;
+  bool stopping_ = false;
+  bool flushing_ = false;
+  bool alive_ = false;
+  bool busy_ = false;  // an API call is in flight
+  std::thread thread_;
+};
+
+}  // namespace tsk::agent
