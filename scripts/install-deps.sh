@@ -14,7 +14,7 @@ TEST_PKGS=(
   openssl kubectl prometheus yamllint python3 curl time procps iproute2
   clang libclang-rt-14-dev gnuplot-nox clang-format
   etcd-server golang-1.19-go golang-github-masterminds-sprig-dev
-  dpkg-dev rsync golang-github-modern-go-reflect2-dev
+  dpkg-dev rsync golang-github-modern-go-reflect2-dev golang-gopkg-yaml.v2-dev
 )
 
 pkgs=("${BUILD_PKGS[@]}")
