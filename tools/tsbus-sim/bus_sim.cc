@@ -18,6 +18,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "tools/tsbus-sim/http_wire.h"
 
@@ -705,8 +706,8 @@ struct BusSim::Impl {
   // Writes queued messages until the session ends. Returns whether the connection is still
   // usable (the zero-size chunk was written and the client did not go away).
   bool pump(Connection& c, Session& s) {
+    std::vector<MessagePtr> batch;
     for (;;) {
-      MessagePtr next;
       bool end = false;
       {
         std::unique_lock lock(mu);
@@ -718,15 +719,36 @@ struct BusSim::Impl {
         }
         if (c.killed || stopping) return false;
         if (!s.queue.empty()) {
-          next = std::move(s.queue.front());
-          s.queue.pop_front();
+          takeBatchLocked(s, batch);
         } else {
           end = true;
         }
       }
       if (end) return writeAll(c, kLastChunk);
-      if (!writeMessage(c, *next)) return false;
+      if (!writeBatch(c, batch)) return false;
+      batch.clear();
     }
+  }
+
+  // One message; with coalesce_writes, every plain message queued (up to ~256 KiB).
+  void takeBatchLocked(Session& s, std::vector<MessagePtr>& batch) {
+    constexpr size_t kCoalesceBytes = 256 * 1024;
+    size_t bytes = 0;
+    do {
+      bytes += s.queue.front()->line.size();
+      batch.push_back(std::move(s.queue.front()));
+      s.queue.pop_front();
+    } while (opts.coalesce_writes && !s.queue.empty() && bytes < kCoalesceBytes &&
+             batch.back()->oversized_bytes == 0 && s.queue.front()->oversized_bytes == 0);
+  }
+
+  bool writeBatch(Connection& c, const std::vector<MessagePtr>& batch) {
+    if (batch.size() == 1) return writeMessage(c, *batch.front());
+    std::string buf;
+    for (const auto& m : batch) appendChunk(buf, m->line);
+    if (!writeAll(c, buf)) return false;
+    for (const auto& m : batch) ++sent[static_cast<size_t>(m->kind)];
+    return true;
   }
 
   static bool peerClosed(const Connection& c) {
@@ -834,12 +856,21 @@ struct BusSim::Impl {
           churn_since_epoch += todo - cap;
           todo = cap;
         }
-        for (uint64_t i = 0; i < todo; ++i) churnPairLocked();
-        churn_since_epoch += todo;
+        // Pair by pair, letting the writers drain in between (tailscaled applies deltas one at
+        // a time): a tick's burst must not fill a queue of 128 by itself.
+        const auto epoch = churn_epoch;
+        for (uint64_t i = 0; i < todo && churn_rate > 0 && churn_epoch == epoch && !stopping; ++i) {
+          churnPairLocked();
+          ++churn_since_epoch;
+          lock.unlock();
+          std::this_thread::yield();
+          lock.lock();
+        }
+        if (churn_rate <= 0 || stopping) continue;
         const auto step = std::chrono::duration_cast<SteadyClock::duration>(
             std::chrono::duration<double>(1.0 / churn_rate));
         wake = std::min(wake,
-                        now + std::max<SteadyClock::duration>(step, std::chrono::milliseconds(5)));
+                        now + std::max<SteadyClock::duration>(step, std::chrono::milliseconds(1)));
       }
       cv.wait_until(lock, wake);
     }

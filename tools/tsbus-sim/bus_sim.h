@@ -50,6 +50,9 @@ struct SimOptions {
   size_t chunk_bytes = 64 * 1024;  // chunk size used while streaming the initial message
   std::chrono::milliseconds selfchange_every{0};  // 0 = only on demand
   double churn_rate = 0;                          // add+remove pairs per second
+  // Write everything queued for a watcher in one send (the benchmark's feeder, so a batch
+  // arrives back-to-back). Off: one send per Notify, as tailscaled flushes each one.
+  bool coalesce_writes = false;
   // One short human-readable line per event (connections, broadcasts, closures). May be empty.
   std::function<void(std::string_view)> on_event;
 };

@@ -108,7 +108,7 @@ constexpr const char* kIndex =
     "tsbus-sim control endpoints:\n"
     "  POST /selfchange [JSON {name,addresses,stable_id,node_id,host_name,tags,user_id,"
     "key_expiry,node_key}]\n"
-    "  POST /selfchange-same | /selfchange-every?ms=M\n"
+    "  POST /selfchange-same[?count=C] | /selfchange-every?ms=M\n"
     "  POST /state?value=N\n"
     "  POST /restart?down_ms=D&remove_socket=0|1\n"
     "  POST /churn?rate=R | /churn?count=C\n"
@@ -196,7 +196,9 @@ struct ControlServer::Impl {
     });
     post("/selfchange",
          ([this](const httplib::Request& r) { sim.selfChange(identityUpdateFromJson(r.body)); }));
-    post("/selfchange-same", ([this](const httplib::Request&) { sim.selfChange(); }));
+    post("/selfchange-same", ([this](const httplib::Request& r) {
+           for (uint64_t i = uintParam(r, "count", 1); i > 0; --i) sim.selfChange();
+         }));
     post("/selfchange-every", ([this](const httplib::Request& r) {
            sim.setSelfChangeEvery(std::chrono::milliseconds(uintParam(r, "ms", 0)));
          }));

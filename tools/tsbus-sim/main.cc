@@ -53,6 +53,8 @@ Self identity:
 Schedules:
   --selfchange-every D      send SelfChange every D (e.g. 500ms, 5s, 1m; default off)
   --churn-rate R            peer add+remove pairs per second (default 0)
+  --coalesce-writes         write everything queued for a watcher in one send (benchmark
+                            feeder); default: one send per Notify, as tailscaled
 Control:
   --control-addr HOST:PORT  loopback HTTP control server (default 127.0.0.1:0; "off" = none);
                             prints "control: http://HOST:PORT" on stdout
@@ -62,7 +64,7 @@ Control:
 
 Control endpoints (curl -XPOST http://HOST:PORT/...):
   /selfchange [JSON {name,addresses,stable_id,node_id,host_name,tags,user_id,key_expiry}]
-  /selfchange-same   /selfchange-every?ms=M   /state?value=N
+  /selfchange-same[?count=C]   /selfchange-every?ms=M   /state?value=N
   /restart?down_ms=D&remove_socket=0|1   /churn?rate=R   /churn?count=C
   /patch?count=C   /blank?count=C   /flood?count=C (overflows watcher queues)
   /malformed [body = line]   /oversized?bytes=B   /health?ok=0|1   /engine   /err?text=T
@@ -197,6 +199,8 @@ Cli parseArgs(int argc, char** argv) {
       o.selfchange_every = parseDuration(flag, value());
     } else if (flag == "--churn-rate") {
       o.churn_rate = parseDouble(flag, value());
+    } else if (flag == "--coalesce-writes") {
+      o.coalesce_writes = true;
     } else if (flag == "--control-addr") {
       cli.control_addr = value();
     } else if (flag == "--control-port-file") {
