@@ -67,6 +67,35 @@ json authorizationV1ResourceList() {
              {"verbs", {"create"}}}}}};
 }
 
+json openApiV3Index() {
+  return {{"paths", {{"api/v1", {{"serverRelativeURL", "/openapi/v3/api/v1?hash=kube-emu-1"}}}}}};
+}
+
+json openApiV3CoreV1() {
+  json paths = json::object();
+  const auto add = [&](const std::string& path, const std::string& kind) {
+    const json params = json::array({{{"name", "fieldValidation"},
+                                      {"in", "query"},
+                                      {"schema", {{"type", "string"}, {"uniqueItems", true}}}},
+                                     {{"name", "fieldManager"},
+                                      {"in", "query"},
+                                      {"schema", {{"type", "string"}, {"uniqueItems", true}}}}});
+    const json gvk = {{"group", ""}, {"version", "v1"}, {"kind", kind}};
+    json op = {{"parameters", params},
+               {"responses", {{"200", {{"description", "OK"}}}}},
+               {"x-kubernetes-action", "patch"},
+               {"x-kubernetes-group-version-kind", gvk}};
+    paths[path] = {{"patch", op}};
+  };
+  add("/api/v1/namespaces/{namespace}/secrets/{name}", "Secret");
+  add("/api/v1/namespaces/{namespace}/configmaps/{name}", "ConfigMap");
+  add("/api/v1/namespaces/{name}", "Namespace");
+  return {{"openapi", "3.0.0"},
+          {"info", {{"title", "Kubernetes (kube-emu)"}, {"version", "v1.32.0"}}},
+          {"paths", paths},
+          {"components", {{"schemas", json::object()}}}};
+}
+
 bool wantsTable(const std::string& accept) {
   // The first acceptable media type wins; kubectl lists the Table types first.
   const size_t table = accept.find("as=Table");

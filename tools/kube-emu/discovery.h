@@ -18,6 +18,11 @@ nlohmann::json coreV1ResourceList();
 nlohmann::json apiGroupList();
 nlohmann::json authorizationGroup();
 nlohmann::json authorizationV1ResourceList();
+// A minimal OpenAPI v3 index and core/v1 document: just enough for kubectl to learn that the
+// server validates fields itself (the PATCH operations list ?fieldValidation=), so that
+// `kubectl apply` and `kubectl replace` skip client-side schema validation.
+nlohmann::json openApiV3Index();
+nlohmann::json openApiV3CoreV1();
 
 // True if the Accept header asks for a meta.k8s.io Table.
 bool wantsTable(const std::string& accept);

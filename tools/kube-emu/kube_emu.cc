@@ -11,15 +11,85 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <mutex>
+#include <set>
 
 #include <httplib.h>
 
 #include "tools/kube-emu/discovery.h"
 #include "tools/kube-emu/object_rules.h"
+#include "tools/kube-emu/protobuf.h"
 
 namespace tsk::kube_emu {
 
 using nlohmann::json;
+
+// The open TLS connections, so that stop() can close idle keep-alive connections at once instead
+// of waiting out httplib's keep-alive timeout. Connections register at handshake start (info
+// callback) and leave when OpenSSL frees their SSL object, which httplib does before it closes
+// the socket, so a descriptor in the set is always still ours.
+class ConnectionTracker {
+ public:
+  void add(int fd) {
+    std::lock_guard lock(mu_);
+    if (closing_) {
+      ::shutdown(fd, SHUT_RDWR);
+      return;
+    }
+    fds_.insert(fd);
+  }
+  void remove(int fd) {
+    std::lock_guard lock(mu_);
+    fds_.erase(fd);
+  }
+  void shutdownAll() {
+    std::lock_guard lock(mu_);
+    closing_ = true;
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+  static void attach(SSL_CTX* ctx, ConnectionTracker* tracker) {
+    SSL_CTX_set_ex_data(ctx, ctxIndex(), tracker);
+    SSL_CTX_set_info_callback(ctx, &onInfo);
+  }
+
+ private:
+  struct Connection {
+    ConnectionTracker* tracker;
+    int fd;
+  };
+
+  static int ctxIndex() {
+    static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+  }
+  static int sslIndex() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, &onFree);
+    return index;
+  }
+  static void onInfo(const SSL* ssl, int where, int /*ret*/) {
+    if ((where & SSL_CB_HANDSHAKE_START) == 0 || SSL_get_ex_data(ssl, sslIndex()) != nullptr) {
+      return;
+    }
+    auto* tracker =
+        static_cast<ConnectionTracker*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctxIndex()));
+    const int fd = SSL_get_fd(ssl);
+    if (tracker == nullptr || fd < 0) return;
+    tracker->add(fd);
+    SSL_set_ex_data(const_cast<SSL*>(ssl), sslIndex(), new Connection{tracker, fd});
+  }
+  static void onFree(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/,
+                     long /*argl*/, void* /*argp*/) {
+    auto* conn = static_cast<Connection*>(ptr);
+    if (conn == nullptr) return;
+    conn->tracker->remove(conn->fd);
+    delete conn;
+  }
+
+  std::mutex mu_;
+  std::set<int> fds_;
+  bool closing_ = false;
+};
 
 struct KubeEmu::RequestContext {
   std::optional<UserInfo> user;  // nullopt until authenticated
@@ -128,7 +198,8 @@ KubeEmu::KubeEmu(KubeEmuOptions opts)
       clock_(opts_.clock != nullptr ? *opts_.clock : RealClock::instance()),
       logger_(opts_.log != nullptr ? *opts_.log : Logger::null()),
       authz_(opts_.rbac),
-      store_(clock_) {
+      store_(clock_),
+      connections_(std::make_shared<ConnectionTracker>()) {
   tokens_.replaceAll(opts_.tokens);
 }
 
@@ -168,6 +239,7 @@ Status KubeEmu::start() {
                   opts_.cert_file + ")";
       return false;
     }
+    ConnectionTracker::attach(&ctx, connections_.get());
     if (!opts_.client_ca_file.empty()) {
       STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(opts_.client_ca_file.c_str());
       if (names == nullptr ||
@@ -190,6 +262,7 @@ Status KubeEmu::start() {
   const int threads = std::max(2, opts_.threads);
   server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server->set_keep_alive_max_count(1000);
+  server->set_tcp_nodelay(true);  // like kube-apiserver (Go): no Nagle delay on split writes
   server->set_keep_alive_timeout(opts_.keep_alive_timeout.count());
   server->set_payload_max_length(opts_.max_body_bytes);
   const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
@@ -230,6 +303,7 @@ Status KubeEmu::start() {
   if (opts_.control_api) {
     auto control = std::make_unique<httplib::Server>();
     control->new_task_queue = [] { return new httplib::ThreadPool(4); };
+    control->set_keep_alive_max_count(1);  // one request per connection: stop() never waits
     const auto control_handler = [this](const httplib::Request& req, httplib::Response& res) {
       handleControl(req, res);
     };
@@ -262,6 +336,7 @@ Status KubeEmu::start() {
 void KubeEmu::stop() {
   stopping_.stop();
   if (api_server_) api_server_->stop();
+  connections_->shutdownAll();
   if (control_server_) control_server_->stop();
   if (api_thread_.joinable()) api_thread_.join();
   if (control_thread_.joinable()) control_thread_.join();
@@ -378,6 +453,16 @@ ApiResponse KubeEmu::serve(const httplib::Request& req, RequestContext& ctx) {
     return req.method == "GET" ? ApiResponse{200, versionInfo(), {}} : methodNotAllowed();
   }
   const auto segments = splitPath(path);
+  if (!segments.empty() && segments[0] == "openapi") {
+    if (user.anonymous()) return forbiddenPath(user.name, lower(req.method), path);
+    if (req.method != "GET") return methodNotAllowed();
+    if (segments.size() == 2 && segments[1] == "v3") return {200, openApiV3Index(), {}};
+    if (segments.size() == 4 && segments[1] == "v3" && segments[2] == "api" &&
+        segments[3] == "v1") {
+      return {200, openApiV3CoreV1(), {}};
+    }
+    return pathNotFound();
+  }
   const bool is_core = !segments.empty() && segments[0] == "api";
   const bool is_groups = !segments.empty() && segments[0] == "apis";
   const bool is_resource = is_core && segments.size() >= 3 && segments[1] == "v1";
@@ -491,6 +576,13 @@ ApiResponse KubeEmu::serveResource(const httplib::Request& req, RequestContext& 
     return store_.patch(*resource, ns, name, *type, req.body, wopts);
   }
   const std::string media = mediaType(req.get_header_value("Content-Type"));
+  if (media == kProtobufMediaType) {
+    auto decoded = decodeKubernetesProtobuf(req.body);
+    if (!decoded) return badRequest(decoded.error().message);
+    const std::string body = decoded->dump();
+    if (verb == "create") return store_.create(*resource, ns, body, wopts);
+    return store_.replace(*resource, ns, name, body, wopts);
+  }
   if (!media.empty() && media != "application/json") {
     return statusResponse(415, "UnsupportedMediaType",
                           "the body of the request was in an unknown format - accepted media "
@@ -502,7 +594,14 @@ ApiResponse KubeEmu::serveResource(const httplib::Request& req, RequestContext& 
 }
 
 ApiResponse KubeEmu::serveAccessReview(const httplib::Request& req, const UserInfo& user) {
-  json review = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  json review;
+  if (mediaType(req.get_header_value("Content-Type")) == kProtobufMediaType) {
+    auto decoded = decodeKubernetesProtobuf(req.body);
+    if (!decoded) return badRequest(decoded.error().message);
+    review = std::move(*decoded);
+  } else {
+    review = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  }
   if (review.is_discarded() || !review.is_object() || !review.contains("spec") ||
       !review["spec"].is_object()) {
     return badRequest("SelfSubjectAccessReview: the body must be a JSON object with a spec");

@@ -89,6 +89,8 @@ class KubeEmu {
   void injectFault(FaultRule rule) { faults_.add(std::move(rule)); }
   void setRandomFaults(RandomFaults random) { faults_.setRandom(std::move(random)); }
   void clearFaults() { faults_.clear(); }
+  // {"rules":[...not yet used up...],"random":{...}}
+  nlohmann::json faults() const { return faults_.toJson(); }
   std::vector<RequestRecord> requestLog(uint64_t after_seq = 0) const {
     return log_.entries(after_seq);
   }
@@ -123,6 +125,7 @@ class KubeEmu {
   RequestLog log_;
   ResourceStore store_;
   StopSignal stopping_;
+  std::shared_ptr<class ConnectionTracker> connections_;
   std::unique_ptr<httplib::Server> api_server_;
   std::unique_ptr<httplib::Server> control_server_;
   std::thread api_thread_;
