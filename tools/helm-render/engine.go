@@ -549,9 +549,12 @@ func writeManifests(w io.Writer, rendered []renderedTemplate, showOnly []string,
 	return nil
 }
 
-// decodeYAMLDocuments parses every document of a YAML stream into JSON-typed values.
+// decodeYAMLDocuments parses every document of a YAML stream into JSON-typed values. Stricter
+// than Helm: a key repeated in one mapping is an error (the API server rejects it too, while a
+// plain decode would silently keep the last value).
 func decodeYAMLDocuments(data []byte) ([]interface{}, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.SetStrict(true)
 	var docs []interface{}
 	for {
 		var raw interface{}

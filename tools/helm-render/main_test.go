@@ -263,6 +263,16 @@ func TestJSONOutputAndYAMLToJSON(t *testing.T) {
 	}
 }
 
+func TestJSONOutputRejectsARepeatedKey(t *testing.T) {
+	dir := writeChart(t, map[string]string{
+		"Chart.yaml":       chartYAML,
+		"templates/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n",
+	})
+	if _, err := renderArgs(t, "-o", "json", dir); err == nil || !strings.Contains(err.Error(), "already set") {
+		t.Errorf("err = %v", err)
+	}
+}
+
 func TestBadChartsAreReportedClearly(t *testing.T) {
 	if _, err := renderArgs(t, t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a chart directory") {
 		t.Errorf("err = %v", err)
