@@ -95,6 +95,12 @@ class Proc:
                                        f" (alive={self.alive()})")
                 self._cond.wait(min(left, 0.05))
 
+    def pause(self):
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.pid, signal.SIGCONT)
+
     def alive(self):
         return self.popen.poll() is None
 

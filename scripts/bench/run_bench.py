@@ -1,0 +1,394 @@
+#!/usr/bin/env python3
+"""The giant-tailnet benchmark (issue 6), end to end. Run through scripts/bench.sh.
+
+For each N, two tsbus-sim processes serve the bus: one with an unbounded per-watcher queue for
+the back-to-back batches (so a burst of 20k events is measured, not refused), and one with
+tailscaled's queue of 128 for the sustained-rate ladders (where falling behind gets the watcher
+closed, spec §2.5). kube-emu serves HTTPS for the agent and the Python sidecar. The consumer
+under test is pinned to CPU 1; the simulators and this harness share CPU 0.
+
+Per consumer, N and run:
+  default mode:  start-up (spawn -> identity written; the drain: -> InitialStatus read), idle
+                 CPU, K SelfChanges (identity unchanged) + 1 marker, K blanks + 1 marker, 3 real
+                 identity changes; peak and final RSS
+  --track-peers: start-up, K add+remove pairs + 1 marker, peak RSS
+Each batch is queued in the simulator while the consumer is stopped (SIGSTOP), then the
+consumer is resumed, so it reads the batch back-to-back at its own speed. The batch ends with a
+"marker": one SelfChange with a new name, whose write (for the drain: the line count) tells when
+everything before it was consumed. CPU per event = the consumer's CPU delta over the batch /
+events in it (marker included, nothing subtracted); wall per event = (time from resume to the
+marker's write - the same time for a lone marker) / K.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from consumers import make_consumer  # noqa: E402
+from procstat import now  # noqa: E402
+from services import KubeEmu, TsbusSim  # noqa: E402
+import aims  # noqa: E402
+import report  # noqa: E402
+
+IMPL_ORDER = ["agent", "dom", "drain", "python"]
+
+
+class Config:
+    def __init__(self, quick):
+        env = os.environ
+        self.quick = quick
+        default_ns = "1000" if quick else "10000 50000 100000 250000 500000"
+        self.ns = [int(x) for x in env.get("BENCH_N", default_ns).split()]
+        self.runs = int(env.get("BENCH_RUNS", "2" if quick else "5"))
+        self.impls = env.get("BENCH_IMPLS", " ".join(IMPL_ORDER)).split()
+        self.k_selfchange = int(env.get("BENCH_K_SELFCHANGE", "500" if quick else "20000"))
+        self.k_blank = int(env.get("BENCH_K_BLANK", "2000" if quick else "100000"))
+        self.k_pairs = int(env.get("BENCH_K_PAIRS", "500" if quick else "20000"))
+        self.real_changes = 3
+        self.ladder_seconds = float(env.get("BENCH_LADDER_SECONDS", "0.5" if quick else "2"))
+        self.ladder_ns = [int(x) for x in env.get("BENCH_LADDER_N", "").split()] or None
+        self.python_max_n = int(env.get("BENCH_PYTHON_MAX_N", "250000"))
+        self.python_big_runs = int(env.get("BENCH_PYTHON_BIG_RUNS", "3"))
+        self.python_big_n = 100000  # at and above this N the Python sidecar gets fewer runs
+        self.dom_max_n = int(env.get("BENCH_DOM_MAX_N", "500000"))
+        self.python_max_bytes = 8 << 30
+        self.budget_s = float(env.get("BENCH_BUDGET_SECONDS", "1680"))  # stop before 30 min
+
+    def runs_for(self, impl, n):
+        if impl == "python" and n >= self.python_big_n:
+            return min(self.runs, self.python_big_runs)
+        return self.runs
+
+    def wants(self, impl, n):
+        if impl == "python" and n > self.python_max_n:
+            return False
+        if impl == "dom" and n > self.dom_max_n:
+            return False
+        return True
+
+
+class Context:
+    """What the consumers need: paths, the API server, CPUs."""
+
+    def __init__(self, build, work_dir, cfg):
+        self.build = build
+        self.work_dir = work_dir
+        self.log_dir = os.path.join(work_dir, "logs")
+        os.makedirs(self.log_dir, exist_ok=True)
+        ncpu = os.cpu_count() or 1
+        self.consumer_cpu = 1 if ncpu > 1 else 0
+        self.service_cpu = 0
+        self.python_max_bytes = cfg.python_max_bytes
+        self.emu = None
+
+
+class Results:
+    def __init__(self):
+        self.measurements = {}
+        self.notes = []
+
+    def add(self, impl, n, metric, value):
+        if value is None:
+            return
+        self.measurements.setdefault((impl, n, metric), []).append(value)
+
+    def values(self, impl, n, metric):
+        return self.measurements.get((impl, n, metric), [])
+
+    def to_json(self, meta, aim_rows):
+        return {"meta": meta, "notes": self.notes, "aims": aim_rows,
+                "measurements": [{"impl": i, "n": n, "metric": m, "values": v}
+                                 for (i, n, m), v in sorted(self.measurements.items())]}
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, cfg, ctx):
+        self.cfg, self.ctx = cfg, ctx
+        self.res = Results()
+        self.marker_seq = 0
+        self.t_start = now()
+
+    # --- simulator helpers ----------------------------------------------------------------
+
+    def marker(self, sim):
+        self.marker_seq += 1
+        sim.post("/selfchange", body={"name": f"bench-{self.marker_seq}.tail3f9a2c.ts.net."})
+
+    def startup_timeout(self, n):
+        return 60 + n / 2000  # the Python sidecar at 500k needs minutes
+
+    def start_consumer(self, impl, sim, n, run, track):
+        secret = f"bench-{impl}-{n}-{run}-{'track' if track else 'default'}"
+        c = make_consumer(impl, self.ctx, sim.socket_path, secret, track)
+        t0 = c.start()
+        t1 = c.wait_progress(1, self.startup_timeout(n))
+        return c, t1 - t0
+
+    def batch(self, c, sim, send, lines, events):
+        """Queues `lines` bus lines with send(), then a marker, while the consumer is stopped
+        (SIGSTOP), so the batch is ready back-to-back and the simulator's own speed does not
+        count; resumes it and waits until it consumed them all."""
+        p0, cpu0 = c.progress(), c.proc.cpu_ns()
+        c.proc.pause()
+        try:
+            send()
+            self.marker(sim)
+        finally:
+            t0 = now()
+            c.proc.resume()
+        target = p0 + lines + 1 if c.counts_lines else p0 + 1
+        t1 = c.wait_progress(target, 120 + lines / 2000)
+        cpu1 = c.proc.cpu_ns()
+        return {"cpu_us": (cpu1 - cpu0) / 1000 / (events + 1), "wall_s": t1 - t0,
+                "writes": 0 if c.counts_lines else c.progress() - p0 - 1}
+
+    def marker_latency(self, c, sim):
+        """Seconds from a lone marker to its write being seen (subtracted from batch walls)."""
+        samples = []
+        for _ in range(3):
+            samples.append(self.batch(c, sim, lambda: None, 0, 0)["wall_s"])
+        return statistics.median(samples)
+
+    # --- sessions -----------------------------------------------------------------------
+
+    def default_session(self, impl, n, run, sim):
+        c, startup = self.start_consumer(impl, sim, n, run, track=False)
+        R = self.res
+        try:
+            R.add(impl, n, "startup_s", startup)
+            R.add(impl, n, "startup_cpu_s", c.proc.cpu_ns() / 1e9)
+            R.add(impl, n, "startup_hwm_mib", c.proc.hwm_kib() / 1024)
+            cpu0 = c.proc.cpu_ns()
+            time.sleep(0.5)
+            R.add(impl, n, "idle_cpu_pct", (c.proc.cpu_ns() - cpu0) / 0.5e9 * 100)
+            lat = self.marker_latency(c, sim)
+            k = self.cfg.k_selfchange
+            b = self.batch(c, sim, lambda: sim.post("/selfchange-same", count=k), k, k)
+            R.add(impl, n, "selfchange_cpu_us", b["cpu_us"])
+            R.add(impl, n, "selfchange_wall_us", max(b["wall_s"] - lat, 0) / k * 1e6)
+            if not c.counts_lines:
+                R.add(impl, n, "writes_per_1k_selfchange", b["writes"] / k * 1000)
+            k = self.cfg.k_blank
+            b = self.batch(c, sim, lambda: sim.post("/blank", count=k), k, k)
+            R.add(impl, n, "blank_cpu_us", b["cpu_us"])
+            R.add(impl, n, "blank_wall_us", max(b["wall_s"] - lat, 0) / k * 1e6)
+            if not c.counts_lines:
+                R.add(impl, n, "writes_per_1k_blank", b["writes"] / k * 1000)
+                p0 = c.progress()
+                for _ in range(self.cfg.real_changes):
+                    before = c.progress()
+                    self.marker(sim)
+                    c.wait_progress(before + 1, 60)
+                time.sleep(0.2)  # a duplicate write would show up by now
+                R.add(impl, n, "writes_per_real_change",
+                      (c.progress() - p0) / self.cfg.real_changes)
+            R.add(impl, n, "peak_hwm_mib", c.proc.hwm_kib() / 1024)
+            R.add(impl, n, "end_rss_mib", c.proc.rss_kib() / 1024)
+        finally:
+            c.stop()
+
+    def track_session(self, impl, n, run, sim):
+        c, startup = self.start_consumer(impl, sim, n, run, track=True)
+        R = self.res
+        try:
+            R.add(impl, n, "track_startup_s", startup)
+            lat = self.marker_latency(c, sim)
+            k = self.cfg.k_pairs
+            b = self.batch(c, sim, lambda: sim.post("/churn", count=k), 2 * k, k)
+            R.add(impl, n, "pair_cpu_us", b["cpu_us"])
+            R.add(impl, n, "pair_wall_us", max(b["wall_s"] - lat, 0) / k * 1e6)
+            if not c.counts_lines:
+                R.add(impl, n, "writes_per_1k_pair", b["writes"] / (2 * k) * 1000)
+            R.add(impl, n, "track_hwm_mib", c.proc.hwm_kib() / 1024)
+        finally:
+            c.stop()
+
+    def ladder(self, impl, n, sim, track, rates):
+        """Raises the churn rate step by step; returns the highest rate (pairs/s) the consumer
+        kept up with before tsbus-sim closed it as fell-behind, and CPU per line at that rate."""
+        c, _ = self.start_consumer(impl, sim, n, "ladder", track)
+        best, best_cpu, limit = 0, None, None
+        try:
+            for rate in rates:
+                st0, cpu0, t0 = sim.stats(), c.proc.cpu_ns(), now()
+                sim.post("/churn", rate=rate)
+                time.sleep(self.cfg.ladder_seconds)
+                sim.post("/churn", rate=0)
+                t1 = now()
+                time.sleep(0.3)  # let it drain what is queued
+                st1, cpu1 = sim.stats(), c.proc.cpu_ns()
+                pairs = st1["churn_pairs"] - st0["churn_pairs"]
+                achieved = pairs / (t1 - t0)
+                closed = st1["closed_slow"] > st0["closed_slow"] or not c.proc.alive()
+                if closed:
+                    limit = rate
+                    break
+                if achieved < 0.9 * rate:
+                    limit = f"sim reached only {achieved:,.0f} pairs/s"
+                    best = max(best, achieved)
+                    break
+                best, best_cpu = rate, (cpu1 - cpu0) / 1000 / max(2 * pairs, 1)
+        finally:
+            c.stop()
+        return best, best_cpu, limit
+
+    # --- the whole run ----------------------------------------------------------------------
+
+    def over_budget(self):
+        return now() - self.t_start > self.cfg.budget_s
+
+    def run_n(self, n):
+        cfg, ctx = self.cfg, self.ctx
+        sock_dir = os.path.join(ctx.work_dir, f"n{n}")
+        os.makedirs(sock_dir, exist_ok=True)
+        batch_sim = TsbusSim(ctx.build, os.path.join(sock_dir, "batch.sock"), n, 10_000_000,
+                             ctx.log_dir, f"tsbus-sim-batch-{n}", cpu=ctx.service_cpu,
+                             coalesce_writes=True)
+        rate_sim = TsbusSim(ctx.build, os.path.join(sock_dir, "rate.sock"), n, 128,
+                            ctx.log_dir, f"tsbus-sim-rate-{n}", cpu=ctx.service_cpu)
+        batch_sim.start()
+        rate_sim.start()
+        try:
+            for run in range(cfg.runs):
+                for impl in cfg.impls:
+                    if not cfg.wants(impl, n) or run >= cfg.runs_for(impl, n):
+                        continue
+                    if self.over_budget():
+                        self.note_budget(n, impl, run)
+                        return
+                    log(f"N={n} run {run + 1}/{cfg.runs_for(impl, n)} {impl}")
+                    self.guarded(self.default_session, impl, n, run, batch_sim)
+                    self.guarded(self.track_session, impl, n, run, batch_sim)
+            if cfg.ladder_ns is None or n in cfg.ladder_ns:
+                for impl in cfg.impls:
+                    if not cfg.wants(impl, n) or self.over_budget():
+                        continue
+                    log(f"N={n} rate ladders {impl}")
+                    self.guarded(self.ladders, impl, n, rate_sim)
+        finally:
+            batch_sim.stop()
+            rate_sim.stop()
+
+    def ladders(self, impl, n, sim):
+        base = [1000, 2500, 5000, 10000, 20000, 40000, 80000, 160000]
+        if self.cfg.quick:
+            base = [1000, 5000]
+        blank_best, blank_cpu, blank_limit = self.ladder(impl, n, sim, False, base)
+        self.res.add(impl, n, "max_blank_rate", 2 * blank_best)
+        self.res.add(impl, n, "ladder_blank_cpu_us", blank_cpu)
+        pair_best, pair_cpu, pair_limit = self.ladder(impl, n, sim, True, base)
+        self.res.add(impl, n, "max_pair_rate", pair_best)
+        self.res.add(impl, n, "ladder_pair_cpu_us", pair_cpu)
+        self.ladder_limits[(impl, n)] = (blank_limit, pair_limit)
+
+    def guarded(self, fn, impl, n, *args):
+        try:
+            fn(impl, n, *args)
+        except Exception as e:  # one failed session must not lose the whole run
+            msg = f"{fn.__name__} {impl} N={n}: {type(e).__name__}: {e}"
+            log("FAILED " + msg)
+            traceback.print_exc(file=sys.stderr)
+            self.res.notes.append("A session failed and is missing from the tables: " + msg)
+
+    def note_budget(self, n, impl, run):
+        msg = (f"Stopped at N={n} ({impl}, run {run + 1}) to stay inside the time budget of "
+               f"{self.cfg.budget_s / 60:.0f} minutes.")
+        if msg not in self.res.notes:
+            self.res.notes.append(msg)
+        log(msg)
+
+    def run(self):
+        self.ladder_limits = {}
+        for n in self.cfg.ns:
+            if self.over_budget():
+                self.note_budget(n, "-", 0)
+                break
+            self.run_n(n)
+
+
+def machine_meta(build, cfg, elapsed):
+    def sh(*cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+    model = next((line.split(":", 1)[1].strip() for line in sh("lscpu").splitlines()
+                  if line.startswith("Model name")), platform.processor())
+    mem_kib = next((int(line.split()[1]) for line in open("/proc/meminfo")
+                    if line.startswith("MemTotal")), 0)
+    build_type = next((line.split("=", 1)[1] for line in
+                       open(os.path.join(build, "CMakeCache.txt"))
+                       if line.startswith("CMAKE_BUILD_TYPE:")), "?").strip()
+    dirty = bool(sh("git", "status", "--porcelain", "--untracked-files=no"))
+    return {
+        "cpu_model": model, "cores": os.cpu_count(), "mem_gib": round(mem_kib / 1048576, 1),
+        "kernel": platform.release(), "commit": sh("git", "rev-parse", "--short=12", "HEAD"),
+        "dirty": dirty, "build_type": build_type, "quick": cfg.quick,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "elapsed_s": elapsed,
+        "method_runs": (f"{cfg.runs} runs per figure (median [min-max]); the Python sidecar "
+                        f"{cfg.python_big_runs} runs at N >= {cfg.python_big_n:,} and none above "
+                        f"{cfg.python_max_n:,}; rate ladders 1 run at each N"),
+        "method": (__doc__.split("\n", 2)[2].strip()
+                   + f"\n\nBatch sizes: K = {cfg.k_selfchange:,} SelfChanges, {cfg.k_blank:,} "
+                     f"blanks, {cfg.k_pairs:,} add+remove pairs (each pair is two bus lines, a "
+                     f"PeersRemoved then a PeersChanged; a plain watcher gets two blanks). Rate "
+                     f"ladders: churn at 1k, 2.5k, 5k, ... pairs/s for {cfg.ladder_seconds:g} s "
+                     f"each against the queue-128 simulator, until it closes the watcher."),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--plots", required=True)
+    ap.add_argument("--work", help="keep logs and results.json here")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    cfg = Config(os.environ.get("BENCH_QUICK", "") not in ("", "0"))
+    work = args.work or tempfile.mkdtemp(prefix="tsk-bench-")
+    os.makedirs(work, exist_ok=True)
+    ctx = Context(build, work, cfg)
+    log(f"N={cfg.ns} runs={cfg.runs} impls={cfg.impls} work={work}")
+    bench = Bench(cfg, ctx)
+    ctx.emu = KubeEmu(build, work, ctx.log_dir, cpu=ctx.service_cpu)
+    ctx.emu.start()
+    try:
+        bench.run()
+    finally:
+        ctx.emu.stop()
+    meta = machine_meta(build, cfg, now() - bench.t_start)
+    aim_rows = aims.evaluate(bench.res, cfg, bench.ladder_limits)
+    data = bench.res.to_json(meta, aim_rows)
+    with open(os.path.join(work, "results.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    res = report.Results(data)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    plot_files = report.draw_plots(res, args.plots)
+    rel = os.path.relpath(args.plots, os.path.dirname(os.path.abspath(args.out)))
+    with open(args.out, "w") as f:
+        f.write(report.render(res, plot_files, rel))
+    log(f"wrote {args.out} and {args.plots}/ in {(now() - bench.t_start) / 60:.1f} min; "
+        f"logs in {work}")
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
