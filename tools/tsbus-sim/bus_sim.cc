@@ -207,6 +207,7 @@ struct BusSim::Impl {
   bool restarting = false;
 
   std::mt19937_64 rng{0x5eed};
+  MessagePtr blank_msg;  // the one blank line of this version, shared by every broadcast
 
   explicit Impl(SimOptions o) : opts(std::move(o)) {
     version = opts.version.empty()
@@ -219,6 +220,16 @@ struct BusSim::Impl {
     selfchange_every = opts.selfchange_every;
     if (opts.queue_capacity == 0) opts.queue_capacity = 1;
     if (opts.chunk_bytes == 0) opts.chunk_bytes = 64 * 1024;
+    blank_msg = makeMessage(MsgKind::Blank, statusgen::blankLine(version));
+  }
+
+  // Whether any open watcher gets peer deltas as such (else they are blank lines for everyone
+  // and the peer lines need not be generated at all).
+  bool anyPeerWatcherLocked() const {
+    for (const auto& [id, c] : conns) {
+      if (c->session && (c->session->mask & (kPeerChanges | kPeerPatches))) return true;
+    }
+    return false;
   }
 
   void event(const std::string& line) const {
@@ -792,15 +803,13 @@ struct BusSim::Impl {
     enqueueLocked(f);
   }
 
-  Fanout blankFanout() const {
-    return Fanout::same(makeMessage(MsgKind::Blank, statusgen::blankLine(version)));
-  }
+  Fanout blankFanout() const { return Fanout::same(blank_msg); }
 
   // One churn pair: the peer leaves and comes back under the same NodeID, so the tailnet stays
   // the N generated peers and a later InitialStatus is exact. With N = 0 a fresh peer is added
   // and removed instead.
   void churnPairLocked() {
-    const MessagePtr blank = makeMessage(MsgKind::Blank, statusgen::blankLine(version));
+    const MessagePtr& blank = blank_msg;
     uint64_t index;
     bool add_first = false;
     if (peers == 0) {
@@ -808,6 +817,12 @@ struct BusSim::Impl {
       add_first = true;
     } else {
       index = churn_cursor++ % peers;
+    }
+    if (!anyPeerWatcherLocked()) {  // every watcher gets two blank lines
+      enqueueLocked(Fanout::same(blank));
+      enqueueLocked(Fanout::same(blank));
+      ++churn_pairs;
+      return;
     }
     statusgen::PeerNode node = statusgen::peerAt(index, opts.seed, opts.online_fraction);
     if (auto it = online_override.find(index); it != online_override.end()) {
@@ -944,7 +959,7 @@ void BusSim::stop() {
   ::unlink(d.opts.socket_path.c_str());
 }
 
-void BusSim::selfChange(const IdentityUpdate& u) {
+void BusSim::selfChange(const IdentityUpdate& u, uint64_t count) {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
   auto& id = d.identity;
@@ -957,9 +972,11 @@ void BusSim::selfChange(const IdentityUpdate& u) {
   if (u.user_id) id.user_id = *u.user_id;
   if (u.key_expiry) id.key_expiry = *u.key_expiry;
   if (u.node_key) id.node_key = *u.node_key;
-  d.enqueueLocked(
-      Fanout::same(makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(id, d.version))));
-  d.event("selfchange name=" + id.name + " -> " + std::to_string(d.watchers) + " watchers");
+  const Fanout f =
+      Fanout::same(makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(id, d.version)));
+  for (uint64_t i = 0; i < count; ++i) d.enqueueLocked(f);
+  d.event("selfchange name=" + id.name + (count != 1 ? " x" + std::to_string(count) : "") + " -> " +
+          std::to_string(d.watchers) + " watchers");
 }
 
 void BusSim::setState(int state) {
@@ -1001,7 +1018,7 @@ void BusSim::patch(uint64_t count) {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
   if (d.peers == 0) return;
-  const MessagePtr blank = makeMessage(MsgKind::Blank, statusgen::blankLine(d.version));
+  const MessagePtr& blank = d.blank_msg;
   for (uint64_t i = 0; i < count; ++i) {
     const uint64_t index = d.patch_cursor++ % d.peers;
     statusgen::PeerNode node = statusgen::peerAt(index, d.opts.seed, d.opts.online_fraction);

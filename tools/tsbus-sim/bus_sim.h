@@ -127,8 +127,9 @@ class BusSim {
   void stop();
 
   // Broadcasts, each to every open watcher per its mask.
-  void selfChange(const IdentityUpdate& update = {});  // SelfChange with the (new) identity
-  void setState(int state);                            // State, also used by later initials
+  // SelfChange with the (new) identity, `count` times (one shared line).
+  void selfChange(const IdentityUpdate& update = {}, uint64_t count = 1);
+  void setState(int state);    // State, also used by later initials
   void churn(uint64_t pairs);  // per pair: PeersRemoved [id] then PeersChanged [node]
   void setChurnRate(double pairs_per_second);
   void setSelfChangeEvery(std::chrono::milliseconds every);

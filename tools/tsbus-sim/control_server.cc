@@ -196,9 +196,8 @@ struct ControlServer::Impl {
     });
     post("/selfchange",
          ([this](const httplib::Request& r) { sim.selfChange(identityUpdateFromJson(r.body)); }));
-    post("/selfchange-same", ([this](const httplib::Request& r) {
-           for (uint64_t i = uintParam(r, "count", 1); i > 0; --i) sim.selfChange();
-         }));
+    post("/selfchange-same",
+         ([this](const httplib::Request& r) { sim.selfChange({}, uintParam(r, "count", 1)); }));
     post("/selfchange-every", ([this](const httplib::Request& r) {
            sim.setSelfChangeEvery(std::chrono::milliseconds(uintParam(r, "ms", 0)));
          }));

@@ -5,7 +5,8 @@
 //   POST /selfchange        JSON body {name, addresses, stable_id, node_id, host_name, tags,
 //                           user_id, key_expiry, node_key} (all optional): new identity +
 //                           SelfChange
-//   POST /selfchange-same   SelfChange with the unchanged identity (as every full netmap does)
+//   POST /selfchange-same?count=C   the unchanged identity again (as every full netmap
+//                           sends it), C times (default 1)
 //   POST /selfchange-every?ms=M   schedule (0 = off)
 //   POST /state?value=N     State notification (ipn.State, 0-6 or anything else)
 //   POST /restart?down_ms=D&remove_socket=0|1
