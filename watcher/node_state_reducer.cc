@@ -153,7 +153,9 @@ void NodeStateReducer::onPeerPatch(int64_t node_id, std::optional<bool> online) 
 }
 
 bool NodeStateReducer::onLineAborted() {
-  if (!initial_in_progress_) return false;  // deltas already applied stay applied
+  // Deltas of a malformed line that were already applied stay applied (they came from the
+  // daemon); publish the counts they produced.
+  if (!initial_in_progress_) return opts_.track_peers && refreshPeerCounts();
   // A half-read InitialStatus: the peer table is incomplete. Forget it until the next resync.
   initial_in_progress_ = false;
   peers_.clear();

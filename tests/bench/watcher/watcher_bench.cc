@@ -12,6 +12,10 @@
 #include <string>
 #include <vector>
 
+#if defined(TSK_BENCH_SIMDJSON)
+#include <simdjson.h>
+#endif
+
 #include "common/log.h"
 #include "tools/statusgen/statusgen.h"
 #include "watcher/node_state_reducer.h"
@@ -215,6 +219,44 @@ void BM_SelfChangeNlohmannDom(benchmark::State& state) {
   state.SetItemsProcessed(int64_t(state.iterations()));
 }
 BENCHMARK(BM_SelfChangeNlohmannDom);
+
+#if defined(TSK_BENCH_SIMDJSON)
+// simdjson's On-Demand API reading the same identity fields from a SelfChange line (it needs the
+// whole line in a padded buffer, so it could only ever serve small lines).
+void BM_SelfChangeSimdjsonOnDemand(benchmark::State& state) {
+  const simdjson::padded_string line(statusgen::selfChangeLine({}));
+  simdjson::ondemand::parser parser;
+  for (auto _ : state) {
+    auto doc = parser.iterate(line);
+    auto node = doc["SelfChange"];
+    int64_t id = node["ID"].get_int64();
+    std::string_view stable = node["StableID"].get_string();
+    std::string_view name = node["Name"].get_string();
+    size_t addresses = 0;
+    for (auto a : node["Addresses"].get_array()) {
+      std::string_view s = a.get_string();
+      addresses += s.size();
+    }
+    benchmark::DoNotOptimize(id);
+    benchmark::DoNotOptimize(stable);
+    benchmark::DoNotOptimize(name);
+    benchmark::DoNotOptimize(addresses);
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()));
+}
+BENCHMARK(BM_SelfChangeSimdjsonOnDemand);
+
+void BM_BlankLineSimdjsonDom(benchmark::State& state) {
+  const simdjson::padded_string line(statusgen::blankLine());
+  simdjson::dom::parser parser;
+  for (auto _ : state) {
+    simdjson::dom::element doc = parser.parse(line);
+    benchmark::DoNotOptimize(doc);
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()));
+}
+BENCHMARK(BM_BlankLineSimdjsonDom);
+#endif
 
 // How fast statusgen produces the line (benchmarks and tsbus-sim depend on it).
 void BM_StatusgenInitialStatus(benchmark::State& state) {

@@ -294,6 +294,15 @@ TEST(NodeStateReducer, AbortedInitialStatusMakesPeerCountsUnknown) {
   EXPECT_TRUE(p.state().peers_known);
 }
 
+TEST(NodeStateReducer, DeltasOfAMalformedLineStillReachTheCounts) {
+  Pipeline p(true);
+  p.feed(fixtureFile("08-initial-status-head.jsonl"));
+  EXPECT_TRUE(p.feed("{\"PeersRemoved\":[3141592653589],\"State\":oops}\n"));
+  EXPECT_EQ(p.malformed, 1);
+  EXPECT_EQ(p.state().peers_total, 2u);
+  EXPECT_TRUE(p.state().peers_known);
+}
+
 TEST(NodeStateReducer, WithoutTrackingCountsComeFromTheInitialStatus) {
   Pipeline p(false);
   p.feed(fixtureFile("08-initial-status-head.jsonl"));
