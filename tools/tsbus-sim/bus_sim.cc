@@ -45,9 +45,9 @@ constexpr std::string_view kCsp =
     "script-src-attr 'none'";
 
 constexpr std::array<std::string_view, static_cast<size_t>(MsgKind::kCount)> kKindNames = {
-    "initial",       "self_change", "state",    "blank",  "peers_changed",
-    "peers_removed", "peer_patch",  "health",   "engine", "err_message",
-    "fell_behind",   "malformed",   "oversized"};
+    "initial",       "self_change", "state",     "blank",      "peers_changed",
+    "peers_removed", "peer_patch",  "health",    "engine",     "err_message",
+    "fell_behind",   "malformed",   "oversized", "bad_framing"};
 
 constexpr std::array<std::string_view, 7> kStateNames = {
     "NoState", "InUseOtherUser", "NeedsLogin", "NeedsMachineAuth",
@@ -113,6 +113,8 @@ struct Message {
   MsgKind kind = MsgKind::Blank;
   std::string line;              // the whole line with '\n' (empty for generated oversized)
   uint64_t oversized_bytes = 0;  // > 0: generate a valid line of this many bytes on the fly
+  bool raw = false;              // write `line` as is, outside the chunked framing (a fault)
+  bool special() const { return oversized_bytes > 0 || raw; }
 };
 using MessagePtr = std::shared_ptr<const Message>;
 
@@ -688,6 +690,8 @@ struct BusSim::Impl {
     bool ok;
     if (m.oversized_bytes > 0) {
       ok = writeOversized(c, m.oversized_bytes);
+    } else if (m.raw) {
+      ok = writeAll(c, m.line);
     } else {
       ok = writeChunked(c, m.line);
     }
@@ -750,7 +754,7 @@ struct BusSim::Impl {
       batch.push_back(std::move(s.queue.front()));
       s.queue.pop_front();
     } while (opts.coalesce_writes && !s.queue.empty() && bytes < kCoalesceBytes &&
-             batch.back()->oversized_bytes == 0 && s.queue.front()->oversized_bytes == 0);
+             !batch.back()->special() && !s.queue.front()->special());
   }
 
   bool writeBatch(Connection& c, const std::vector<MessagePtr>& batch) {
@@ -1089,6 +1093,16 @@ void BusSim::oversized(uint64_t bytes) {
   m->oversized_bytes = std::max<uint64_t>(bytes, 1);
   d.broadcast(Fanout::same(m));
   d.event("oversized line of " + std::to_string(bytes) + " bytes");
+}
+
+void BusSim::badFraming() {
+  auto& d = *impl_;
+  auto m = std::make_shared<Message>();
+  m->kind = MsgKind::BadFraming;
+  m->raw = true;
+  m->line = "this is not a chunk header\r\n";
+  d.broadcast(Fanout::same(m));
+  d.event("bad chunked framing");
 }
 
 void BusSim::setPeers(uint64_t n) {

@@ -90,6 +90,7 @@ enum class MsgKind {
   FellBehind,
   Malformed,
   Oversized,
+  BadFraming,
   kCount,
 };
 std::string_view msgKindName(MsgKind k);
@@ -141,7 +142,8 @@ class BusSim {
   void errMessage(std::string_view text);
   void malformed(std::string_view line = {});  // a line that is not JSON (default) or `line`
   void oversized(uint64_t bytes);              // a valid Notify line of `bytes` bytes
-  void setPeers(uint64_t peers);               // N for later initial messages (no broadcast)
+  void badFraming();  // bytes that break the chunked framing (the client must drop the stream)
+  void setPeers(uint64_t peers);  // N for later initial messages (no broadcast)
   // Fault injection: answer every new watch request with `status` and `message` (as http.Error
   // does) instead of streaming; status 0 turns it off. E.g. 403 "watch ipn bus access denied".
   void failWatches(int status, std::string message = {});

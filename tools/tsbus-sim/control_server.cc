@@ -115,7 +115,7 @@ constexpr const char* kIndex =
     "  POST /patch?count=C | /blank?count=C | /flood?count=C\n"
     "  POST /malformed [body = the line] | /oversized?bytes=B\n"
     "  POST /health?ok=0|1 | /engine | /err?text=T | /peers?count=N\n"
-    "  POST /fail-watch?status=S&text=T (S=0: off)\n"
+    "  POST /fail-watch?status=S&text=T (S=0: off) | /bad-framing\n"
     "  GET  /stats\n";
 
 }  // namespace
@@ -233,6 +233,7 @@ struct ControlServer::Impl {
            sim.errMessage(r.has_param("text") ? r.get_param_value("text")
                                               : std::string("simulated control error"));
          }));
+    post("/bad-framing", ([this](const httplib::Request&) { sim.badFraming(); }));
     post("/fail-watch", ([this](const httplib::Request& r) {
            sim.failWatches(static_cast<int>(uintParam(r, "status", 0)),
                            r.has_param("text") ? r.get_param_value("text") : std::string());

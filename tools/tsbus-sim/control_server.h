@@ -20,6 +20,7 @@
 //   POST /health?ok=0|1     Health notification;  POST /engine;  POST /err?text=T
 //   POST /peers?count=N     N for later initial messages
 //   POST /fail-watch?status=S&text=T   answer watch requests with S and T (S=0: off)
+//   POST /bad-framing       bytes that break the chunked framing
 //   GET  /stats             JSON: watchers, sent by kind, closed_slow, identity, ...
 //
 //   ControlServer control(sim);

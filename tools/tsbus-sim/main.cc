@@ -68,7 +68,8 @@ Control endpoints (curl -XPOST http://HOST:PORT/...):
   /restart?down_ms=D&remove_socket=0|1   /churn?rate=R   /churn?count=C
   /patch?count=C   /blank?count=C   /flood?count=C (overflows watcher queues)
   /malformed [body = line]   /oversized?bytes=B   /health?ok=0|1   /engine   /err?text=T
-  /peers?count=N   /fail-watch?status=S&text=T (S=0: off)   GET /stats
+  /peers?count=N   /fail-watch?status=S&text=T (S=0: off)
+  /bad-framing   GET /stats
 )";
 
 [[noreturn]] void usageError(const std::string& msg) {

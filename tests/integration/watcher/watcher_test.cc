@@ -301,6 +301,17 @@ TEST_F(WatcherTest, SkipsAMalformedLineAndTheNextEventStillArrives) {
       eventually([&] { return logText().find("skipped a malformed line") != std::string::npos; }));
 }
 
+TEST_F(WatcherTest, DropsTheStreamOnBrokenFramingAndResyncs) {
+  startSim(simOptions());
+  startWatcher(watcherOptions());
+  ASSERT_TRUE(eventually([&] { return synced(); }));
+  sim_->badFraming();
+  ASSERT_TRUE(eventually([&] { return watcher_->stats().connects >= 2 && synced(); }));
+  const auto reasons = observer_.disconnects();
+  ASSERT_FALSE(reasons.empty());
+  EXPECT_NE(reasons[0].find("malformed HTTP framing"), std::string::npos) << reasons[0];
+}
+
 TEST_F(WatcherTest, SkipsAnOversizedLineAndKeepsGoing) {
   startSim(simOptions());
   WatcherOptions o = watcherOptions();
