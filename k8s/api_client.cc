@@ -73,10 +73,6 @@ std::optional<milliseconds> parseRetryAfter(const std::string& value, millisecon
   return std::min<milliseconds>(std::chrono::seconds(std::stol(value)), cap);
 }
 
-bool isPermanentTransportError(httplib::Error e) {
-  return e == httplib::Error::SSLServerVerification || e == httplib::Error::SSLLoadingCerts;
-}
-
 std::string describeTransportError(httplib::Error e) {
   switch (e) {
     case httplib::Error::Connection:
@@ -121,7 +117,7 @@ struct ApiClient::Impl {
     std::string body;
     std::string retry_after;
     httplib::Error error = httplib::Error::Success;
-    long verify_result = 0;
+    long verify_error = 0;  // X509_V_ERR_*: the handshake failed on the server certificate
   };
   Attempt send(std::string_view verb, const std::string& path, const std::string& body,
                const std::string& content_type, const std::string& token);
@@ -173,17 +169,20 @@ Status ApiClient::Impl::setUp() {
                                                     tls.clientCertificate(), tls.clientKey())
              : std::make_unique<httplib::SSLClient>(verify_name, address.port);
   if (!http->is_valid()) return Error{"cannot set up TLS for " + cfg.server + " (OpenSSL)"};
+  // Verification is done by OpenSSL inside the handshake (TlsMaterial::install), not by
+  // cpp-httplib's post-handshake check: httplib 0.11's verify_host reads past the end of IPv4
+  // SAN entries when the host is an IPv6 literal (ASan heap-buffer-overflow) and falls back to
+  // the CN even when SANs are present, and with its check enabled httplib would also load the
+  // system roots into the context. So httplib's own switch stays off; the peer is still always
+  // verified, except with an explicit insecure_skip_verify.
+  http->enable_server_certificate_verification(false);
   if (cfg.insecure_skip_verify) {
-    http->enable_server_certificate_verification(false);
     log.warn(
         "TLS verification of the API server is DISABLED (insecure-skip-tls-verify): anyone on the "
         "path can read and change what the agent sends; use a CA instead",
         {{"server", cfg.server}});
-  } else {
-    http->enable_server_certificate_verification(true);
-    if (auto installed = tls.install(http->ssl_context(), verify_name); !installed) {
-      return installed.error();
-    }
+  } else if (auto installed = tls.install(http->ssl_context(), verify_name); !installed) {
+    return installed.error();
   }
   http->set_keep_alive(true);
   http->set_tcp_nodelay(true);  // headers and body go out as separate writes: no Nagle delay
@@ -199,6 +198,7 @@ ApiClient::Impl::Attempt ApiClient::Impl::send(std::string_view verb, const std:
                                                const std::string& token) {
   Attempt a;
   std::lock_guard lock(http_mu);
+  (void)tls.takeVerifyError();
   if (!mapped_host.empty()) {
     auto ip = resolveNumeric(mapped_host);
     if (!ip) {
@@ -218,7 +218,7 @@ ApiClient::Impl::Attempt ApiClient::Impl::send(std::string_view verb, const std:
   httplib::Response res;
   if (!http->send(req, res, a.error)) {
     if (a.error == httplib::Error::Success) a.error = httplib::Error::Unknown;
-    a.verify_result = http->get_openssl_verify_result();
+    a.verify_error = tls.takeVerifyError();
     return a;
   }
   a.status = res.status;
@@ -229,12 +229,9 @@ ApiClient::Impl::Attempt ApiClient::Impl::send(std::string_view verb, const std:
 
 Error ApiClient::Impl::transportError(std::string_view verb, const std::string& path,
                                       const Attempt& a, int attempts) const {
-  if (a.error == httplib::Error::SSLServerVerification) {
+  if (a.verify_error != X509_V_OK) {
     return Error{"TLS verification of " + cfg.server +
-                 " failed: " + describeVerifyFailure(a.verify_result, verify_name)};
-  }
-  if (a.error == httplib::Error::SSLLoadingCerts) {
-    return Error{"TLS setup for " + cfg.server + " failed: cannot load the CA certificates"};
+                 " failed: " + describeVerifyFailure(a.verify_error, verify_name)};
   }
   std::string msg =
       std::string(verb) + " " + cfg.server + path + ": " + describeTransportError(a.error);
@@ -291,7 +288,8 @@ Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string
     milliseconds delay{0};
     if (a.status == 0) {
       if (d.stop.stopped()) return d.cancelledError(verb, path);
-      if (isPermanentTransportError(a.error) || retry_budget_used >= max_attempts) {
+      // A certificate that fails verification will fail again: report it at once.
+      if (a.verify_error != X509_V_OK || retry_budget_used >= max_attempts) {
         return d.transportError(verb, path, a, attempts);
       }
       delay = backoff.next();
@@ -310,11 +308,13 @@ Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string
     }
 
     if (d.observer) d.observer->onRetry(verb, resource, a.status);
-    d.log.info("retrying Kubernetes API request", {{"verb", std::string(verb)},
-                                                   {"resource", std::string(resource)},
-                                                   {"code", std::to_string(a.status)},
-                                                   {"attempt", std::to_string(attempts)},
-                                                   {"delay_ms", std::to_string(delay.count())}});
+    d.log.info("retrying Kubernetes API request",
+               {{"verb", std::string(verb)},
+                {"resource", std::string(resource)},
+                {"code", std::to_string(a.status)},
+                {"error", a.status == 0 ? describeTransportError(a.error) : std::string()},
+                {"attempt", std::to_string(attempts)},
+                {"delay_ms", std::to_string(delay.count())}});
     if (delay.count() > 0 && d.stop.waitFor(delay)) return d.cancelledError(verb, path);
   }
 }

@@ -98,12 +98,14 @@ Result<TlsMaterial> TlsMaterial::fromPem(std::string_view ca_pem, std::string_vi
 }
 
 int TlsMaterial::verifyChain(X509_STORE_CTX* store_ctx, void* self) {
-  // Replaces the SSL_CTX's store (which cpp-httplib fills with the system roots) by our roots,
-  // like Go's RootCAs: any certificate in the bundle is a trust anchor, intermediate or not.
+  // Replaces the SSL_CTX's store by our roots, like Go's RootCAs: any certificate in the bundle
+  // is a trust anchor, intermediate or not.
   const auto* material = static_cast<const TlsMaterial*>(self);
   X509_STORE_CTX_set0_trusted_stack(store_ctx, material->roots_.get());
   X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(store_ctx), X509_V_FLAG_PARTIAL_CHAIN);
-  return X509_verify_cert(store_ctx);
+  const int ok = X509_verify_cert(store_ctx);
+  if (ok != 1) material->last_verify_error_->store(X509_STORE_CTX_get_error(store_ctx));
+  return ok;
 }
 
 Status TlsMaterial::install(SSL_CTX* ctx, const std::string& server_name) const {
@@ -118,6 +120,7 @@ Status TlsMaterial::install(SSL_CTX* ctx, const std::string& server_name) const 
     return Error{"cannot verify the API server name \"" + server_name +
                  "\": not a valid host name"};
   }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   SSL_CTX_set_cert_verify_callback(ctx, &TlsMaterial::verifyChain, const_cast<TlsMaterial*>(this));
   for (int i = 0; client_chain_ && i < sk_X509_num(client_chain_.get()); ++i) {
     if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(client_chain_.get(), i)) != 1) {
@@ -131,7 +134,6 @@ std::string describeVerifyFailure(long verify_result, std::string_view server_na
   const std::string openssl =
       std::string(" (OpenSSL: ") + X509_verify_cert_error_string(verify_result) + ")";
   switch (verify_result) {
-    case X509_V_OK:  // the chain was fine; cpp-httplib's own host check failed
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
       return "host name mismatch: the server certificate is not valid for \"" +

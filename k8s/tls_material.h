@@ -1,16 +1,19 @@
 #pragma once
 // TlsMaterial: the parsed PEM of a ClusterConfig: the trust roots (the ONLY certificates the
 // server chain may end at: no system roots are ever added) and an optional client certificate
-// chain and key. ApiClient installs it into an SSL_CTX with install(), which also pins the
-// expected server name, so chain and host-name checks are done by OpenSSL during the handshake
-// and a failure is reported by describeVerifyFailure().
+// chain and key. install() makes an SSL_CTX verify the peer during the handshake
+// (SSL_VERIFY_PEER) against these roots and the expected server name (RFC 6125 matching by
+// OpenSSL), so a bad certificate aborts the handshake before any byte of the request is sent.
+// The reason of the last failure is kept for the error message (takeVerifyError()).
 //
 //   auto tls = TlsMaterial::fromPem(cfg.ca_pem, cfg.client_cert_pem, cfg.client_key_pem);
 //   if (!tls) return tls.error();
 //   tls->install(ssl_ctx, "kubernetes.default.svc");
+//   ... handshake fails ... describeVerifyFailure(tls->takeVerifyError(), name);
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -48,14 +51,19 @@ class TlsMaterial {
   X509* clientCertificate() const { return client_cert_.get(); }
   EVP_PKEY* clientKey() const { return client_key_.get(); }
 
-  // Makes `ctx` trust only our roots and check `server_name` (a DNS name or an IP literal,
-  // without brackets), and adds the client certificate's intermediates. The TlsMaterial must
-  // outlive the context.
+  // Makes `ctx` require and verify the server certificate against our roots only and check
+  // `server_name` (a DNS name or an IP literal, without brackets), and adds the client
+  // certificate's intermediates. The TlsMaterial must outlive the context and not move.
   Status install(SSL_CTX* ctx, const std::string& server_name) const;
+  // The X509_V_ERR code of the last failed verification since the previous call (X509_V_OK if
+  // none), and resets it.
+  long takeVerifyError() const { return last_verify_error_->exchange(X509_V_OK); }
 
  private:
   static int verifyChain(X509_STORE_CTX* store_ctx, void* self);
 
+  std::unique_ptr<std::atomic<long>> last_verify_error_ =
+      std::make_unique<std::atomic<long>>(X509_V_OK);
   X509StackPtr roots_;
   X509Ptr client_cert_;
   X509StackPtr client_chain_;

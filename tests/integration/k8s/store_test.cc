@@ -123,6 +123,38 @@ TEST_F(StoreTest, PatchOfAMissingSecretWithoutCreateSaysWhatToDo) {
             "or allow \"create\" on \"secrets\" in namespace tailscale");
 }
 
+TEST_F(StoreTest, PatchAfterLosingTheCreateRaceSucceeds) {
+  // Our PATCH sees 404, then someone else creates the Secret before our POST: the POST answers
+  // 409 AlreadyExists and the patch is sent again.
+  seedSecret("raced", {{"theirs", "1"}});
+  kube_emu::FaultRule not_found;
+  not_found.kind = kube_emu::FaultKind::kStatus;
+  not_found.status = 404;
+  not_found.method = "PATCH";
+  emu().injectFault(not_found);
+  auto api = makeClient();
+  auto patched = makeSecretStore(*api, kNamespace, "raced")->patch({{"ours", "2"}}, true);
+  ASSERT_TRUE(patched.ok()) << patched.error().message;
+  EXPECT_EQ(storedSecretData("raced"), (Data{{"theirs", "1"}, {"ours", "2"}}));
+  std::vector<std::string> sequence;
+  for (const auto& r : apiRequests()) sequence.push_back(r.method + " " + std::to_string(r.status));
+  EXPECT_EQ(sequence, (std::vector<std::string>{"PATCH 404", "POST 409", "PATCH 200"}));
+}
+
+TEST_F(StoreTest, InvalidKeyIsRejectedWithTheApiServersReason) {
+  seedSecret("s", {{"k", "v"}});
+  auto api = makeClient();
+  auto patched = makeSecretStore(*api, kNamespace, "s")->patch({{"bad key!", "v"}}, false);
+  ASSERT_FALSE(patched.ok());
+  EXPECT_EQ(patched.error().code, 422);
+  EXPECT_NE(patched.error().message.find("cannot patch secrets \"s\" in namespace \"tailscale\": "
+                                         "the API server answered 422 Unprocessable Entity"),
+            std::string::npos)
+      << patched.error().message;
+  EXPECT_NE(patched.error().message.find("check key names"), std::string::npos);
+  EXPECT_EQ(apiRequests("PATCH").size(), 1u);
+}
+
 TEST_F(StoreTest, EmptyChangesSendNothing) {
   auto api = makeClient();
   ASSERT_TRUE(makeSecretStore(*api, kNamespace, "x")->patch({}, true).ok());
