@@ -50,6 +50,18 @@ TEST_F(KubeEmuLifecycle, AWrongHostCertificateFailsHostVerification) {
   EXPECT_EQ(r.error(), httplib::Error::SSLServerVerification);
 }
 
+TEST_F(KubeEmuLifecycle, ServesOnIpv6Loopback) {
+  options_.listen_host = "::1";
+  startEmu();
+  EXPECT_EQ(emu_->url(), "https://[::1]:" + std::to_string(emu_->port()));
+  httplib::SSLClient cli("::1", emu_->port());
+  cli.set_ca_cert_path(pki_->caCert().c_str());
+  cli.enable_server_certificate_verification(true);
+  const auto r = cli.Get("/version");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+}
+
 class KubeEmuControlApi : public EmuTest {
  protected:
   void SetUp() override {
