@@ -745,9 +745,9 @@ struct BusSim::Impl {
     }
   }
 
-  // One message; with coalesce_writes, every plain message queued (up to ~256 KiB).
+  // One message; with coalesce_writes, the plain messages queued (up to ~16 KiB).
   void takeBatchLocked(Session& s, std::vector<MessagePtr>& batch) {
-    constexpr size_t kCoalesceBytes = 256 * 1024;
+    constexpr size_t kCoalesceBytes = 16 * 1024;  // little slack beyond the queue of 128
     size_t bytes = 0;
     do {
       bytes += s.queue.front()->line.size();
