@@ -135,9 +135,9 @@ Error httpStatusError(std::string_view verb, const ObjectRef& ref, int status,
   if (attempts > 1) msg += " after " + std::to_string(attempts) + " attempts";
   msg += saidSuffix(body);
   if (status == 409) {
-    msg += "; another writer keeps changing the object, try again later";
+    msg += "; another writer kept changing the object until the retries ran out";
   } else if (status == 429 || status >= 500) {
-    msg += "; the API server is overloaded or unavailable, the agent will try again later";
+    msg += "; the API server is overloaded or unavailable (retries ran out); check its health";
   } else if (status == 422 || status == 400) {
     msg += "; the change was rejected as invalid (check key names: letters, digits, '-', '_', '.')";
   }
