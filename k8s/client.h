@@ -79,7 +79,7 @@ struct HttpResponse {
   int attempts = 1;         // HTTP attempts this logical request took (retries + 1)
 };
 
-// Which statuses 409 Conflict is retried for. The default retries it for PATCH and PUT only: a
+// Which verbs a 409 Conflict is retried for. The default retries it for PATCH and PUT only: a
 // 409 on POST means AlreadyExists, which the caller handles.
 enum class ConflictRetry { ForWrites, Always, Never };
 
