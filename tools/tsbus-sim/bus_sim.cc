@@ -875,15 +875,18 @@ struct BusSim::Impl {
           churn_since_epoch += todo - cap;
           todo = cap;
         }
-        // Pair by pair, letting the writers drain in between (tailscaled applies deltas one at
-        // a time): a tick's burst must not fill a queue of 128 by itself.
+        // A few pairs at a time, letting the writers drain in between (tailscaled applies
+        // deltas one at a time): a tick's burst must not fill a queue of 128 by itself.
+        constexpr uint64_t kPairsPerBurst = 8;
         const auto epoch = churn_epoch;
         for (uint64_t i = 0; i < todo && churn_rate > 0 && churn_epoch == epoch && !stopping; ++i) {
           churnPairLocked();
           ++churn_since_epoch;
-          lock.unlock();
-          std::this_thread::yield();
-          lock.lock();
+          if ((i + 1) % kPairsPerBurst == 0) {
+            lock.unlock();
+            std::this_thread::yield();
+            lock.lock();
+          }
         }
         if (churn_rate <= 0 || stopping) continue;
         const auto step = std::chrono::duration_cast<SteadyClock::duration>(
