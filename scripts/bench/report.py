@@ -232,6 +232,11 @@ def render(res, plot_files, plots_rel):
            f"{m.get('elapsed_s', 0) / 60:.1f} min" + (" (BENCH_QUICK smoke mode: figures are "
                                                       "not meaningful)" if m.get('quick') else ""),
            f"- Runs: {m.get('method_runs', '')}", ""]
+    out += ["## How to run", "",
+            "`make bench` (about 25 minutes on 2 cores; `BENCH_QUICK=1` for a one-minute smoke "
+            "run at N = 1000). `BENCH_N`, `BENCH_RUNS`, `BENCH_IMPLS`, `BENCH_LADDER_N` and "
+            "`BENCH_WORK` (keep logs and results.json) are described at the top of "
+            "`scripts/bench.sh`.", ""]
     out += ["## Method", "", m.get("method", ""), ""]
     if res.aims:
         out += ["## Against the aims (issue 6)", "", aims_section(res)]
