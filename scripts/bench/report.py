@@ -154,7 +154,9 @@ def aims_section(res):
 # --- plots ----------------------------------------------------------------------------------
 
 def gnuplot(script):
-    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+    r = subprocess.run(["gnuplot"], input=script.encode(), capture_output=True)
+    if r.returncode != 0:  # "empty range" warnings of a one-N run are not worth showing
+        raise RuntimeError("gnuplot failed: " + r.stderr.decode(errors="replace"))
 
 
 def write_series(tmp, res, impl, metric, scale=1.0):
