@@ -92,8 +92,11 @@ ApiResponse invalid(std::string_view kind, const std::string& name,
         {{"reason", causes[i].reason}, {"message", causes[i].message}, {"field", causes[i].field}});
   }
   if (causes.size() > 1) msg += "]";
-  return statusResponse(422, "Invalid", msg,
-                        {{"name", name}, {"kind", std::string(kind)}, {"causes", jc}});
+  json details = json::object();
+  if (!name.empty()) details["name"] = name;
+  if (!kind.empty()) details["kind"] = std::string(kind);
+  details["causes"] = jc;
+  return statusResponse(422, "Invalid", msg, details);
 }
 
 ApiResponse pathNotFound() {
@@ -107,12 +110,8 @@ ApiResponse methodNotAllowed() {
                         json::object());
 }
 
-ApiResponse unsupportedMediaType(const std::string& content_type) {
-  return statusResponse(415, "UnsupportedMediaType",
-                        "the body of the request was in an unknown format (\"" + content_type +
-                            "\") - accepted media types include: application/json-patch+json, "
-                            "application/merge-patch+json, "
-                            "application/strategic-merge-patch+json");
+ApiResponse unsupportedMediaType() {
+  return statusResponse(415, "UnsupportedMediaType", "415: Unsupported Media Type", json::object());
 }
 
 ApiResponse internalError(const std::string& message) {

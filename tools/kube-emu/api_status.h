@@ -44,7 +44,7 @@ ApiResponse invalid(std::string_view kind, const std::string& name,
                     const std::vector<FieldCause>& causes);
 ApiResponse pathNotFound();
 ApiResponse methodNotAllowed();
-ApiResponse unsupportedMediaType(const std::string& content_type);
+ApiResponse unsupportedMediaType();
 ApiResponse internalError(const std::string& message);
 ApiResponse serviceUnavailable(const std::string& message);
 ApiResponse tooManyRequests(int retry_after_seconds);

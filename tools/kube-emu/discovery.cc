@@ -145,9 +145,12 @@ json column(const std::string& name, const std::string& type, const std::string&
 
 json columns(Resource r) {
   const json name = column("Name", "string", "name",
-                           "Name must be unique within a namespace. More info: "
-                           "https://kubernetes.io/docs/concepts/overview/working-with-objects/"
-                           "names#names");
+                           "Name must be unique within a namespace. Is required when creating "
+                           "resources, although some resources may allow a client to request the "
+                           "generation of an appropriate name automatically. Name is primarily "
+                           "intended for creation idempotence and configuration definition. Cannot "
+                           "be updated. More info: "
+                           "http://kubernetes.io/docs/user-guide/identifiers#names");
   const json age = column("Age", "string", "",
                           "CreationTimestamp is a timestamp representing the server time when "
                           "this object was created.");

@@ -572,7 +572,7 @@ ApiResponse KubeEmu::serveResource(const httplib::Request& req, RequestContext& 
   if (verb == "patch") {
     const std::string content_type = req.get_header_value("Content-Type");
     const auto type = patchTypeFromContentType(content_type);
-    if (!type) return unsupportedMediaType(content_type);
+    if (!type) return unsupportedMediaType();
     return store_.patch(*resource, ns, name, *type, req.body, wopts);
   }
   const std::string media = mediaType(req.get_header_value("Content-Type"));
@@ -583,12 +583,7 @@ ApiResponse KubeEmu::serveResource(const httplib::Request& req, RequestContext& 
     if (verb == "create") return store_.create(*resource, ns, body, wopts);
     return store_.replace(*resource, ns, name, body, wopts);
   }
-  if (!media.empty() && media != "application/json") {
-    return statusResponse(415, "UnsupportedMediaType",
-                          "the body of the request was in an unknown format - accepted media "
-                          "types include: application/json, application/yaml, "
-                          "application/vnd.kubernetes.protobuf");
-  }
+  if (!media.empty() && media != "application/json") return unsupportedMediaType();
   if (verb == "create") return store_.create(*resource, ns, req.body, wopts);
   return store_.replace(*resource, ns, name, req.body, wopts);
 }

@@ -209,6 +209,32 @@ const char* kDnsLabelHelp =
 
 }  // namespace
 
+std::string goFormat(const json& v) {
+  switch (v.type()) {
+    case json::value_t::object: {
+      std::string out = "map[";
+      bool first = true;
+      for (const auto& [k, val] : v.items()) {  // nlohmann keeps object keys sorted, like Go
+        out += (first ? "" : " ") + k + ":" + goFormat(val);
+        first = false;
+      }
+      return out + "]";
+    }
+    case json::value_t::array: {
+      std::string out = "[";
+      for (size_t i = 0; i < v.size(); ++i) out += (i == 0 ? "" : " ") + goFormat(v[i]);
+      return out + "]";
+    }
+    case json::value_t::string:
+      return v.get<std::string>();
+    case json::value_t::null:
+    case json::value_t::discarded:
+      return "<nil>";
+    default:
+      return v.dump();
+  }
+}
+
 bool isValidDnsLabel(const std::string& name) {
   if (name.empty() || name.size() > 63) return false;
   if (!std::isalnum(static_cast<unsigned char>(name.front())) ||
@@ -308,7 +334,10 @@ DecodeResult decodeObject(Resource r, const std::string& body) {
   const json in = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (in.is_discarded() || !in.is_object()) {
     result.response = badRequest(
-        "couldn't get version/kind; json parse error: the request body is not a JSON object");
+        "the object provided is unrecognized (must be of type " +
+        std::string(resourceInfo(r).kind) +
+        "): couldn't get version/kind; json parse error: the body is not a JSON object (" +
+        body.substr(0, 64) + ")");
     return result;
   }
   const ResourceInfo& info = resourceInfo(r);
@@ -555,10 +584,7 @@ Result<Selector> parseFieldSelector(Resource r, const std::string& s) {
     const bool known = req.key == "metadata.name" || req.key == "metadata.namespace" ||
                        (r == Resource::kSecrets && req.key == "type") ||
                        (r == Resource::kNamespaces && req.key == "status.phase");
-    if (!known) {
-      return Error{"\"" + req.key + "\" is not a known field selector: only \"metadata.name\", " +
-                   "\"metadata.namespace\"" + (r == Resource::kSecrets ? ", \"type\"" : "")};
-    }
+    if (!known) return Error{"field label not supported: " + req.key};
     reqs.push_back(std::move(req));
   }
   return Selector(std::move(reqs), true);

@@ -30,6 +30,9 @@ std::vector<FieldCause> validateObject(Resource r, const nlohmann::json& obj);
 std::vector<FieldCause> validateUpdate(Resource r, const nlohmann::json& previous,
                                        const nlohmann::json& updated);
 
+// A JSON value printed the way Go's fmt %v prints the decoded interface{}: map[k:v k2:v2].
+std::string goFormat(const nlohmann::json& v);
+
 bool isValidDnsLabel(const std::string& name);
 bool isValidDnsSubdomain(const std::string& name);
 // A stable UUID-shaped id derived from a name (implicit namespaces).

@@ -197,8 +197,15 @@ Status applyOneJsonPatchOp(json& doc, const json& op) {
     if (name == "replace") {
       if (!op.contains("value")) return unprocessable("replace operation missing value");
       if (!doc.contains(*path)) {
-        return unprocessable("replace operation does not apply: doc is missing key: " + path_str +
-                             ": missing value");
+        // Like kube-apiserver's json-patch: replacing a missing key of an object adds it.
+        const bool parent_is_object = !path->empty() && doc.contains(path->parent_pointer()) &&
+                                      doc.at(path->parent_pointer()).is_object();
+        if (!parent_is_object) {
+          return unprocessable("replace operation does not apply: doc is missing key: " + path_str +
+                               ": missing value");
+        }
+        doc[*path] = op["value"];
+        return {};
       }
       doc = doc.patch(json::array({op}));
       return {};

@@ -242,12 +242,28 @@ ApiResponse ResourceStore::patch(Resource r, const std::string& ns, const std::s
   auto patched = applyPatch(type, previous, body);
   if (!patched) {
     const Error& e = patched.error();
+    // kube-apiserver answers a JSON patch that does not apply with this generic text only.
     if (e.code == 422) {
-      return statusResponse(422, "Invalid", e.message, json::object());
+      return statusResponse(422, "Invalid",
+                            "the server rejected our request due to an error in our request",
+                            json::object());
     }
     return badRequest(e.message);
   }
   auto decoded = decodeObject(r, patched->dump());
+  if (!decoded.ok() && type == PatchType::kStrategicMerge) {
+    // The strategic-merge path reports decoding errors as an Invalid "patch" field holding the
+    // patch printed the way Go prints a map.
+    const std::string kind(info.kind);
+    const std::string prefix = kind + " in version \"v1\" cannot be handled as a " + kind + ": ";
+    std::string why = decoded.response.body.value("message", "");
+    if (why.starts_with(prefix)) why = why.substr(prefix.size());
+    const json patch_json = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    return invalid(
+        "", "",
+        {{"patch", "FieldValueInvalid",
+          "Invalid value: \"" + goFormat(patch_json) + "\": error decoding from json: " + why}});
+  }
   if (!decoded.ok()) return decoded.response;
   json obj = std::move(decoded.object);
   if (metaString(obj, "name") != name) {
@@ -297,7 +313,10 @@ ApiResponse ResourceStore::store(Resource r, const std::string& ns, const std::s
     return ApiResponse{success_code, *previous, {}};
   }
   obj["metadata"]["resourceVersion"] = std::to_string(revision_ + 1);
-  if (opts.dry_run) return ApiResponse{success_code, obj, {}};
+  if (opts.dry_run) {
+    if (previous == nullptr) obj["metadata"].erase("resourceVersion");  // as the real server
+    return ApiResponse{success_code, obj, {}};
+  }
   ++revision_;
   objects_[{r, r == Resource::kNamespaces ? "" : ns, name}] = obj;
   return ApiResponse{success_code, std::move(obj), {}};

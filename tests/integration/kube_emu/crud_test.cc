@@ -162,12 +162,24 @@ TEST_F(KubeEmuObjects, JsonPatchAppliesAndFailedTestIsUnprocessable) {
            R"([{"op":"test","path":"/data/a","value":"MQ=="}])", "application/json-patch+json");
   EXPECT_EQ(failed.status, 422);
   EXPECT_EQ(failed.body["reason"], "Invalid");
-  EXPECT_EQ(failed.body["message"], "testing value /data/a failed: test failed");
+  EXPECT_EQ(failed.body["message"],
+            "the server rejected our request due to an error in our request");
 
   const Reply missing =
       call("PATCH", secretPath("ts-state"), kAgentToken, R"([{"op":"remove","path":"/data/zz"}])",
            "application/json-patch+json");
   EXPECT_EQ(missing.status, 422);
+}
+
+TEST_F(KubeEmuObjects, StrategicPatchWithBadBase64IsInvalidNamingThePatch) {
+  ASSERT_EQ(createSecret("ts-state", json::object()).status, 201);
+  const Reply patched = call("PATCH", secretPath("ts-state"), kAgentToken, R"({"data":{"z":"!!"}})",
+                             "application/strategic-merge-patch+json");
+  EXPECT_EQ(patched.status, 422);
+  EXPECT_EQ(patched.body["message"],
+            " \"\" is invalid: patch: Invalid value: \"map[data:map[z:!!]]\": error decoding from "
+            "json: illegal base64 data at input byte 0");
+  EXPECT_EQ(patched.body["details"]["causes"][0]["field"], "patch");
 }
 
 TEST_F(KubeEmuObjects, PatchOfAMissingObjectIsNotFound) {

@@ -47,6 +47,9 @@ class TestPki {
   // A client certificate signed by the CA: CN = user, O = groups (Kubernetes' user and groups).
   CertFiles makeClientCert(const std::string& user, const std::vector<std::string>& groups = {});
   // A server certificate for `names` (DNS names or IPs), signed by the CA or by the unrelated CA.
+  // For an httplib client that connects to an IPv6 address, use one whose only IP SAN is the
+  // IPv6 one (e.g. {"::1", "localhost"}): cpp-httplib 0.11.4 compares 16 bytes against every IP
+  // SAN and reads past a 4-byte IPv4 SAN (ASan/TSan report it inside libcpp-httplib).
   CertFiles makeServerCert(const std::vector<std::string>& names, bool signed_by_other_ca = false);
 
   static std::string readFile(const std::string& path);
