@@ -43,11 +43,17 @@ struct Publisher::Target {
   std::optional<Clock::Monotonic> retry_at;
   TargetStatus status;
   std::string pending_keys;  // keys the last failed attempt could not write
+  bool attempted = false;    // a first sync was tried (it skips the quiet window)
+  bool gave_up = false;      // flushing at shutdown: a permanent error (403, 404, ...) seen
   // Only touched by the publisher thread: our keys as the object holds them; nullopt = unknown,
   // read the object before the next write.
   std::optional<std::map<std::string, std::string>> held;
+  bool exists = true;  // the last GET found the object
 
   bool dirty() const { return desired && desired_gen != synced_gen; }
+  // Due without waiting for the quiet window: the very first sync after start (a restart
+  // should be ready at once; bursts are what the window is for).
+  bool immediate() const { return !attempted; }
 };
 
 Publisher::Publisher(std::vector<PublishTarget> targets, PublisherOptions opts, Logger& log,
@@ -116,8 +122,8 @@ bool Publisher::somethingDue(Clock::Monotonic now) const {
   const auto due = window_.due();
   const bool window_due = flushing_ || (due && *due <= now);
   for (const auto& t : targets_) {
-    if (!t->dirty()) continue;
-    if (t->retry_at ? *t->retry_at <= now : window_due) return true;
+    if (!t->dirty() || t->gave_up) continue;
+    if (t->retry_at ? *t->retry_at <= now : (window_due || t->immediate())) return true;
   }
   return false;
 }
@@ -171,8 +177,9 @@ void Publisher::syncDueTargets() {
     const bool window_due = flushing_ || (due && *due <= now);
     if (window_due) window_.clear();
     for (auto& t : targets_) {
-      if (!t->dirty()) continue;
-      if (t->retry_at ? *t->retry_at > now : !window_due) continue;
+      if (!t->dirty() || t->gave_up) continue;
+      if (t->retry_at ? *t->retry_at > now : !(window_due || t->immediate())) continue;
+      t->attempted = true;
       jobs.push_back({t.get(), *t->desired, t->desired_gen});
     }
     busy_ = true;
@@ -180,23 +187,29 @@ void Publisher::syncDueTargets() {
 
   for (auto& job : jobs) {
     Target& t = *job.target;
-    std::string error;
+    Error error;
     std::vector<std::string> changed;
     const Outcome outcome = syncTarget(t, job.desired, error, changed);
     std::lock_guard lock(mu_);
+    flushing = flushing_;  // a flush may have begun while the request was in flight
     auto& st = t.status;
     if (outcome == Outcome::Failed) {
       ++st.failed;
       // Warn on a new kind of error and every tenth repeat; the rest at debug level.
-      const bool news = error != st.last_error || st.failed % 10 == 1;
+      const bool news = error.message != st.last_error || st.failed % 10 == 1;
       st.in_sync = false;
-      st.last_error = error;
+      st.last_error = error.message;
+      // At shutdown there is no time to wait for someone to fix RBAC or create the object.
+      const int code = error.code;
+      if (flushing && (code == 400 || code == 401 || code == 403 || code == 404 || code == 422)) {
+        t.gave_up = true;
+      }
       t.pending_keys = changed.empty() ? keyNames(job.desired) : joinKeys(changed);
       const auto delay = flushing ? opts_.flush_retry : t.backoff.next();
       t.retry_at = clock_.monotonicNow() + delay;
       log_.log(news ? LogLevel::Warn : LogLevel::Debug,
                "identity write failed; retrying with the latest identity",
-               {{"object", st.object}, {"error", error}, {"retry_in", millisText(delay)}});
+               {{"object", st.object}, {"error", error.message}, {"retry_in", millisText(delay)}});
       continue;
     }
     if (!st.last_error.empty()) log_.info("identity in sync again", {{"object", st.object}});
@@ -223,15 +236,16 @@ void Publisher::syncDueTargets() {
   cv_.notify_all();
 }
 
-Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, std::string& error,
+Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, Error& error,
                                          std::vector<std::string>& changed_keys) {
   if (!t.held) {
     auto got = t.spec.store->get();
     if (!got) {
-      error = got.error().message;
+      error = got.error();
       return Outcome::Failed;
     }
     std::map<std::string, std::string> held;
+    t.exists = got->has_value();
     if (got->has_value()) {
       for (const auto& [k, v] : (*got)->data) {
         if (desired.contains(k)) held.emplace(k, v);
@@ -253,12 +267,23 @@ Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, st
   for (const auto& [k, v] : changes) changed_keys.push_back(k);
   if (changes.empty()) return Outcome::Unchanged;
 
-  auto st = t.spec.store->patch(changes, opts_.create_objects);
+  Status st;
+  if (!t.exists && opts_.create_objects) {
+    // The GET just said it is absent: create it directly (a PATCH would only answer 404).
+    std::map<std::string, std::string> data;
+    for (const auto& [k, v] : changes) {
+      if (v) data.emplace(k, *v);
+    }
+    st = t.spec.store->create(data);
+  } else {
+    st = t.spec.store->patch(changes, opts_.create_objects);
+  }
   if (!st) {
-    error = st.error().message;
+    error = st.error();
     t.held.reset();  // the object may differ from what we think; read it again first
     return Outcome::Failed;
   }
+  t.exists = true;
   for (const auto& [k, v] : changes) {
     if (v) {
       (*t.held)[k] = *v;
@@ -275,8 +300,8 @@ bool Publisher::flush(Clock::Monotonic deadline) {
   for (auto& t : targets_) t->retry_at.reset();  // try at once, whatever the backoff said
   cv_.notify_all();
   while (true) {
-    const bool pending =
-        std::any_of(targets_.begin(), targets_.end(), [](const auto& t) { return t->dirty(); });
+    const bool pending = std::any_of(targets_.begin(), targets_.end(),
+                                     [](const auto& t) { return t->dirty() && !t->gave_up; });
     if (!pending && !busy_) break;
     if (!alive_) break;
     const auto now = clock_.monotonicNow();

@@ -16,7 +16,10 @@
 //   publisher then writes only keys whose values differ from what the object holds, as one
 //   strategic-merge PATCH per target. A restart with an unchanged identity writes nothing.
 // - Bursts coalesce in a quiet window (consul-template's `wait`): a write happens once no
-//   change arrived for wait_min, and at the latest wait_max after the first change.
+//   change arrived for wait_min, and at the latest wait_max after the first change. The first
+//   sync after start does not wait: a restarted agent is ready at once.
+// - flush() (SIGTERM) ignores the window and the backoff, retries briefly, and gives up early on
+//   errors that time will not fix (400, 401, 403, 404, 422).
 // - Time comes from the Clock; with a ManualClock a test advances time and calls wake().
 #include <chrono>
 #include <condition_variable>
@@ -127,7 +130,7 @@ class Publisher {
   bool somethingDue(Clock::Monotonic now) const;
   std::optional<Clock::Monotonic> nextWake() const;
   void syncDueTargets();
-  Outcome syncTarget(Target& t, const KeyValues& desired, std::string& error,
+  Outcome syncTarget(Target& t, const KeyValues& desired, Error& error,
                      std::vector<std::string>& changed_keys);
   void logUnwritten() const;
 

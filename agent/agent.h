@@ -1,0 +1,70 @@
+#pragma once
+// Agent: wires the watcher (Tailscale side) to the publisher and stores (Kubernetes side), with
+// metrics and the admin server. The only place that knows both worlds.
+//
+//   Agent agent(config, log);
+//   if (auto st = agent.start(); !st) { log.error(st.error().message); return 1; }
+//   wait_for_sigterm();
+//   agent.shutdown();      // stop watching, flush the pending identity, stop serving
+//
+// Threads: the watcher's (bus reads), the publisher's (API writes), the admin server's pool,
+// and the caller's (signals). Nothing here blocks the watcher thread: onStateChanged only
+// compares values and hands the new state to the publisher.
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "agent/admin_server.h"
+#include "agent/config.h"
+#include "agent/metrics.h"
+#include "agent/publisher.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "k8s/client.h"
+#include "watcher/watcher.h"
+
+namespace tsk::agent {
+
+class Agent final : public watcher::WatcherObserver {
+ public:
+  Agent(AgentConfig cfg, Logger& log, Clock& clock = RealClock::instance());
+  ~Agent() override;
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Loads the cluster configuration, binds the admin server and starts the loops. An Error
+  // with code 2 is a configuration problem (bad kubeconfig, no namespace); others are runtime.
+  Status start();
+  // Stops watching, flushes the pending identity within the shutdown timeout, stops serving.
+  // Returns true when every target holds the latest identity.
+  bool shutdown();
+
+  int adminPort() const;
+  ProbeResult livez() const;
+  ProbeResult readyz() const;
+  ProbeResult healthz() const;
+
+  // watcher::WatcherObserver
+  void onStateChanged(const watcher::NodeState& state) override;
+  void onDisconnected(std::string_view reason) override;
+
+ private:
+  Status buildPublisher();
+
+  AgentConfig cfg_;
+  Logger& log_;
+  Clock& clock_;
+  AgentMetrics metrics_;
+  std::unique_ptr<k8s::ApiClient> api_;
+  std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<watcher::Watcher> watcher_;
+  std::unique_ptr<AdminServer> admin_;
+  bool started_ = false;
+  bool shut_down_ = false;
+
+  std::mutex mu_;  // guards the fields below (touched on the watcher thread)
+  std::optional<watcher::SelfNode> last_self_;
+  std::optional<watcher::BackendState> last_state_;
+};
+
+}  // namespace tsk::agent

@@ -1,0 +1,256 @@
+// The ts-kube-agent binary end to end: a subprocess against tsbus-sim (unix socket) and kube-emu
+// (HTTPS, token, RBAC), checked through the Secret, kube-emu's request log, /metrics, /readyz
+// and the agent's own log.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/agent/agent_fixture.h"
+
+namespace tsk::agent::e2e {
+namespace {
+
+using Data = std::map<std::string, std::string>;
+using std::chrono::milliseconds;
+
+const Data kInitialIdentity = {{"device_id", "nSdcr7Qx2CNTRL"},
+                               {"device_fqdn", "demo-sidecar-0.tail3f9a2c.ts.net."},
+                               {"device_ips", R"(["100.90.12.34","fd7a:115c:a1e0::6a01:c22"])"},
+                               {"pod_uid", "pod-uid-1234"}};
+
+std::vector<std::string> patchedKeys(const kube_emu::RequestRecord& r) {
+  std::vector<std::string> keys;
+  const auto body = nlohmann::json::parse(r.body, nullptr, false);
+  if (!body.is_object() || !body.contains("data")) return keys;
+  for (const auto& [k, v] : body["data"].items()) keys.push_back(k);
+  return keys;
+}
+
+class AgentE2E : public AgentFixture {
+ protected:
+  // Starts the agent and waits until the initial identity is in the Secret and /readyz is 200.
+  AgentProcess& startSynced(const std::vector<std::string>& extra = {}) {
+    auto& agent = startAgent(extra);
+    EXPECT_GT(agent.adminPort(), 0) << agent.logs();
+    EXPECT_TRUE(eventually([&] { return readyzStatus(agent) == 200; })) << agent.logs();
+    return agent;
+  }
+  // Sends a SelfChange and waits until the agent has counted it as a change of the self node.
+  void selfChangeSeenBy(AgentProcess& agent, const tsbus_sim::IdentityUpdate& update) {
+    const double before = metric(agent, "ts_kube_agent_self_changes_total").value_or(0);
+    sim().selfChange(update);
+    ASSERT_TRUE(eventually([&] {
+      return metric(agent, "ts_kube_agent_self_changes_total").value_or(0) >= before + 1;
+    })) << before
+        << "\n"
+        << httpGet(agent.adminPort(), "/metrics").body;
+  }
+  double notifies(AgentProcess& agent, const std::string& kind) {
+    return metric(agent, "ts_kube_agent_notifies_total{kind=\"" + kind + "\"}").value_or(-1);
+  }
+};
+
+TEST_F(AgentE2E, InitialIdentityIsWrittenWithExactlyTheUpstreamKeysAndFormats) {
+  auto& agent = startSynced();
+  EXPECT_EQ(secretData(), kInitialIdentity);
+  EXPECT_EQ(httpGet(agent.adminPort(), "/healthz").status, 200);
+  EXPECT_EQ(httpGet(agent.adminPort(), "/healthz").body, "ok\n");
+  EXPECT_EQ(httpGet(agent.adminPort(), "/livez").status, 200);
+  const auto writes = writesAfter(0);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].method, "POST");  // the Secret did not exist: created with the identity
+  EXPECT_EQ(writes[0].query, "fieldManager=ts-kube-agent");
+  EXPECT_EQ(metric(agent, "ts_kube_agent_identity_in_sync{target=\"secret\"}"), 1);
+  EXPECT_EQ(metric(agent, "ts_kube_agent_publishes_total{target=\"secret\",result=\"written\"}"),
+            1);
+}
+
+TEST_F(AgentE2E, ExistingSecretKeepsTailscaledKeysAndGetsOnePatch) {
+  seedSecret({{"_machinekey", "mk"}, {"_current-profile", "p"}, {"profile-1a2b", "state"}});
+  startSynced();
+  const auto writes = writesAfter(0);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0].method, "PATCH");
+  EXPECT_EQ(writes[0].content_type, "application/strategic-merge-patch+json");
+  auto data = secretData();
+  EXPECT_EQ(data.at("_machinekey"), "mk");
+  EXPECT_EQ(data.at("profile-1a2b"), "state");
+  EXPECT_EQ(data.at("device_id"), "nSdcr7Qx2CNTRL");
+}
+
+TEST_F(AgentE2E, SelfChangeWithNewAddressesGivesOnePatchWithOnlyTheChangedKey) {
+  auto& agent = startSynced();
+  const auto seq = lastSeq();
+  tsbus_sim::IdentityUpdate update;
+  update.addresses = std::vector<std::string>{"100.90.12.35", "fd7a:115c:a1e0::6a01:c23"};
+  sim().selfChange(update);
+  ASSERT_TRUE(eventually([&] {
+    return secretData()["device_ips"] == R"(["100.90.12.35","fd7a:115c:a1e0::6a01:c23"])";
+  })) << agent.logs();
+  // A second, different change acts as a barrier: anything the first caused came before it.
+  tsbus_sim::IdentityUpdate rename;
+  rename.name = "demo-sidecar-1.tail3f9a2c.ts.net.";
+  sim().selfChange(rename);
+  ASSERT_TRUE(eventually(
+      [&] { return secretData()["device_fqdn"] == "demo-sidecar-1.tail3f9a2c.ts.net."; }));
+  const auto writes = writesAfter(seq);
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_EQ(writes[0].method, "PATCH");
+  EXPECT_EQ(patchedKeys(writes[0]), std::vector<std::string>{"device_ips"});
+  EXPECT_EQ(patchedKeys(writes[1]), std::vector<std::string>{"device_fqdn"});
+  EXPECT_GE(metric(agent, "ts_kube_agent_self_changes_total").value_or(0), 2);
+  EXPECT_GT(metric(agent, "ts_kube_agent_last_self_change_timestamp_seconds").value_or(0), 0);
+}
+
+TEST_F(AgentE2E, HundredNotificationsThatChangeNothingGiveZeroWrites) {
+  auto& agent = startSynced();
+  const auto seq = lastSeq();
+  const double self_before = notifies(agent, "self_change");
+  const double blank_before = notifies(agent, "blank");
+  sim().selfChange({}, 50);  // the same identity again, as tailscaled does on each netmap
+  sim().blank(50);           // what a peer delta looks like without peer tracking
+  ASSERT_TRUE(eventually([&] {
+    return notifies(agent, "self_change") >= self_before + 50 &&
+           notifies(agent, "blank") >= blank_before + 50;
+  })) << agent.logs();
+  EXPECT_EQ(writesAfter(seq).size(), 0u);
+  EXPECT_EQ(secretData(), kInitialIdentity);
+}
+
+TEST_F(AgentE2E, TailscaledRestartReconnectsResyncsAndWritesNothing) {
+  auto& agent = startSynced();
+  const auto seq = lastSeq();
+  const double initials = notifies(agent, "initial_status");
+  tsbus_sim::RestartOptions restart;
+  restart.down = milliseconds(300);
+  restart.remove_socket = true;
+  sim().restart(restart);
+  ASSERT_TRUE(eventually([&] {
+    return metric(agent, "ts_kube_agent_bus_reconnects_total").value_or(0) >= 1 &&
+           notifies(agent, "initial_status") >= initials + 1 &&
+           metric(agent, "ts_kube_agent_bus_connected") == 1;
+  })) << agent.logs();
+  EXPECT_TRUE(eventually([&] { return readyzStatus(agent) == 200; }));
+  EXPECT_EQ(writesAfter(seq).size(), 0u);
+}
+
+TEST_F(AgentE2E, AgentRestartWithUnchangedIdentityMakesZeroWrites) {
+  auto& first = startSynced();
+  ASSERT_EQ(first.terminate(), 0);
+  const auto seq = lastSeq();
+  auto& second = startAgent();
+  ASSERT_TRUE(eventually([&] {
+    return metric(second, "ts_kube_agent_publishes_total{target=\"secret\",result=\"unchanged\"}")
+               .value_or(0) >= 1;
+  })) << second.logs();
+  EXPECT_EQ(readyzStatus(second), 200);
+  EXPECT_EQ(writesAfter(seq).size(), 0u);
+  bool read_once = false;
+  for (const auto& r : emu().requestLog(seq)) read_once |= r.method == "GET";
+  EXPECT_TRUE(read_once);
+}
+
+TEST_F(AgentE2E, ApiServerUnavailableThenRecoveredConvergesAndReadyzFollows) {
+  kube_emu::FaultRule outage;
+  outage.kind = kube_emu::FaultKind::kStatus;
+  outage.status = 503;
+  outage.count = -1;  // until cleared
+  emu().injectFault(outage);
+  auto& agent = startAgent();
+  std::string reason;
+  ASSERT_TRUE(eventually([&] {
+    return readyzStatus(agent, &reason) == 503 && reason.find("503") != std::string::npos;
+  })) << reason
+      << agent.logs();
+  // The identity changes during the outage: the latest one must win.
+  tsbus_sim::IdentityUpdate update;
+  update.addresses = std::vector<std::string>{"100.90.12.99"};
+  sim().selfChange(update);
+  ASSERT_TRUE(eventually([&] {
+    return metric(agent, "ts_kube_agent_publishes_total{target=\"secret\",result=\"failed\"}")
+               .value_or(0) >= 1;
+  }));
+  EXPECT_EQ(metric(agent, "ts_kube_agent_identity_in_sync{target=\"secret\"}"), 0);
+  emu().clearFaults();
+  ASSERT_TRUE(eventually([&] { return readyzStatus(agent) == 200; }, std::chrono::seconds(60)))
+      << agent.logs();
+  EXPECT_EQ(secretData()["device_ips"], R"(["100.90.12.99"])");
+  EXPECT_TRUE(agent.logContains("identity in sync again")) << agent.logs();
+}
+
+TEST_F(AgentE2E, RbacDeniesPatchReadyzSaysWhyAndTheLogNamesTheRule) {
+  seedSecret({{"device_id", "stale"}});
+  emu().setRbac(agentPolicy({"get"}));
+  auto& agent = startAgent();
+  std::string reason;
+  ASSERT_TRUE(eventually([&] {
+    return readyzStatus(agent, &reason) == 503 && reason.find("forbidden") != std::string::npos;
+  })) << reason
+      << agent.logs();
+  EXPECT_NE(reason.find("patch"), std::string::npos) << reason;
+  EXPECT_EQ(std::count(reason.begin(), reason.end(), '\n'), 1) << "one line: " << reason;
+  EXPECT_TRUE(agent.waitForLog(R"(verbs: [\"patch\"])")) << agent.logs();
+  EXPECT_EQ(secretData()["device_id"], "stale");
+}
+
+TEST_F(AgentE2E, SigtermWithAWritePendingFlushesIt) {
+  auto& agent = startSynced({"--publish-wait=30s:60s"});  // the window would hold it for 30 s
+  tsbus_sim::IdentityUpdate update;
+  update.addresses = std::vector<std::string>{"100.90.12.77"};
+  ASSERT_NO_FATAL_FAILURE(selfChangeSeenBy(agent, update));
+  EXPECT_NE(secretData()["device_ips"], R"(["100.90.12.77"])");
+  EXPECT_EQ(agent.terminate(), 0);
+  EXPECT_EQ(secretData()["device_ips"], R"(["100.90.12.77"])") << agent.logs();
+  EXPECT_TRUE(agent.logContains("shutdown complete: identity in sync")) << agent.logs();
+}
+
+TEST_F(AgentE2E, SigtermWhenTheWriteCannotHappenSaysSoPlainly) {
+  auto& agent = startSynced({"--publish-wait=30s:60s", "--shutdown-timeout=1s"});
+  kube_emu::FaultRule outage;
+  outage.kind = kube_emu::FaultKind::kStatus;
+  outage.status = 503;
+  outage.count = -1;
+  emu().injectFault(outage);
+  tsbus_sim::IdentityUpdate update;
+  update.addresses = std::vector<std::string>{"100.90.12.78"};
+  ASSERT_NO_FATAL_FAILURE(selfChangeSeenBy(agent, update));
+  EXPECT_EQ(agent.terminate(), 0);
+  EXPECT_TRUE(agent.logContains("the latest identity was NOT written")) << agent.logs();
+  EXPECT_TRUE(agent.logContains("device_ips")) << agent.logs();
+  EXPECT_FALSE(agent.logContains("100.90.12.78")) << "values never appear in logs";
+}
+
+TEST_F(AgentE2E, PeerCountsMatchTheSimulatorAndFollowChurn) {
+  auto& agent = startSynced({"--track-peers"});
+  EXPECT_EQ(metric(agent, "ts_kube_agent_peers"), 20);
+  const double before_online = metric(agent, "ts_kube_agent_peers_online").value_or(-1);
+  EXPECT_GE(before_online, 0);
+  EXPECT_LE(before_online, 20);
+  const auto seq = lastSeq();
+  sim().churn(15);  // 15 × (remove one peer, add another)
+  sim().patch(10);  // 10 online flips
+  ASSERT_TRUE(eventually([&] {
+    return notifies(agent, "peers_removed") >= 15 && notifies(agent, "peers_changed") >= 15;
+  })) << agent.logs();
+  EXPECT_TRUE(eventually([&] { return metric(agent, "ts_kube_agent_peers") == 20; }));
+  EXPECT_EQ(writesAfter(seq).size(), 0u);  // peers are not identity
+}
+
+TEST_F(AgentE2E, PeerCountsWithoutTrackingComeFromTheInitialStatus) {
+  auto& agent = startSynced();
+  EXPECT_EQ(metric(agent, "ts_kube_agent_peers"), 20);
+  sim().churn(5);
+  ASSERT_TRUE(eventually([&] { return notifies(agent, "blank") >= 10; })) << agent.logs();
+  EXPECT_EQ(metric(agent, "ts_kube_agent_peers"), 20);
+}
+
+TEST_F(AgentE2E, ConfigurationErrorExitsTwoBeforeTouchingAnything) {
+  auto& agent = startAgent({"--publish-wait=soon"});
+  EXPECT_TRUE(eventually([&] { return !agent.running(); }));
+  EXPECT_EQ(agent.terminate(), 2);
+  EXPECT_TRUE(agent.logContains("--publish-wait")) << agent.logs();
+  EXPECT_EQ(emu().requestLog().size(), 0u);
+  EXPECT_EQ(sim().stats().connections_total, 0u);
+}
+
+}  // namespace
+}  // namespace tsk::agent::e2e
