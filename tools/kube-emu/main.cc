@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -140,6 +141,24 @@ Result<Config> parseFlags(int argc, char** argv) {
       c.gen_certs_only = true;
       continue;
     }
+    static const std::set<std::string> kValueFlags = {"--listen",
+                                                      "--cert",
+                                                      "--key",
+                                                      "--client-ca",
+                                                      "--tokens",
+                                                      "--token",
+                                                      "--rbac",
+                                                      "--allow-all-user",
+                                                      "--control-addr",
+                                                      "--port-file",
+                                                      "--control-port-file",
+                                                      "--gen-certs",
+                                                      "--server-name",
+                                                      "--kubeconfig-out",
+                                                      "--kubeconfig-ca",
+                                                      "--threads",
+                                                      "--log-level"};
+    if (!kValueFlags.contains(flag)) return Error{"unknown flag " + flag + " (see --help)"};
     auto v = take();
     if (!v) return v.error();
     if (flag == "--listen") {

@@ -1,18 +1,15 @@
 // kubectl, a real Kubernetes client, against kube-emu: discovery, get (JSON and the default
 // table), strategic-merge patch, create (protobuf bodies), apply, auth can-i and the Forbidden
 // message. kubectl must be installed (/usr/bin/kubectl); its absence fails the suite.
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
+#include "tests/integration/kube_emu/child_process.h"
 #include "tests/integration/kube_emu/emu_fixture.h"
 #include "tools/kube-emu/object_rules.h"
-
-extern char** environ;
 
 namespace tsk::kube_emu {
 namespace {
@@ -27,40 +24,13 @@ struct CommandResult {
 };
 
 CommandResult runCommand(const std::vector<std::string>& args, const std::string& home) {
-  int pipe_fds[2];
-  if (::pipe(pipe_fds) != 0) return {};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
   // A clean environment: no KUBECONFIG of the user, a HOME of the test's own.
-  const std::string home_env = "HOME=" + home;
   const char* path = std::getenv("PATH");
-  const std::string path_env = std::string("PATH=") + (path != nullptr ? path : "/usr/bin:/bin");
-  char* envp[] = {const_cast<char*>(home_env.c_str()), const_cast<char*>(path_env.c_str()),
-                  nullptr};
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), envp);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  CommandResult result;
-  if (rc != 0) {
-    ::close(pipe_fds[0]);
-    result.output = "cannot run " + args[0] + ": " + std::strerror(rc);
-    return result;
-  }
-  char buf[4096];
-  ssize_t n = 0;
-  while ((n = ::read(pipe_fds[0], buf, sizeof buf)) > 0) result.output.append(buf, n);
-  ::close(pipe_fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  ChildProcess child(
+      args, {"HOME=" + home, std::string("PATH=") + (path != nullptr ? path : "/usr/bin:/bin")});
+  if (!child.started()) return {-1, child.error()};
+  const int code = child.wait();
+  return {code, child.output()};
 }
 
 class KubectlAgainstKubeEmu : public EmuTest {

@@ -1,0 +1,158 @@
+// The kube-emu executable: flags, --gen-certs, the printed URLs and port files, the control API,
+// tokens and RBAC files, and a clean exit on SIGTERM.
+#include <httplib.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/kube_emu/child_process.h"
+
+namespace tsk::kube_emu {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::chrono::seconds kDeadline{20};
+
+class KubeEmuCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string templ = std::filesystem::temp_directory_path().string() + "/kube-emu-cli-XXXXXX";
+    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
+    dir_ = templ;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::unique_ptr<ChildProcess> run(std::vector<std::string> args) const {
+    args.insert(args.begin(), KUBE_EMU_BINARY);
+    return std::make_unique<ChildProcess>(args, std::vector<std::string>{});
+  }
+  static std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string dir_;
+};
+
+TEST_F(KubeEmuCli, HelpListsEveryFlag) {
+  auto p = run({"--help"});
+  ASSERT_TRUE(p->started()) << p->error();
+  EXPECT_EQ(p->wait(), 0);
+  for (const char* flag :
+       {"--listen", "--cert", "--key", "--client-ca", "--tokens", "--token", "--rbac",
+        "--allow-all-user", "--control-addr", "--port-file", "--control-port-file", "--gen-certs",
+        "--gen-certs-only", "--server-name", "--kubeconfig-out", "--threads", "--log-level"}) {
+    EXPECT_NE(p->output().find(flag), std::string::npos) << flag;
+  }
+}
+
+TEST_F(KubeEmuCli, UnknownFlagExitsWithUsageError) {
+  auto p = run({"--frobnicate"});
+  EXPECT_EQ(p->wait(), 2);
+  EXPECT_NE(p->output().find("unknown flag --frobnicate (see --help)"), std::string::npos)
+      << p->output();
+}
+
+TEST_F(KubeEmuCli, MissingCertificateIsExplained) {
+  auto p = run({"--listen", "127.0.0.1:0"});
+  EXPECT_EQ(p->wait(), 2);
+  EXPECT_NE(p->output().find("--cert and --key are required (or --gen-certs DIR)"),
+            std::string::npos)
+      << p->output();
+}
+
+TEST_F(KubeEmuCli, BadRbacFileNamesTheFileAndTheKey) {
+  const std::string rbac = dir_ + "/rbac.yaml";
+  std::ofstream(rbac) << "rules:\n- users: [u]\n  verbs: [get]\n  resources: [secrets]\n"
+                      << "  colour: blue\n";
+  auto p = run({"--gen-certs", dir_ + "/certs", "--rbac", rbac});
+  EXPECT_EQ(p->wait(), 2);
+  EXPECT_NE(p->output().find(rbac + ": rbac: rules[0]: unknown key \"colour\""), std::string::npos)
+      << p->output();
+}
+
+TEST_F(KubeEmuCli, ServesWithGeneratedCertificatesAndIsDrivenByTheControlApi) {
+  const std::string certs = dir_ + "/certs";
+  const std::string tokens = dir_ + "/tokens.csv";
+  std::ofstream(tokens) << "# token,user,uid,groups\nagent-token,agent,uid-1,\"team\"\n";
+  const std::string rbac = dir_ + "/rbac.json";
+  std::ofstream(rbac) << R"({"rules":[{"groups":["team"],"verbs":["get","list"],)"
+                      << R"("resources":["secrets"]}]})";
+  auto p = run({"--gen-certs", certs, "--token", "admin-token=admin", "--allow-all-user", "admin",
+                "--tokens", tokens, "--rbac", rbac, "--control-addr", "127.0.0.1:0", "--port-file",
+                dir_ + "/api.port", "--control-port-file", dir_ + "/control.port",
+                "--kubeconfig-out", dir_ + "/kubeconfig"});
+  ASSERT_TRUE(p->started()) << p->error();
+  std::smatch m;
+  std::optional<std::string> line;
+  int api_port = 0;
+  int control_port = 0;
+  while ((api_port == 0 || control_port == 0) && (line = p->readLine(kDeadline))) {
+    static const std::regex api(R"(^api: https://127\.0\.0\.1:(\d+)$)");
+    static const std::regex control(R"(^control: http://127\.0\.0\.1:(\d+)$)");
+    if (std::regex_match(*line, m, api)) api_port = std::stoi(m[1]);
+    if (std::regex_match(*line, m, control)) control_port = std::stoi(m[1]);
+  }
+  ASSERT_GT(api_port, 0) << p->output();
+  ASSERT_GT(control_port, 0) << p->output();
+  EXPECT_EQ(slurp(dir_ + "/api.port"), std::to_string(api_port) + "\n");
+  EXPECT_EQ(slurp(dir_ + "/control.port"), std::to_string(control_port) + "\n");
+  EXPECT_NE(slurp(dir_ + "/kubeconfig").find("token: admin-token"), std::string::npos);
+  for (const char* f : {"ca.crt", "ca.key", "server.crt", "server.key", "client.crt", "client.key",
+                        "other-ca.crt", "wrong-host.crt", "wrong-host.key"}) {
+    EXPECT_TRUE(std::filesystem::exists(certs + "/" + f)) << f;
+  }
+  EXPECT_EQ(std::filesystem::status(certs + "/server.key").permissions() &
+                std::filesystem::perms::others_read,
+            std::filesystem::perms::none);
+
+  httplib::SSLClient api("127.0.0.1", api_port);
+  api.set_ca_cert_path((certs + "/ca.crt").c_str());
+  api.enable_server_certificate_verification(true);
+  const httplib::Headers agent = {{"Authorization", "Bearer agent-token"}};
+  auto listed = api.Get("/api/v1/namespaces/ns/secrets", agent);
+  ASSERT_TRUE(listed) << httplib::to_string(listed.error());
+  EXPECT_EQ(listed->status, 200) << listed->body;  // granted to the group from the tokens file
+  auto denied = api.Delete("/api/v1/namespaces/ns/secrets/x", agent);
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 403);
+
+  httplib::Client control("127.0.0.1", control_port);
+  auto fault = control.Post("/faults", R"({"kind":"status","status":500})", "application/json");
+  ASSERT_TRUE(fault);
+  EXPECT_EQ(fault->status, 200);
+  EXPECT_EQ(api.Get("/api/v1/namespaces/ns/secrets", agent)->status, 500);
+  auto log = control.Get("/log");
+  ASSERT_TRUE(log);
+  const json entries = json::parse(log->body)["entries"];
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[2]["fault"], "status");
+  EXPECT_EQ(entries[0]["user"], "agent");
+
+  p->signal(SIGTERM);
+  EXPECT_EQ(p->wait(), 0) << p->output();
+}
+
+TEST_F(KubeEmuCli, GenCertsOnlyWritesTheSetAndExits) {
+  auto p = run({"--gen-certs", dir_ + "/only", "--gen-certs-only", "--server-name",
+                "kubernetes.default.svc", "--server-name", "10.96.0.1"});
+  EXPECT_EQ(p->wait(), 0) << p->output();
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/only/server.crt"));
+  auto text = ChildProcess({"/usr/bin/openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+                            dir_ + "/only/server.crt"},
+                           {});
+  EXPECT_EQ(text.wait(), 0) << text.output();
+  EXPECT_NE(text.output().find("DNS:kubernetes.default.svc"), std::string::npos) << text.output();
+  EXPECT_NE(text.output().find("IP Address:10.96.0.1"), std::string::npos) << text.output();
+  EXPECT_NE(text.output().find("IP Address:0:0:0:0:0:0:0:1"), std::string::npos) << text.output();
+}
+
+}  // namespace
+}  // namespace tsk::kube_emu
