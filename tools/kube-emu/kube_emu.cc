@@ -97,7 +97,7 @@ struct KubeEmu::RequestContext {
 
 namespace {
 
-constexpr size_t kLoggedBodyBytes = 64 * 1024;
+constexpr size_t kLoggedBodyBytes = 16 * 1024;
 
 std::string formatMillis(Clock::Wall t) {
   const auto ms =
@@ -389,6 +389,7 @@ void KubeEmu::handleApi(const httplib::Request& req, httplib::Response& res) {
     rec.query = req.target.substr(q + 1);
   }
   rec.content_type = req.get_header_value("Content-Type");
+  rec.accept = req.get_header_value("Accept");
   rec.request_bytes = req.body.size();
   rec.body = req.body.substr(0, kLoggedBodyBytes);
 

@@ -71,7 +71,8 @@ class KubeEmu {
   KubeEmu& operator=(const KubeEmu&) = delete;
 
   // Loads the certificate, binds the listeners and serves on background threads. Returns an
-  // error naming the file or address that failed. Call once.
+  // error naming the file or address that failed. Call once. Sets SIGPIPE to ignored for the
+  // process (OpenSSL writes without MSG_NOSIGNAL; a client that hangs up must not kill us).
   Status start();
   // Stops serving and joins the threads; requests waiting in injected latency end at once.
   void stop();

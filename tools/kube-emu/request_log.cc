@@ -9,6 +9,7 @@ nlohmann::json RequestRecord::toJson() const {
           {"path", path},
           {"query", query},
           {"contentType", content_type},
+          {"accept", accept},
           {"user", user},
           {"status", status},
           {"requestBytes", request_bytes},

@@ -19,12 +19,13 @@ struct RequestRecord {
   std::string path;          // "/api/v1/namespaces/ns/secrets/x"
   std::string query;         // "fieldManager=ts-kube-agent" (raw, as sent)
   std::string content_type;  // request Content-Type
+  std::string accept;        // request Accept
   std::string user;          // authenticated user, "system:anonymous", or "" when rejected
   int status = 0;            // HTTP status sent; 0 = connection dropped without a response
   size_t request_bytes = 0;
   size_t response_bytes = 0;
   std::string fault;  // "", "status", "429", "latency", "drop"
-  std::string body;   // request body (first 64 KiB)
+  std::string body;   // request body (first 16 KiB; request_bytes has the size)
   double duration_ms = 0;
 
   nlohmann::json toJson() const;
@@ -32,7 +33,7 @@ struct RequestRecord {
 
 class RequestLog {
  public:
-  explicit RequestLog(size_t capacity = 100'000) : capacity_(capacity) {}
+  explicit RequestLog(size_t capacity = 20'000) : capacity_(capacity) {}
   uint64_t append(RequestRecord record);  // assigns seq; returns it
   std::vector<RequestRecord> entries(uint64_t after_seq = 0) const;
   void clear();
