@@ -7,6 +7,9 @@
 #   scripts/demo.sh              run the story, then shut everything down
 #   DEMO_KEEP=1 scripts/demo.sh  keep everything running afterwards, until Ctrl-C
 #   BUILD=build-foo scripts/demo.sh   binaries from another build directory
+#
+# wait_for takes its condition in single quotes on purpose: it is evaluated again on each poll.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -157,7 +160,8 @@ show_secret
 step "5. The same identity 100 times, and peer churn: nothing to write"
 say "tailscaled repeats SelfChange on every netmap; the agent compares values and stays quiet."
 SEQ=$(last_seq)
-BEFORE=$(metric 'ts_kube_agent_notifies_total{kind="self_change"}')
+BEFORE=$(metric 'ts_kube_agent_notifies_total{kind="self_change"}')  # read by wait_for's eval
+export BEFORE
 sim_post "/selfchange-same?count=100"
 sim_post "/churn?count=20"
 wait_for "the agent to read them" \
