@@ -429,6 +429,28 @@ Result<ParsedConfig> parseConfig(const std::vector<std::string>& args, const Env
   return out;
 }
 
+namespace {
+// Wraps `text` at `width` columns, each line indented by `indent` spaces.
+std::string wrapped(std::string_view text, size_t indent, size_t width = 96) {
+  std::string out;
+  std::string line(indent, ' ');
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(' ', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view word = text.substr(pos, end - pos);
+    if (line.size() > indent && line.size() + 1 + word.size() > width) {
+      out += line + "\n";
+      line.assign(indent, ' ');
+    }
+    if (line.size() > indent) line += ' ';
+    line += word;
+    pos = end + 1;
+  }
+  return out + line + "\n";
+}
+}  // namespace
+
 std::string helpText() {
   std::string out =
       "ts-kube-agent " TSK_VERSION
@@ -441,7 +463,7 @@ std::string helpText() {
       "Options:\n";
   for (const auto& o : options()) {
     out += "  --" + std::string(o.name) + " " + std::string(o.value_name) + "\n";
-    out += "      " + std::string(o.help) + "\n";
+    out += wrapped(o.help, 6);
     out += "      env: " + (o.env.empty() ? std::string("none") : std::string(o.env)) +
            "   default: " + std::string(o.default_text) + "\n";
   }
@@ -451,10 +473,10 @@ std::string helpText() {
       "Config file only:\n"
       "  secret-keys: [..]     identity keys the Secret holds\n"
       "  configmap-keys: [..]  identity keys the ConfigMap holds\n"
-      "      default for both: [device_id, device_fqdn, device_ips, pod_uid]\n"
-      "      accepted: " +
-      allIdentityKeyNames() +
-      "\n\nExit status: 0 after a clean shutdown, 2 for a configuration error.\n";
+      "      default for both: [device_id, device_fqdn, device_ips, pod_uid]\n" +
+      wrapped("accepted: " + allIdentityKeyNames(), 6) +
+      "\nExit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when it cannot start (e.g. the\n"
+      "admin port is taken), 2 for a configuration error (reported before anything is touched).\n";
   return out;
 }
 
