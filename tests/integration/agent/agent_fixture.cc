@@ -26,7 +26,8 @@ const tsk::testing::TestPki& pki() {
 
 }  // namespace
 
-AgentProcess::AgentProcess(const std::string& binary, const std::vector<std::string>& args) {
+AgentProcess::AgentProcess(const std::string& binary, const std::vector<std::string>& args,
+                           const std::vector<std::string>& env) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
   std::vector<std::string> argv_storage = {binary};
@@ -36,14 +37,17 @@ AgentProcess::AgentProcess(const std::string& binary, const std::vector<std::str
   std::vector<char*> argv;
   for (auto& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
-  char path_env[] = "PATH=/usr/bin:/bin";
-  char* envp[] = {path_env, nullptr};
+  std::vector<std::string> env_storage = {"PATH=/usr/bin:/bin"};
+  env_storage.insert(env_storage.end(), env.begin(), env.end());
+  std::vector<char*> envp;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_ = fork();
   if (pid_ == 0) {
     dup2(fds[1], STDERR_FILENO);
     const int devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, STDOUT_FILENO);
-    execve(argv[0], argv.data(), envp);
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   close(fds[1]);

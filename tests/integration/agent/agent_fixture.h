@@ -37,7 +37,9 @@ inline constexpr const char* kAgentToken = "agent-token";
 // running.
 class AgentProcess {
  public:
-  AgentProcess(const std::string& binary, const std::vector<std::string>& args);
+  // The child's environment is PATH plus `env` ("NAME=value" entries), nothing inherited.
+  AgentProcess(const std::string& binary, const std::vector<std::string>& args,
+               const std::vector<std::string>& env = {});
   ~AgentProcess();
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
