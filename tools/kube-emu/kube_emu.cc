@@ -261,6 +261,7 @@ Status KubeEmu::start() {
   }
   const int threads = std::max(2, opts_.threads);
   server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server->set_tcp_nodelay(true);  // headers and body go out as separate writes
   server->set_keep_alive_max_count(1000);
   server->set_tcp_nodelay(true);  // like kube-apiserver (Go): no Nagle delay on split writes
   server->set_keep_alive_timeout(opts_.keep_alive_timeout.count());
