@@ -133,17 +133,36 @@ std::string mediaType(const std::string& content_type) {
   return media;
 }
 
-ApiResponse injectedStatus(int code) {
+// The Status an injected fault answers: what kube-apiserver sends for that code, naming the
+// object of the request where the code is about one (409 Conflict, 404 NotFound).
+ApiResponse injectedStatus(int code, const std::string& path) {
   const std::string msg = "kube-emu injected fault (HTTP " + std::to_string(code) + ")";
+  const auto segments = splitPath(path);
+  std::string resource = "objects";
+  std::string name;
+  if (segments.size() >= 5 && segments[2] == "namespaces") {
+    resource = segments[4];
+    if (segments.size() >= 6) name = segments[5];
+  }
   switch (code) {
+    case 400:
+      return badRequest(msg);
+    case 401:
+      return unauthorized();
+    case 404:
+      return notFound(resource, name);
+    case 409:
+      return conflict(resource, name);
+    case 422:
+      return statusResponse(422, "Invalid", msg, json::object());
+    case 429:
+      return tooManyRequests(1);
     case 500:
       return internalError(msg);
     case 503:
       return serviceUnavailable(msg);
     case 504:
       return statusResponse(504, "Timeout", msg, {{"retryAfterSeconds", 1}});
-    case 429:
-      return tooManyRequests(1);
     default:
       return statusResponse(code, code >= 500 ? "InternalError" : "BadRequest", msg);
   }
@@ -411,7 +430,7 @@ void KubeEmu::handleApi(const httplib::Request& req, httplib::Response& res) {
         res.status = 500;
         return;
       case FaultKind::kStatus:
-        out = injectedStatus(fault->status);
+        out = injectedStatus(fault->status, req.path);
         answered = true;
         break;
       case FaultKind::k429:

@@ -45,6 +45,17 @@ TEST_F(KubeEmuFaults, ScriptedServerErrorsAnswerTheNextRequestsThenStop) {
   EXPECT_EQ(log[2].user, kAgentUser);
 }
 
+TEST_F(KubeEmuFaults, InjectedConflictIsTheRealConflictStatusForTheObject) {
+  FaultRule r = rule(FaultKind::kStatus, 1);
+  r.status = 409;
+  emu_->injectFault(r);
+  const Reply conflicted = call("PATCH", secretPath("ts-state"), kAgentToken, R"({"data":{}})",
+                                "application/strategic-merge-patch+json");
+  EXPECT_EQ(conflicted.status, 409);
+  EXPECT_EQ(conflicted.body["reason"], "Conflict");
+  EXPECT_EQ(conflicted.body["details"], json({{"name", "ts-state"}, {"kind", "secrets"}}));
+}
+
 TEST_F(KubeEmuFaults, TooManyRequestsCarriesRetryAfter) {
   FaultRule r = rule(FaultKind::k429, 1);
   r.retry_after_seconds = 3;
