@@ -27,11 +27,13 @@ std::vector<std::string> patchedKeys(const kube_emu::RequestRecord& r) {
 
 class AgentE2E : public AgentFixture {
  protected:
-  // Starts the agent and waits until the initial identity is in the Secret and /readyz is 200.
+  // Starts the agent (its first, in a fresh emulator) and waits until the initial identity is
+  // written and logged, and /readyz is 200.
   AgentProcess& startSynced(const std::vector<std::string>& extra = {}) {
     auto& agent = startAgent(extra);
     EXPECT_GT(agent.adminPort(), 0) << agent.logs();
     EXPECT_TRUE(eventually([&] { return readyzStatus(agent) == 200; })) << agent.logs();
+    awaitWrites(0, 1);
     return agent;
   }
   // Sends a SelfChange and waits until the agent has counted it as a change of the self node.
@@ -44,6 +46,12 @@ class AgentE2E : public AgentFixture {
         << "\n"
         << httpGet(agent.adminPort(), "/metrics").body;
   }
+  // The writes logged after `seq`, once at least `n` are there (kube-emu logs a request just
+  // after answering it, so the log may trail the object by a moment).
+  std::vector<kube_emu::RequestRecord> awaitWrites(uint64_t seq, size_t n) {
+    EXPECT_TRUE(eventually([&] { return writesAfter(seq).size() >= n; }));
+    return writesAfter(seq);
+  }
   double notifies(AgentProcess& agent, const std::string& kind) {
     return metric(agent, "ts_kube_agent_notifies_total{kind=\"" + kind + "\"}").value_or(-1);
   }
@@ -55,7 +63,7 @@ TEST_F(AgentE2E, InitialIdentityIsWrittenWithExactlyTheUpstreamKeysAndFormats) {
   EXPECT_EQ(httpGet(agent.adminPort(), "/healthz").status, 200);
   EXPECT_EQ(httpGet(agent.adminPort(), "/healthz").body, "ok\n");
   EXPECT_EQ(httpGet(agent.adminPort(), "/livez").status, 200);
-  const auto writes = writesAfter(0);
+  const auto writes = awaitWrites(0, 1);
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].method, "POST");  // the Secret did not exist: created with the identity
   EXPECT_EQ(writes[0].query, "fieldManager=ts-kube-agent");
@@ -67,7 +75,7 @@ TEST_F(AgentE2E, InitialIdentityIsWrittenWithExactlyTheUpstreamKeysAndFormats) {
 TEST_F(AgentE2E, ExistingSecretKeepsTailscaledKeysAndGetsOnePatch) {
   seedSecret({{"_machinekey", "mk"}, {"_current-profile", "p"}, {"profile-1a2b", "state"}});
   startSynced();
-  const auto writes = writesAfter(0);
+  const auto writes = awaitWrites(0, 1);
   ASSERT_EQ(writes.size(), 1u);
   EXPECT_EQ(writes[0].method, "PATCH");
   EXPECT_EQ(writes[0].content_type, "application/strategic-merge-patch+json");
@@ -92,7 +100,7 @@ TEST_F(AgentE2E, SelfChangeWithNewAddressesGivesOnePatchWithOnlyTheChangedKey) {
   sim().selfChange(rename);
   ASSERT_TRUE(eventually(
       [&] { return secretData()["device_fqdn"] == "demo-sidecar-1.tail3f9a2c.ts.net."; }));
-  const auto writes = writesAfter(seq);
+  const auto writes = awaitWrites(seq, 2);
   ASSERT_EQ(writes.size(), 2u);
   EXPECT_EQ(writes[0].method, "PATCH");
   EXPECT_EQ(patchedKeys(writes[0]), std::vector<std::string>{"device_ips"});
