@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+
 #include "tests/integration/agent/agent_fixture.h"
 
 namespace tsk::agent::e2e {
@@ -182,7 +184,7 @@ TEST_F(AgentE2E, ApiServerUnavailableThenRecoveredConvergesAndReadyzFollows) {
   ASSERT_TRUE(eventually([&] { return readyzStatus(agent) == 200; }, std::chrono::seconds(60)))
       << agent.logs();
   EXPECT_EQ(secretData()["device_ips"], R"(["100.90.12.99"])");
-  EXPECT_TRUE(agent.logContains("identity in sync again")) << agent.logs();
+  EXPECT_TRUE(agent.waitForLog("identity in sync again")) << agent.logs();
 }
 
 TEST_F(AgentE2E, RbacDeniesPatchReadyzSaysWhyAndTheLogNamesTheRule) {
@@ -249,6 +251,47 @@ TEST_F(AgentE2E, PeerCountsWithoutTrackingComeFromTheInitialStatus) {
   sim().churn(5);
   ASSERT_TRUE(eventually([&] { return notifies(agent, "blank") >= 10; })) << agent.logs();
   EXPECT_EQ(metric(agent, "ts_kube_agent_peers"), 20);
+}
+
+TEST_F(AgentE2E, LogoutKeepsTheIdentityAndReadyzSaysWhy) {
+  auto& agent = startSynced();
+  const auto seq = lastSeq();
+  sim().setState(2);  // NeedsLogin
+  std::string reason;
+  ASSERT_TRUE(eventually([&] { return readyzStatus(agent, &reason) == 503; })) << agent.logs();
+  EXPECT_EQ(reason, "tailscaled backend state is NeedsLogin, not Running\n");
+  EXPECT_EQ(metric(agent, "ts_kube_agent_backend_state{state=\"NeedsLogin\"}"), 1);
+  EXPECT_EQ(writesAfter(seq).size(), 0u);
+  EXPECT_EQ(secretData(), kInitialIdentity);
+}
+
+TEST_F(AgentE2E, ClearOnLogoutDeletesTheDeviceKeysOnly) {
+  seedSecret({{"_machinekey", "mk"}});
+  auto& agent = startSynced({"--clear-on-logout"});
+  sim().setState(2);  // NeedsLogin
+  ASSERT_TRUE(eventually([&] { return !secretData().contains("device_id"); })) << agent.logs();
+  EXPECT_EQ(secretData(), (Data{{"_machinekey", "mk"}, {"pod_uid", "pod-uid-1234"}}));
+}
+
+TEST_F(AgentE2E, ConfigFileChoosesTheKeysOfEachTarget) {
+  const std::string config = temp_dir_ + "/agent.yaml";
+  std::ofstream(config) << "configmap: ts-identity\n"
+                        << "secret-keys: [device_id]\n"
+                        << "configmap-keys: [device_fqdn, backend_state, tailnet_name, tags,\n"
+                        << "                 key_expiry, host_name]\n";
+  startSynced({"--config=" + config});
+  EXPECT_EQ(secretData(), (Data{{"device_id", "nSdcr7Qx2CNTRL"}}));
+  std::optional<nlohmann::json> cm;
+  ASSERT_TRUE(eventually([&] {
+    cm = emu().store().find(kube_emu::Resource::kConfigMaps, kNs, "ts-identity");
+    return cm.has_value();
+  }));
+  EXPECT_EQ((*cm)["data"], nlohmann::json({{"device_fqdn", "demo-sidecar-0.tail3f9a2c.ts.net."},
+                                           {"backend_state", "Running"},
+                                           {"tailnet_name", "example.com"},
+                                           {"tags", R"(["tag:k8s"])"},
+                                           {"key_expiry", ""},
+                                           {"host_name", "demo-sidecar-0"}}));
 }
 
 TEST_F(AgentE2E, ConfigurationErrorExitsTwoBeforeTouchingAnything) {
