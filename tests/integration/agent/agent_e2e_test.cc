@@ -253,6 +253,19 @@ TEST_F(AgentE2E, PeerCountsWithoutTrackingComeFromTheInitialStatus) {
   EXPECT_EQ(metric(agent, "ts_kube_agent_peers"), 20);
 }
 
+TEST_F(AgentE2E, StatusFetchStartModePublishesTheSameIdentityWithoutPeerCounts) {
+  auto& agent = startSynced({"--start-mode=status-fetch"});
+  EXPECT_EQ(secretData(), kInitialIdentity);
+  EXPECT_EQ(metric(agent, "ts_kube_agent_peers"), std::nullopt);
+  EXPECT_EQ(notifies(agent, "initial_status"), 0);
+  const auto seq = lastSeq();
+  tsbus_sim::IdentityUpdate update;
+  update.addresses = std::vector<std::string>{"100.90.12.36"};
+  sim().selfChange(update);
+  ASSERT_TRUE(eventually([&] { return secretData()["device_ips"] == R"(["100.90.12.36"])"; }));
+  EXPECT_EQ(awaitWrites(seq, 1).size(), 1u);
+}
+
 TEST_F(AgentE2E, LogoutKeepsTheIdentityAndReadyzSaysWhy) {
   auto& agent = startSynced();
   const auto seq = lastSeq();
