@@ -44,14 +44,15 @@ EXPLAIN = {
         "per-line allocation, metrics updates) dominates. A fast path that recognises the blank "
         "shape by memcmp against the last blank line would make it nearly free."),
     "pair_rate": (
-        "The sustained rate is limited by the agent's per-line CPU and by how tsbus-sim bursts "
-        "its churn (the queue of 128 fills when a burst outruns the socket buffer). Compare the "
-        "drain's figure: where the drain is closed at the same rate, the limit is the simulator's, "
-        "not the agent's."),
+        "Each delta line carries a ~1 KB node; at the agent's 1.5-2 µs per line one core could "
+        "take several hundred thousand a second, so a lower figure is the simulator's ceiling "
+        "(the raw drain stops near the same rate: a writer stall of ~3 ms overflows the queue of "
+        "128 at 40k lines/s). A faster feeder (several writer threads, pre-built lines) would "
+        "measure the agent's own limit."),
     "blank_rate": (
-        "As for the pair rate: compare the drain. A consumer that costs under 1 µs per blank "
-        "can take 100k/s on one core; a lower figure at which the drain is also closed is the "
-        "simulator's burst limit."),
+        "At about 0.3 µs per blank the agent could take over a million a second on one core; a "
+        "lower figure comes from tsbus-sim's ceiling (compare the raw drain). A faster feeder "
+        "would measure the agent's own limit."),
     "startup": (
         "Start-up at N = 250k is bounded below by producing and moving ~250 MB through the "
         "socket: the drain row is that floor on this machine (it includes the simulator "
