@@ -223,7 +223,8 @@ def draw_plots(res, out_dir):
 
 LADDER_NOTE = (
     "The highest rate is the last step of the ladder (5k, 10k, 20k, 35k, 50k, 70k, 100k pairs/s; "
-    "a blank rate is twice the pair rate) that ran 2 s without tsbus-sim closing the watcher. "
+    "a blank rate is twice the pair rate) that ran its whole step without tsbus-sim closing "
+    "the watcher. "
     "Where the raw drain stops at about the same rate, the ceiling is the simulator's, not the "
     "consumer's: on a queue of 128 a few milliseconds of scheduling delay of the simulator's "
     "writer overflow it at these rates whoever reads. The notes say why each ladder stopped.\n")
