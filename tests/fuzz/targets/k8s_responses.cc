@@ -214,9 +214,13 @@ bool isPrintableLine(std::string_view s) {
   return true;
 }
 
-void checkError(const Error& e, std::string_view kind) {
+// `server_echoed_token`: a scripted body held the token (libFuzzer learns it from the
+// comparisons below); the client may quote the server, so only then may the token appear.
+void checkError(const Error& e, std::string_view kind, bool server_echoed_token) {
   const std::string& m = e.message;
-  if (m.find(kToken) != std::string::npos) fuzzFailure("an error repeats the bearer token: " + m);
+  if (!server_echoed_token && m.find(kToken) != std::string::npos) {
+    fuzzFailure("an error repeats the bearer token: " + m);
+  }
   if (m.find(kName) == std::string::npos || m.find(kind) == std::string::npos) {
     fuzzFailure("an error does not name the object it is about: " + m);
   }
@@ -301,6 +305,8 @@ int k8sResponsesOneInput(const uint8_t* data, size_t size) {
   std::deque<ScriptedResponse> script = parseScript(rest);
   for (const auto& r : script) checkErrorTexts(r.body, r.status);
   const std::deque<ScriptedResponse> copy = script;
+  bool echoed = false;
+  for (const auto& r : copy) echoed = echoed || r.body.find(kToken) != std::string::npos;
   server.script(std::move(script));
 
   const bool secret = (op & 1) == 0;
@@ -310,7 +316,7 @@ int k8sResponsesOneInput(const uint8_t* data, size_t size) {
   switch ((op >> 1) % 3) {
     case 0: {
       const auto got = store.get();
-      if (!got) checkError(got.error(), kind);
+      if (!got) checkError(got.error(), kind, echoed);
       const size_t used = static_cast<size_t>(server.requests());
       if (used >= 1 && used <= copy.size()) checkGet(got, copy[used - 1], secret);
       break;
@@ -319,12 +325,12 @@ int k8sResponsesOneInput(const uint8_t* data, size_t size) {
       max_requests = 3 * kMaxAttempts;
       const auto st = store.patch({{"device_id", "nFuzz1"}, {"old_key", std::nullopt}},
                                   /*create_if_missing=*/(op & 0x80) != 0);
-      if (!st) checkError(st.error(), kind);
+      if (!st) checkError(st.error(), kind, echoed);
       break;
     }
     default: {
       const auto st = store.create({{"device_fqdn", "fuzz.example.ts.net."}});
-      if (!st) checkError(st.error(), kind);
+      if (!st) checkError(st.error(), kind, echoed);
       break;
     }
   }

@@ -110,6 +110,7 @@ AgentProcess::AgentProcess(Options opts) : opts_(std::move(opts)) {
                                    O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (!opts_.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, opts_.cwd.c_str());
   // The test process may block signals in its threads; the agent starts with a clean mask.
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -186,6 +187,29 @@ uint64_t AgentProcess::rssBytes() const {
     if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
   }
   return 0;
+}
+
+std::vector<std::string> AgentProcess::filesOpenForWriting() const {
+  std::vector<std::string> out;
+  const std::string proc = "/proc/" + std::to_string(pid_);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(proc + "/fd", ec)) {
+    const std::string fd = e.path().filename().string();
+    if (fd == "1" || fd == "2") continue;  // the log the test gave it
+    const std::string target = fs::read_symlink(e.path(), ec).string();
+    if (ec || target.empty() || target[0] != '/' || target.rfind("/dev/", 0) == 0) continue;
+    std::ifstream info(proc + "/fdinfo/" + fd);
+    std::string key;
+    unsigned flags = 0;
+    while (info >> key) {
+      if (key == "flags:") {
+        info >> std::oct >> flags;
+        break;
+      }
+    }
+    if ((flags & O_ACCMODE) != O_RDONLY) out.push_back(target);
+  }
+  return out;
 }
 
 }  // namespace tsk::testing

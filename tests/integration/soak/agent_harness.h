@@ -79,6 +79,7 @@ class AgentProcess {
     std::vector<std::string> args;
     std::map<std::string, std::string> env;  // the whole environment of the child
     std::string log_path;                    // stdout and stderr, appended
+    std::string cwd;                         // working directory ("" = the test's)
   };
   explicit AgentProcess(Options opts);  // throws std::runtime_error if spawning fails
   ~AgentProcess();                      // SIGKILL + waitpid if still running
@@ -96,6 +97,9 @@ class AgentProcess {
   int adminPort(std::chrono::milliseconds deadline = std::chrono::milliseconds(30'000));
   // Resident set size from /proc/<pid>/status (VmRSS), 0 if unavailable.
   uint64_t rssBytes() const;
+  // Regular files it holds open for writing right now (from /proc/<pid>/fd and fdinfo), other
+  // than its log (stdout/stderr). A sidecar with a read-only root filesystem must have none.
+  std::vector<std::string> filesOpenForWriting() const;
 
  private:
   Options opts_;

@@ -6,6 +6,8 @@
 //   - the agent never exited, and /readyz (and /livez) answer 200;
 //   - writes made <= identity changes x targets + retries (no write storms);
 //   - the agent's RSS after warm-up does not grow over the run (a tolerance, not a timing);
+//   - it never holds a file open for writing and leaves its working directory empty (it runs
+//     with a read-only root filesystem in the chart);
 // and the figures are printed (and written to soak-report.json in the output dir).
 //
 // SOAK_SECONDS (default 75) sets the length: warm-up 10 s, faults until 15 s before the end,
@@ -23,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -222,6 +225,8 @@ class SoakRun {
               envOr("SOAK_LOG_LEVEL", "debug")};
     o.env = inClusterEnv(emu_->port());
     o.log_path = out_ + "/agent.log";
+    o.env["HOME"] = o.env["TMPDIR"] = cwd_.path();
+    o.cwd = cwd_.path();  // must stay empty: the agent writes nothing to disk
     agent_ = std::make_unique<AgentProcess>(o);
     admin_ = agent_->adminPort();
     ASSERT_GT(admin_, 0) << "the agent did not start its admin server:\n" << agent_->log();
@@ -247,6 +252,7 @@ class SoakRun {
       probes << p << " " << r.status << " " << r.body << "\n";
     }
     if (sample_rss) rss_.push_back({elapsed(), agent_->rssBytes()});
+    for (const auto& f : agent_->filesOpenForWriting()) written_files_.insert(f);
   }
 
   void warmUp() {
@@ -421,6 +427,9 @@ class SoakRun {
         << "tailscaled's own keys in the Secret were changed";
     EXPECT_EQ(httpGet(admin_, "/readyz").status, 200);
     EXPECT_EQ(httpGet(admin_, "/livez").status, 200);
+    EXPECT_TRUE(written_files_.empty())
+        << "the agent held a file open for writing: " << *written_files_.begin();
+    EXPECT_TRUE(fs::is_empty(cwd_.path())) << "the agent wrote into its working directory";
     const int targets = 2;
     EXPECT_LE(writes_, targets * identities_ + failed_writes_)
         << "more writes than identity changes x targets + retries: a write storm";
@@ -501,6 +510,8 @@ class SoakRun {
   std::mt19937_64 rng_;
   const std::string out_;
   TempDir dir_{"tsk-soak"};
+  TempDir cwd_{"tsk-soak-cwd"};
+  std::set<std::string> written_files_;
   TestPki pki_;
   std::unique_ptr<kube_emu::KubeEmu> emu_;
   std::unique_ptr<tsbus_sim::BusSim> sim_;
