@@ -38,6 +38,10 @@ AgentProcess::AgentProcess(const std::string& binary, const std::vector<std::str
   for (auto& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::vector<std::string> env_storage = {"PATH=/usr/bin:/bin"};
+  // Sanitizer settings reach the child, so a report there fails the test as it would here.
+  for (const char* name : {"ASAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+    if (const char* v = std::getenv(name)) env_storage.push_back(std::string(name) + "=" + v);
+  }
   env_storage.insert(env_storage.end(), env.begin(), env.end());
   std::vector<char*> envp;
   for (auto& e : env_storage) envp.push_back(e.data());
@@ -221,8 +225,11 @@ void AgentFixture::TearDown() {
       const int status = a->terminate();
       EXPECT_EQ(status, 0) << "the agent did not shut down cleanly";
     }
-    if (HasFailure() || std::getenv("TSK_E2E_SHOW_LOGS"))
-      std::cerr << "--- agent log (pid " << a->pid() << ") ---\n" << a->logs();
+    const std::string log = a->logs();
+    EXPECT_EQ(log.find("Sanitizer"), std::string::npos) << "a sanitizer report in the agent";
+    if (HasFailure() || std::getenv("TSK_E2E_SHOW_LOGS")) {
+      std::cerr << "--- agent log (pid " << a->pid() << ") ---\n" << log;
+    }
   }
   agents_.clear();
   if (sim_) sim_->stop();
