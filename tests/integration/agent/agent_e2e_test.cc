@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <fstream>
 
 #include "tests/integration/agent/agent_fixture.h"
@@ -72,6 +73,22 @@ TEST_F(AgentE2E, InitialIdentityIsWrittenWithExactlyTheUpstreamKeysAndFormats) {
   EXPECT_EQ(metric(agent, "ts_kube_agent_identity_in_sync{target=\"secret\"}"), 1);
   EXPECT_EQ(metric(agent, "ts_kube_agent_publishes_total{target=\"secret\",result=\"written\"}"),
             1);
+}
+
+TEST_F(AgentE2E, PromtoolAcceptsTheRunningAgentsMetrics) {
+  if (std::string(TSK_PROMTOOL).empty()) GTEST_SKIP() << "promtool not installed (prometheus)";
+  auto& agent = startSynced({"--track-peers"});
+  sim().churn(3);
+  const std::string path = temp_dir_ + "/metrics.txt";
+  std::ofstream(path) << httpGet(agent.adminPort(), "/metrics").body;
+  const std::string cmd = std::string(TSK_PROMTOOL) + " check metrics < " + path + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  EXPECT_EQ(pclose(p), 0) << out;
+  EXPECT_EQ(out, "");
 }
 
 TEST_F(AgentE2E, ExistingSecretKeepsTailscaledKeysAndGetsOnePatch) {
