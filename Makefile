@@ -34,7 +34,8 @@ asan: deps
 tsan: deps
 	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DTSK_SANITIZE=thread -DTSK_BENCH=OFF >/dev/null
 	cmake --build $(BUILD_TSAN) -j$(JOBS)
-	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j$(JOBS) --timeout 900 -L threaded
+	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest --output-on-failure -j$(JOBS) --timeout 900 -L threaded
 
 demo: build
 	scripts/demo.sh
@@ -46,7 +47,7 @@ fuzz: deps
 	scripts/fuzz.sh
 
 soak: build
-	scripts/soak.sh
+	BUILD=$(BUILD) scripts/soak.sh
 
 format:
 	find common watcher k8s agent tools tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
