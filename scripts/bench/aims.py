@@ -107,8 +107,8 @@ def evaluate(res, cfg, ladder_limits):
         growth = peak - base
         tgrowth = (tp - tbase) if tp is not None and tbase is not None else None
         rows.append(row(f"peak RSS at {_n(n)} <= 4 MiB above the {_n(small)} figure",
-                        f"+{growth:.1f} MiB default mode"
-                        + (f", +{tgrowth:.1f} MiB with --track-peers"
+                        f"{growth:+.1f} MiB default mode"
+                        + (f", {tgrowth:+.1f} MiB with --track-peers"
                            if tgrowth is not None else ""),
                         growth <= 4 and (tgrowth is None or tgrowth <= 4), "rss_growth"))
     for metric, label, limit, key, per in [
