@@ -110,6 +110,8 @@ AgentProcess::AgentProcess(Options opts) : opts_(std::move(opts)) {
                                    O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  // Nothing else of ours leaks into the agent (ctest's log, our sockets): only 0, 1 and 2.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   if (!opts_.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, opts_.cwd.c_str());
   // The test process may block signals in its threads; the agent starts with a clean mask.
   posix_spawnattr_t attr;

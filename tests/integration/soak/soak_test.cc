@@ -6,6 +6,7 @@
 //   - the agent never exited, and /readyz (and /livez) answer 200;
 //   - writes made <= identity changes x targets + retries (no write storms);
 //   - the agent's RSS after warm-up does not grow over the run (a tolerance, not a timing);
+//   - SIGTERM at the end: exit 0 (the flush on shutdown);
 //   - it never holds a file open for writing and leaves its working directory empty (it runs
 //     with a read-only root filesystem in the chart);
 // and the figures are printed (and written to soak-report.json in the output dir).
@@ -17,6 +18,7 @@
 // must never print (secrets.txt) for the leak scan: Soak.AgentPrintedNoTokenOrSecretValue.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -250,6 +252,10 @@ class SoakRun {
     for (const char* p : {"/readyz", "/livez", "/healthz"}) {
       const auto r = httpGet(admin_, p);
       probes << p << " " << r.status << " " << r.body << "\n";
+      if (std::string_view(p) == "/readyz" && in_fault_phase_) {
+        ++readyz_probes_;
+        if (r.status == 200) ++readyz_ok_;
+      }
     }
     if (sample_rss) rss_.push_back({elapsed(), agent_->rssBytes()});
     for (const auto& f : agent_->filesOpenForWriting()) written_files_.insert(f);
@@ -298,15 +304,17 @@ class SoakRun {
     published_.push_back(expectedFor(last_identity_));
   }
 
+  // Random API faults; called again every few seconds to vary the 5xx (500, 502, 503, 504).
   void startKubeFaults() {
+    static constexpr int kStatuses[] = {500, 502, 503, 504};
     kube_emu::RandomFaults rf;
     rf.enabled = true;
-    rf.seed = seed_;
+    rf.seed = seed_ + static_cast<uint64_t>(++fault_epochs_);
     rf.p_status = 0.12;
     rf.p_429 = 0.08;
     rf.p_drop = 0.06;
     rf.p_latency = 0.15;
-    rf.status = 503;
+    rf.status = kStatuses[fault_epochs_ % 4];
     rf.retry_after_seconds = 1;
     rf.latency = 150ms;
     emu_->setRandomFaults(rf);
@@ -325,6 +333,7 @@ class SoakRun {
     const double rotate_at = (10 + end) / 2;
     startKubeFaults();
     sim_->setChurnRate(20);
+    in_fault_phase_ = true;
     auto next_observe = Clock::now();
     bool rotated = false;
     while (elapsed() < end) {
@@ -362,6 +371,7 @@ class SoakRun {
       if (Clock::now() >= next_observe) {
         observe(true);
         next_observe = Clock::now() + 1s;
+        if (++observations_ % 5 == 0) startKubeFaults();
       }
       std::this_thread::sleep_for(200ms);
     }
@@ -370,6 +380,7 @@ class SoakRun {
   // ---- the end --------------------------------------------------------------------------------
 
   void converge() {
+    in_fault_phase_ = false;
     emu_->setRandomFaults({});
     emu_->clearFaults();
     sim_->setChurnRate(0);
@@ -378,9 +389,13 @@ class SoakRun {
     newIdentity();  // the last identity the simulator publishes
     const Published want = expectedFor(last_identity_);
     const auto t0 = Clock::now();
+    auto next_observe = Clock::now();
     converged_ = waitFor(
         [&] {
-          observe(true);
+          if (Clock::now() >= next_observe) {  // one sample a second, as in the fault phase
+            observe(true);
+            next_observe = Clock::now() + 1s;
+          }
           return holds(storedData(*emu_, kube_emu::Resource::kSecrets, kSecret), want) &&
                  holds(storedData(*emu_, kube_emu::Resource::kConfigMaps, kConfigMap), want) &&
                  httpGet(admin_, "/readyz").status == 200;
@@ -396,7 +411,9 @@ class SoakRun {
 
   void countRequests() {
     for (const auto& r : emu_->requestLog()) {
-      if (!r.fault.empty()) ++faults_[r.fault];
+      if (!r.fault.empty()) {
+        ++faults_[r.fault == "status" ? "status_" + std::to_string(r.status) : r.fault];
+      }
       if (r.status == 401) ++unauthorized_;
       const bool ours =
           r.path.find("/secrets/" + std::string(kSecret)) != std::string::npos ||
@@ -427,6 +444,10 @@ class SoakRun {
         << "tailscaled's own keys in the Secret were changed";
     EXPECT_EQ(httpGet(admin_, "/readyz").status, 200);
     EXPECT_EQ(httpGet(admin_, "/livez").status, 200);
+    // A clean shutdown at the end (kubelet's SIGTERM): exit 0 within the flush deadline.
+    agent_->signal(SIGTERM);
+    const auto code = agent_->waitExit(60s);
+    EXPECT_EQ(code.value_or(-1), 0) << "the agent did not shut down cleanly on SIGTERM";
     EXPECT_TRUE(written_files_.empty())
         << "the agent held a file open for writing: " << *written_files_.begin();
     EXPECT_TRUE(fs::is_empty(cwd_.path())) << "the agent wrote into its working directory";
@@ -497,6 +518,8 @@ class SoakRun {
     fig["malformed_counted"] = metricSum(m, "ts_kube_agent_bus_malformed_lines_total");
     fig["oversized_counted"] = metricSum(m, "ts_kube_agent_bus_oversized_lines_total");
     fig["convergence_seconds_after_last_fault"] = convergence_s_;
+    fig["readyz_200_share_during_faults"] =
+        readyz_probes_ ? static_cast<double>(readyz_ok_) / readyz_probes_ : 0.0;
     fig["rss_mib"] = {{"first_fifth_median", rss_first_mib_},
                       {"last_fifth_median", rss_last_mib_},
                       {"max", rss_max_mib_},
@@ -524,6 +547,10 @@ class SoakRun {
   std::vector<Published> published_;
   int identities_ = 0;
   int token_rotations_ = 0;
+  int fault_epochs_ = 0;
+  int readyz_probes_ = 0, readyz_ok_ = 0;
+  bool in_fault_phase_ = false;
+  int observations_ = 0;
   int malformed_ = 0, oversized_ = 0, state_flaps_ = 0;
   std::optional<double> died_at_;
   std::string last_metrics_;
