@@ -83,16 +83,18 @@ std::vector<std::string> credentialsIn(std::string_view text) {
   return creds;
 }
 
+void writeConfig(const std::string& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+}
+
 }  // namespace
 
 int kubeconfigOneInput(const uint8_t* data, size_t size) {
   static const KubeconfigDir dir;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   if (mentionsSpecialFiles(text)) return 0;
-  {
-    std::ofstream out(dir.configPath(), std::ios::binary | std::ios::trunc);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  }
+  writeConfig(dir.configPath(), text);
   const bool allow_insecure = (SplitRandom(text).next() & 1) != 0;
   const auto cfg = k8s::loadKubeconfig(dir.configPath(), "", allow_insecure);
   if (cfg) {
@@ -113,9 +115,20 @@ int kubeconfigOneInput(const uint8_t* data, size_t size) {
   if (message.find("kubeconfig") == std::string::npos) {
     fuzzFailure("error does not name the kubeconfig: " + message);
   }
+  // Anchors/aliases can make a credential another field's value too: no verdict then.
+  if (text.find('&') != std::string_view::npos) return 0;
   for (const std::string& cred : credentialsIn(text)) {
-    if (cred.size() >= 8 && occurrences(text, cred) == 1 &&
-        message.find(cred) != std::string::npos) {
+    if (cred.size() < 8 || occurrences(text, cred) != 1 ||
+        message.find(cred) == std::string::npos) {
+      continue;
+    }
+    // The fuzzer learns the message's own wording; a leak is a credential that shows up only
+    // because it was the credential: replace its value and load again.
+    std::string variant(text);
+    variant.replace(variant.find(cred), cred.size(), std::string(cred.size(), 'Q'));
+    writeConfig(dir.configPath(), variant);
+    const auto again = k8s::loadKubeconfig(dir.configPath(), "", allow_insecure);
+    if (again || again.error().message.find(cred) == std::string::npos) {
       fuzzFailure("error message repeats a credential: " + message);
     }
   }
