@@ -18,6 +18,7 @@
 // must never print (secrets.txt) for the leak scan: Soak.AgentPrintedNoTokenOrSecretValue.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -25,8 +26,8 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
