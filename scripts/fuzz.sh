@@ -132,7 +132,7 @@ for t in "${targets[@]}"; do
     summary+=("$line: clean")
   else
     failed+=("$t")
-    summary+=("$line: FAILED (exit $status)")
+    summary+=("$line: FAILED (exit $status; the run stopped at the finding)")
     echo "---- fuzz target $t failed; the end of its log:" >&2
     tail -40 "$log" >&2
     artifact="$(grep -o "$artifacts/[^ ]*" "$log" | tail -1 || true)"
