@@ -43,9 +43,10 @@ for arg in "$@"; do
 done
 
 check_toolchain() {
-  command -v clang >/dev/null && command -v clang++ >/dev/null ||
+  if ! command -v clang >/dev/null || ! command -v clang++ >/dev/null; then
     die "clang not found: the fuzz targets need clang 14 with libFuzzer" \
       "(apt-get install clang-14 libclang-rt-14-dev; scripts/install-deps.sh installs them)"
+  fi
   local probe
   probe="$(mktemp -d)"
   echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' \
