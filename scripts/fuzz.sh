@@ -4,11 +4,13 @@
 # corpus grown by earlier runs (tests/fuzz/corpus-run/<target>, not committed).
 #
 #   scripts/fuzz.sh                          # every target, 5 minutes each (`make fuzz`)
-#   FUZZ_SECONDS=20 scripts/fuzz.sh          # the short CI pass (ctest -L fuzz does this)
+#   FUZZ_SECONDS=20 FUZZ_SEED=1 scripts/fuzz.sh  # the short CI pass (ctest -L fuzz does this)
 #   scripts/fuzz.sh notify_stream kubeconfig # some targets
 #   scripts/fuzz.sh --build-only | --no-build
 #
-# Environment: FUZZ_SECONDS (300), FUZZ_BUILD_DIR (build-fuzz), FUZZ_RSS_MB (2048), JOBS.
+# Environment: FUZZ_SECONDS (300), FUZZ_SEED (libFuzzer's random seed; unset: a new one per run),
+# FUZZ_BUILD_DIR (build-fuzz), FUZZ_RSS_MB (2048), JOBS. The CI pass fixes the seed so that a
+# finding there replays the same way on a laptop; `make fuzz` explores with fresh seeds.
 # A target that crashes or fails a check leaves its input under <build dir>/artifacts/<target>/
 # and the script prints how to reproduce it and how to keep it as a regression test.
 # Exit status: 0 when every target ran clean, 1 otherwise (including a missing clang).
@@ -16,6 +18,11 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-300}"
+SEED_ARGS=()
+if [[ -n "${FUZZ_SEED:-}" ]]; then
+  [[ "$FUZZ_SEED" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: error: FUZZ_SEED must be a number, got '$FUZZ_SEED'" >&2; exit 1; }
+  SEED_ARGS=(-seed="$FUZZ_SEED")
+fi
 BUILD_DIR="${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
 RSS_MB="${FUZZ_RSS_MB:-2048}"
 JOBS="${JOBS:-$(nproc)}"
@@ -119,7 +126,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$grown" "$artifacts"
   echo "fuzz.sh: $t for ${SECONDS_PER_TARGET}s (seeds: $(find "$seeds" -type f | wc -l), log: $log)"
   set +e
-  (cd "$BUILD_DIR" && "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 \
+  (cd "$BUILD_DIR" && "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 "${SEED_ARGS[@]}" \
     -rss_limit_mb="$RSS_MB" -max_len="$(max_len_for "$t")" -dict="$(dict_for "$t")" \
     -print_final_stats=1 -artifact_prefix="$artifacts/" "$grown" "$seeds") >"$log" 2>&1
   status=$?
