@@ -37,7 +37,8 @@ struct ClusterConfig {
 
 // In-cluster: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT and the service-account dir
 // (token_file = <dir>/token, re-read; ca.crt the only trust root; namespace trimmed, "" if the
-// namespace file is missing so the caller needs one from elsewhere).
+// namespace file is missing so the caller needs one from elsewhere). Files that are not regular
+// or are too large (see read_file.h) are errors naming the file.
 Result<ClusterConfig> loadInCluster(std::string_view sa_dir = kServiceAccountDir);
 // Out of cluster: a kubeconfig file; `context` empty = current-context. Supported: cluster
 // server, certificate-authority(-data) (relative paths against the file's directory),

@@ -1,6 +1,7 @@
 // loadInCluster: the API server address from the service environment variables and the
 // credentials kubelet mounts into every pod (token, ca.crt, namespace).
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "k8s/client.h"
@@ -56,7 +57,7 @@ Result<ClusterConfig> loadInCluster(std::string_view sa_dir_view) {
   cfg.server = "https://" + host + ":" + port;
 
   cfg.token_file = sa_dir + "/token";
-  auto token = readFileContents(cfg.token_file);
+  auto token = readFileContents(cfg.token_file, kMaxTokenFileBytes);
   if (!token) {
     return Error{"service-account token: " + token.error().message +
                  "; the pod has no service-account token mounted (automountServiceAccountToken: "
@@ -67,7 +68,7 @@ Result<ClusterConfig> loadInCluster(std::string_view sa_dir_view) {
   }
 
   const std::string ca_path = sa_dir + "/ca.crt";
-  auto ca = readFileContents(ca_path);
+  auto ca = readFileContents(ca_path, kMaxConfigFileBytes);
   if (!ca) {
     return Error{"service-account CA: " + ca.error().message +
                  "; the API server cannot be verified without it: check the service-account "
@@ -77,8 +78,18 @@ Result<ClusterConfig> loadInCluster(std::string_view sa_dir_view) {
   if (!certs) return certs.error();
   cfg.ca_pem = std::move(ca).value();
 
-  // The namespace file is optional here: the agent's --namespace may name it instead.
-  if (auto ns = readFileContents(sa_dir + "/namespace")) cfg.namespace_name = trimmed(*ns);
+  // A missing namespace file is fine here (the caller may name the namespace instead); one that
+  // is there but cannot be read (a directory, a device, too large) is a broken mount.
+  const std::string ns_path = sa_dir + "/namespace";
+  std::error_code ec;
+  if (std::filesystem::exists(ns_path, ec)) {
+    auto ns = readFileContents(ns_path, kMaxTokenFileBytes);
+    if (!ns) {
+      return Error{"service-account namespace: " + ns.error().message +
+                   "; check the service-account volume"};
+    }
+    cfg.namespace_name = trimmed(*ns);
+  }
   return cfg;
 }
 

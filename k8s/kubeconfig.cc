@@ -29,7 +29,7 @@ class KubeconfigParser {
   }
 
   Result<ClusterConfig> parse(const std::string& wanted_context) {
-    auto text = readFileContents(path_);
+    auto text = readFileContents(path_, kMaxConfigFileBytes);
     if (!text) {
       return Error{"kubeconfig: " + text.error().message +
                    "; pass --kubeconfig with a readable file, or unset KUBECONFIG to run "
@@ -148,7 +148,7 @@ class KubeconfigParser {
     if (*file && !(*file)->empty()) {
       const std::string resolved = resolvePath(**file);
       if (file_out) *file_out = resolved;
-      auto content = readFileContents(resolved);
+      auto content = readFileContents(resolved, kMaxConfigFileBytes);
       if (!content) return fieldError(field_prefix + key, parent[key], content.error().message);
       return std::move(content).value();
     }
@@ -287,7 +287,7 @@ class KubeconfigParser {
     if (!token_file) return token_file.error();
     if (*token_file && !(*token_file)->empty()) {
       cfg.token_file = resolvePath(**token_file);
-      auto readable = readFileContents(cfg.token_file);
+      auto readable = readFileContents(cfg.token_file, kMaxTokenFileBytes);
       if (!readable)
         return fieldError(f + "tokenFile", (*user)["tokenFile"], readable.error().message);
     }

@@ -23,11 +23,10 @@ TokenSource::TokenSource(std::string static_token, std::string token_file,
       log_(log) {}
 
 Result<std::string> TokenSource::readTokenFile() const {
-  auto content = readFileContents(token_file_);
+  auto content = readFileContents(token_file_, kMaxTokenFileBytes);
   if (!content) {
     return Error{"bearer token: " + content.error().message +
-                 "; check that the service-account token is mounted (or the kubeconfig tokenFile "
-                 "path is right)"};
+                 "; check the service-account token mount (or the kubeconfig tokenFile path)"};
   }
   std::string token = trimmed(*content);
   if (token.empty()) {
@@ -45,8 +44,10 @@ Result<std::string> TokenSource::token() {
   auto fresh = readTokenFile();
   if (!fresh) {
     if (!cached_) return fresh.error();
-    log_.warn("cannot re-read the bearer token file; keeping the previous token",
-              {{"file", token_file_}, {"error", fresh.error().message}});
+    log_.warn(
+        "cannot re-read the bearer token file; keeping the previous token and trying again after "
+        "the refresh period or the next 401",
+        {{"file", token_file_}, {"error", fresh.error().message}});
     read_at_ = now;  // try again after the next refresh period, not on every request
     stale_ = false;
     return *cached_;

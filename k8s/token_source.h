@@ -2,8 +2,10 @@
 // TokenSource: the bearer token for API requests. A static token (kubeconfig `token`) never
 // changes; a token file (service-account `token`, kubeconfig `tokenFile`) is re-read at most every
 // `refresh` and at once after invalidate() (the client calls it on a 401), because kubelet
-// rotates bound tokens in place. If a later re-read fails, the last good token is kept and a
-// warning is logged. Thread-safe. Token values are never logged.
+// rotates bound tokens in place. The file must be a regular file of at most 64 KiB (see
+// read_file.h). If a later re-read fails (the file vanished, became a directory or a device,
+// grew too large), the last good token is kept and a warning naming the file and the reason is
+// logged. Thread-safe. Token values are never logged.
 //
 //   TokenSource tokens(cfg.token, cfg.token_file, 60s, clock, log);
 //   auto token = tokens.token();        // "" when no bearer auth is configured

@@ -127,6 +127,54 @@ TEST_F(InClusterTest, CaThatIsNotPemIsAnError) {
       << m;
 }
 
+TEST_F(InClusterTest, OversizedTokenNamesTheFileAndTheLimit) {
+  write("token", std::string(64 * 1024 + 1, 'x'));
+  const std::string m = message(loadInCluster(dir_.string()));
+  EXPECT_NE(m.find("service-account token: cannot read " + (dir_ / "token").string() +
+                   ": 65537 bytes, over the 64 KiB limit"),
+            std::string::npos)
+      << m;
+}
+
+TEST_F(InClusterTest, TokenThatIsADeviceIsRefused) {
+  fs::remove(dir_ / "token");
+  fs::create_symlink("/dev/zero", dir_ / "token");
+  const std::string m = message(loadInCluster(dir_.string()));
+  EXPECT_NE(m.find((dir_ / "token").string() + ": a character device, not a regular file"),
+            std::string::npos)
+      << m;
+}
+
+TEST_F(InClusterTest, CaThatIsADirectoryOrTooLargeIsRefused) {
+  const std::string ca = (dir_ / "ca.crt").string();
+  fs::remove(ca);
+  fs::create_directory(ca);
+  std::string m = message(loadInCluster(dir_.string()));
+  EXPECT_NE(m.find("service-account CA: cannot read " + ca +
+                   ": a directory, not a regular file (only regular files of at most 1 MiB are "
+                   "read)"),
+            std::string::npos)
+      << m;
+  fs::remove(ca);
+  write("ca.crt", std::string(1024 * 1024 + 1, 'x'));
+  m = message(loadInCluster(dir_.string()));
+  EXPECT_NE(m.find(ca + ": 1048577 bytes, over the 1 MiB limit"), std::string::npos) << m;
+}
+
+TEST_F(InClusterTest, NamespaceFileThatCannotBeReadIsAnErrorNotASilentDefault) {
+  fs::remove(dir_ / "namespace");
+  fs::create_symlink("/dev/zero", dir_ / "namespace");
+  std::string m = message(loadInCluster(dir_.string()));
+  EXPECT_NE(m.find("service-account namespace: cannot read " + (dir_ / "namespace").string() +
+                   ": a character device"),
+            std::string::npos)
+      << m;
+  fs::remove(dir_ / "namespace");
+  write("namespace", std::string(64 * 1024 + 1, 'x'));
+  m = message(loadInCluster(dir_.string()));
+  EXPECT_NE(m.find("over the 64 KiB limit"), std::string::npos) << m;
+}
+
 TEST_F(InClusterTest, MissingNamespaceFileLeavesTheNamespaceToTheCaller) {
   fs::remove(dir_ / "namespace");
   auto cfg = loadInCluster(dir_.string());

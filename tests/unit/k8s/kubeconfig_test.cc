@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -187,6 +188,32 @@ TEST_F(KubeconfigTest, MissingFileSaysWhatToDo) {
   EXPECT_NE(m.find("--kubeconfig"), std::string::npos);
 }
 
+TEST_F(KubeconfigTest, DevZeroIsRefusedWithoutReadingIt) {
+  auto r = loadKubeconfig("/dev/zero");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message,
+            "kubeconfig: cannot read /dev/zero: a character device, not a regular file (only "
+            "regular files of at most 1 MiB are read); pass --kubeconfig with a readable file, "
+            "or unset KUBECONFIG to run in-cluster");
+}
+
+TEST_F(KubeconfigTest, DirectoryIsRefused) {
+  auto r = loadKubeconfig(dir_.string());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("kubeconfig: cannot read " + dir_.string() +
+                                   ": a directory, not a regular file"),
+            std::string::npos)
+      << r.error().message;
+}
+
+TEST_F(KubeconfigTest, OversizedFileIsRefusedNamingTheLimit) {
+  writeConfig(std::string(1024 * 1024 + 1, '#'));
+  EXPECT_NE(
+      failure().find("kubeconfig: cannot read " + path_ + ": 1048577 bytes, over the 1 MiB limit"),
+      std::string::npos)
+      << failure();
+}
+
 TEST_F(KubeconfigTest, InvalidYamlNamesTheLine) {
   writeConfig("current-context: x\nclusters:\n  - name: [unclosed\n");
   const std::string m = failure();
@@ -368,6 +395,54 @@ TEST_F(KubeconfigTest, UnreadableTokenFileIsNamed) {
   EXPECT_EQ(failure(), prefix() +
                            "users[\"u1\"].user.tokenFile (line 17): cannot read "
                            "/nonexistent/token: No such file or directory");
+}
+
+TEST_F(KubeconfigTest, TokenFileThatIsAFifoIsRefusedWithoutBlocking) {
+  const std::string fifo = (dir_ / "token").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string yaml = typicalConfig();
+  yaml.replace(yaml.find("    token: tok-1\n"), 16, "    tokenFile: token\n");
+  writeConfig(yaml);
+  EXPECT_EQ(failure(), prefix() + "users[\"u1\"].user.tokenFile (line 17): cannot read " + fifo +
+                           ": a FIFO, not a regular file (only regular files of at most 64 KiB "
+                           "are read)");
+}
+
+TEST_F(KubeconfigTest, OversizedTokenFileIsNamedWithItsLimit) {
+  writeFile("token", std::string(64 * 1024 + 1, 'x'));
+  std::string yaml = typicalConfig();
+  yaml.replace(yaml.find("    token: tok-1\n"), 16, "    tokenFile: token\n");
+  writeConfig(yaml);
+  EXPECT_EQ(failure(), prefix() + "users[\"u1\"].user.tokenFile (line 17): cannot read " +
+                           (dir_ / "token").string() + ": 65537 bytes, over the 64 KiB limit");
+}
+
+TEST_F(KubeconfigTest, CertificateAuthorityThatIsADeviceIsNamedWithFieldAndLine) {
+  std::string yaml = typicalConfig();
+  const auto start = yaml.find("    certificate-authority-data: ");
+  yaml.replace(start, yaml.find('\n', start) - start, "    certificate-authority: /dev/zero");
+  writeConfig(yaml);
+  EXPECT_EQ(failure(), prefix() +
+                           "clusters[\"c1\"].cluster.certificate-authority (line 8): cannot read "
+                           "/dev/zero: a character device, not a regular file (only regular "
+                           "files of at most 1 MiB are read)");
+}
+
+TEST_F(KubeconfigTest, ClientKeyThatIsADirectoryOrTooLargeIsNamedWithFieldAndLine) {
+  writeFile("pki/client.crt", testPki().client_cert_pem);
+  fs::create_directories(dir_ / "pki/client.key");
+  std::string yaml = typicalConfig();
+  yaml.replace(yaml.find("    token: tok-1\n"), 16,
+               "    client-certificate: pki/client.crt\n    client-key: pki/client.key\n");
+  writeConfig(yaml);
+  const std::string key = (dir_ / "pki/client.key").string();
+  EXPECT_EQ(failure(), prefix() + "users[\"u1\"].user.client-key (line 18): cannot read " + key +
+                           ": a directory, not a regular file (only regular files of at most "
+                           "1 MiB are read)");
+  fs::remove(key);
+  writeFile("pki/client.key", std::string(1024 * 1024 + 1, 'x'));
+  EXPECT_EQ(failure(), prefix() + "users[\"u1\"].user.client-key (line 18): cannot read " + key +
+                           ": 1048577 bytes, over the 1 MiB limit");
 }
 
 TEST_F(KubeconfigTest, InsecureSkipTlsVerifyIsRefusedUnlessAllowed) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +30,29 @@ class TokenSourceTest : public ::testing::Test {
   fs::path dir_;
   std::string file_;
   ManualClock clock_;
+};
+
+// A Logger whose output the test can read.
+class CapturedLog {
+ public:
+  CapturedLog() : out_(open_memstream(&buf_, &len_)), log_(out_) {}
+  ~CapturedLog() {
+    std::fclose(out_);
+    std::free(buf_);
+  }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+  Logger& logger() { return log_; }
+  std::string text() {
+    std::fflush(out_);
+    return std::string(buf_, len_);
+  }
+
+ private:
+  char* buf_ = nullptr;
+  size_t len_ = 0;
+  std::FILE* out_;
+  Logger log_;
 };
 
 TEST_F(TokenSourceTest, StaticTokenIsReturnedAsIs) {
@@ -98,6 +122,71 @@ TEST_F(TokenSourceTest, KeepsTheLastGoodTokenWhenTheFileVanishes) {
   fs::remove(file_);
   tokens.invalidate();
   EXPECT_EQ(tokens.token().value(), "tok-1");
+}
+
+TEST_F(TokenSourceTest, KeepsTheLastGoodTokenAndWarnsWhenTheFileGrowsTooLarge) {
+  CapturedLog log;
+  writeToken("tok-1");
+  TokenSource tokens("", file_, seconds(60), clock_, log.logger());
+  EXPECT_EQ(tokens.token().value(), "tok-1");
+  writeToken(std::string(64 * 1024 + 1, 'x'));
+  tokens.invalidate();
+  EXPECT_EQ(tokens.token().value(), "tok-1");
+  const std::string logged = log.text();
+  EXPECT_NE(logged.find("WARN cannot re-read the bearer token file; keeping the previous token"),
+            std::string::npos)
+      << logged;
+  EXPECT_NE(logged.find(file_ + ": 65537 bytes, over the 64 KiB limit"), std::string::npos)
+      << logged;
+  EXPECT_EQ(logged.find("xxxx"), std::string::npos) << "token content must not be logged";
+}
+
+TEST_F(TokenSourceTest, KeepsTheLastGoodTokenWhenTheFileBecomesADirectory) {
+  CapturedLog log;
+  writeToken("tok-1");
+  TokenSource tokens("", file_, seconds(60), clock_, log.logger());
+  EXPECT_EQ(tokens.token().value(), "tok-1");
+  fs::remove(file_);
+  fs::create_directory(file_);
+  clock_.advance(seconds(61));
+  EXPECT_EQ(tokens.token().value(), "tok-1");
+  EXPECT_NE(log.text().find("a directory, not a regular file"), std::string::npos) << log.text();
+  // Once the file is good again, the next refresh picks it up.
+  fs::remove(file_);
+  writeToken("tok-2");
+  clock_.advance(seconds(61));
+  EXPECT_EQ(tokens.token().value(), "tok-2");
+}
+
+TEST_F(TokenSourceTest, OversizedFileIsAnErrorNamingTheFileAndTheLimit) {
+  writeToken(std::string(64 * 1024 + 1, 'x'));
+  TokenSource tokens("", file_, seconds(60), clock_, Logger::null());
+  auto token = tokens.token();
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.error().message,
+            "bearer token: cannot read " + file_ +
+                ": 65537 bytes, over the 64 KiB limit; check the service-account token mount (or "
+                "the kubeconfig tokenFile path)");
+}
+
+TEST_F(TokenSourceTest, DeviceIsAnErrorAndDoesNotHang) {
+  TokenSource tokens("", "/dev/zero", seconds(60), clock_, Logger::null());
+  auto token = tokens.token();
+  ASSERT_FALSE(token.ok());
+  EXPECT_NE(token.error().message.find("cannot read /dev/zero: a character device, not a regular "
+                                       "file (only regular files of at most 64 KiB are read)"),
+            std::string::npos)
+      << token.error().message;
+}
+
+TEST_F(TokenSourceTest, DirectoryIsAnError) {
+  fs::create_directory(file_);
+  TokenSource tokens("", file_, seconds(60), clock_, Logger::null());
+  auto token = tokens.token();
+  ASSERT_FALSE(token.ok());
+  EXPECT_NE(token.error().message.find(file_ + ": a directory, not a regular file"),
+            std::string::npos)
+      << token.error().message;
 }
 
 }  // namespace
