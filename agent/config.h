@@ -9,8 +9,10 @@
 //
 // The YAML file may also set keys that have no flag: `secret-keys` and `configmap-keys` (the
 // identity keys each target holds, default the upstream set). An unknown YAML key is an error
-// naming the key and its line; a bad value names the option and what it accepts.
+// naming the key and its line; a bad value names the option and what it accepts. The file must
+// be a regular file of at most kMaxConfigFileBytes (a FIFO or /dev/zero is refused, not read).
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -23,6 +25,8 @@
 #include "watcher/watcher.h"
 
 namespace tsk::agent {
+
+inline constexpr size_t kMaxConfigFileBytes = 1024 * 1024;
 
 struct AgentConfig {
   std::string socket = "/var/run/tailscale/tailscaled.sock";

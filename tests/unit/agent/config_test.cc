@@ -1,6 +1,7 @@
 #include "agent/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -160,6 +161,38 @@ TEST(Config, MissingConfigFileSaysWhichOption) {
   const auto err = parseError({"--config=/nonexistent/agent.yaml"});
   EXPECT_NE(err.find("/nonexistent/agent.yaml"), std::string::npos) << err;
   EXPECT_NE(err.find("--config"), std::string::npos) << err;
+}
+
+TEST(Config, ConfigFileOverOneMebibyteIsRefusedNamingFileAndLimit) {
+  std::string text = "socket: /x\n";
+  while (text.size() <= kMaxConfigFileBytes) text += "# padding padding padding padding\n";
+  TempYaml yaml(text);
+  const auto err = parseError({"--config", yaml.path()});
+  EXPECT_NE(err.find(yaml.path()), std::string::npos) << err;
+  EXPECT_NE(err.find(std::to_string(kMaxConfigFileBytes) + " bytes"), std::string::npos) << err;
+  EXPECT_NE(err.find("--config"), std::string::npos) << err;
+}
+
+TEST(Config, ConfigFileOfExactlyTheLimitIsRead) {
+  std::string text = "socket: /x\n";
+  text += std::string(kMaxConfigFileBytes - text.size() - 1, '#') + "\n";
+  ASSERT_EQ(text.size(), kMaxConfigFileBytes);
+  TempYaml yaml(text);
+  EXPECT_EQ(parseOk({"--config", yaml.path()}).socket, "/x");
+}
+
+TEST(Config, NonRegularConfigFilesAreRefusedWithoutReadingThem) {
+  TempYaml yaml("");
+  const std::string dir = std::filesystem::path(yaml.path()).parent_path();
+  const std::string fifo = dir + "/fifo.yaml";  // no writer: opening it must not block
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {std::string("/dev/zero"), fifo, dir}) {
+    const auto err = parseError({"--config", path});
+    EXPECT_NE(err.find("config file " + path + " is not a regular file"), std::string::npos) << err;
+    EXPECT_NE(err.find(std::to_string(kMaxConfigFileBytes)), std::string::npos) << err;
+  }
+  const auto from_env = parseError({}, {{"TS_AGENT_CONFIG", "/dev/zero"}});
+  EXPECT_NE(from_env.find("/dev/zero"), std::string::npos) << from_env;
 }
 
 TEST(Config, BadValuesNameOptionAndAcceptedValues) {
