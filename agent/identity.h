@@ -9,6 +9,7 @@
 //   device_id   = self StableID                     e.g. nSdcr7Qx2CNTRL
 //   device_fqdn = self Name exactly (trailing dot)  e.g. demo-0.tail3f9a2c.ts.net.
 //   device_ips  = JSON array of bare IPs, tailscaled's order  ["100.90.12.34","fd7a:..."]
+//                 null (the JSON text) when the node has no addresses, as upstream writes
 //   pod_uid     = POD_UID, when set
 // Extra keys (config file): backend_state, tailnet_name, tags, key_expiry, host_name.
 #include <cstdint>

@@ -58,10 +58,25 @@ TEST(Identity, ExtraKeysWhenConfigured) {
   EXPECT_EQ(kv->at("host_name"), "demo-sidecar-0");
 }
 
-TEST(Identity, NoAddressesIsAnEmptyArray) {
+// Upstream containerboot builds device_ips with `var ips []string` + append and json.Marshal,
+// so a node without addresses gets the text `null`, not `[]` (spec §7.2). Readers of the key
+// (Go's json.Unmarshal into a []string) accept both.
+TEST(Identity, NoAddressesIsJsonNullLikeUpstream) {
   auto st = runningNode();
   st.self->addresses.clear();
-  EXPECT_EQ(identityFor(st, {})->at("device_ips"), "[]");
+  const auto kv = identityFor(st, {});
+  ASSERT_TRUE(kv);
+  EXPECT_EQ(kv->at("device_ips"), "null");
+  EXPECT_EQ(kv->at("device_id"), "nSdcr7Qx2CNTRL");  // the rest of the identity is still there
+}
+
+TEST(Identity, OurOwnListKeysStayJsonArraysWhenEmpty) {
+  auto st = runningNode();
+  st.self->tags.clear();
+  const auto kv =
+      identityFor(st, {.keys = {IdentityKey::Tags}, .pod_uid = "", .clear_on_logout = false});
+  ASSERT_TRUE(kv);
+  EXPECT_EQ(kv->at("tags"), "[]");
 }
 
 TEST(Identity, LogoutKeepsTheLastIdentityByDefault) {
