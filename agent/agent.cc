@@ -128,6 +128,10 @@ bool Agent::shutdown() {
   return written;
 }
 
+bool Agent::reportUnwritten() const {
+  return publisher_ && publisher_->reportUnwritten();
+}
+
 int Agent::adminPort() const {
   return admin_ ? admin_->port() : 0;
 }

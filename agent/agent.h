@@ -6,6 +6,7 @@
 //   if (auto st = agent.start(); !st) { log.error(st.error().message); return 1; }
 //   wait_for_sigterm();
 //   agent.shutdown();      // stop watching, flush the pending identity, stop serving
+//   // a second signal meanwhile: agent.reportUnwritten(), then exit without waiting
 //
 // Threads: the watcher's (bus reads), the publisher's (API writes), the admin server's pool,
 // and the caller's (signals). Nothing here blocks the watcher thread: onStateChanged only
@@ -38,6 +39,9 @@ class Agent final : public watcher::WatcherObserver {
   // Stops watching, flushes the pending identity within the shutdown timeout, stops serving.
   // Returns true when every target holds the latest identity.
   bool shutdown();
+  // For a second signal during shutdown(): logs, per target, the identity keys not written yet;
+  // returns whether anything was pending. Safe while shutdown() runs on another thread.
+  bool reportUnwritten() const;
 
   int adminPort() const;
   ProbeResult livez() const;

@@ -311,19 +311,27 @@ bool Publisher::flush(Clock::Monotonic deadline) {
   }
   const bool all_written =
       std::none_of(targets_.begin(), targets_.end(), [](const auto& t) { return t->dirty(); });
-  if (!all_written) logUnwritten();
+  if (!all_written) logUnwritten("deadline passed");
   return all_written;
 }
 
-void Publisher::logUnwritten() const {
+bool Publisher::reportUnwritten() const {
+  std::lock_guard lock(mu_);
+  const bool pending =
+      std::any_of(targets_.begin(), targets_.end(), [](const auto& t) { return t->dirty(); });
+  if (pending) logUnwritten("shutdown interrupted by a second signal");
+  return pending;
+}
+
+void Publisher::logUnwritten(const std::string& no_error_reason) const {
   for (const auto& t : targets_) {
     if (!t->dirty()) continue;
     const std::string keys = t->pending_keys.empty() ? keyNames(*t->desired) : t->pending_keys;
-    log_.error("shutdown: the latest identity was NOT written; the object may hold stale values",
-               {{"object", t->status.object},
-                {"keys", keys},
-                {"last_error", t->status.last_error.empty() ? std::string("deadline passed")
-                                                            : t->status.last_error}});
+    log_.error(
+        "shutdown: the latest identity was NOT written; the object may hold stale values",
+        {{"object", t->status.object},
+         {"keys", keys},
+         {"last_error", t->status.last_error.empty() ? no_error_reason : t->status.last_error}});
   }
 }
 

@@ -114,6 +114,9 @@ class Publisher {
   // target is in sync or `deadline` (on the publisher's clock) passes. Logs plainly what could
   // not be written. Returns true when everything was written.
   bool flush(Clock::Monotonic deadline);
+  // Logs what flush() logs when its deadline passes (per target, the keys not yet written),
+  // at once, also while a flush runs on another thread. Returns whether anything was pending.
+  bool reportUnwritten() const;
 
   // Wakes the thread to re-check its deadlines (tests with a ManualClock).
   void wake();
@@ -132,7 +135,8 @@ class Publisher {
   void syncDueTargets();
   Outcome syncTarget(Target& t, const KeyValues& desired, Error& error,
                      std::vector<std::string>& changed_keys);
-  void logUnwritten() const;
+  // Logs each target with an unwritten identity; `no_error_reason` when no attempt failed yet.
+  void logUnwritten(const std::string& no_error_reason) const;
 
   PublisherOptions opts_;
   Logger& log_;

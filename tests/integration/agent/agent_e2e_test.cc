@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 
@@ -244,6 +245,40 @@ TEST_F(AgentE2E, SigtermWhenTheWriteCannotHappenSaysSoPlainly) {
   EXPECT_TRUE(agent.logContains("the latest identity was NOT written")) << agent.logs();
   EXPECT_TRUE(agent.logContains("device_ips")) << agent.logs();
   EXPECT_FALSE(agent.logContains("100.90.12.78")) << "values never appear in logs";
+}
+
+TEST_F(AgentE2E, SecondSigtermExitsAtOnceNamingWhatWasNotWritten) {
+  // The flush would go on for two minutes against a failing API server.
+  auto& agent = startSynced({"--publish-wait=30s:60s", "--shutdown-timeout=120s"});
+  kube_emu::FaultRule outage;
+  outage.kind = kube_emu::FaultKind::kStatus;
+  outage.status = 503;
+  outage.count = -1;
+  emu().injectFault(outage);
+  tsbus_sim::IdentityUpdate update;
+  update.addresses = std::vector<std::string>{"100.90.12.79"};
+  ASSERT_NO_FATAL_FAILURE(selfChangeSeenBy(agent, update));
+  ASSERT_EQ(kill(agent.pid(), SIGTERM), 0);
+  ASSERT_TRUE(agent.waitForLog("flushing the pending identity")) << agent.logs();
+  // terminate() sends the second SIGTERM; the agent must not wait out --shutdown-timeout.
+  const int status = agent.terminate(std::chrono::seconds(60));
+  ASSERT_NE(status, -1) << "still running after a second SIGTERM:\n" << agent.logs();
+  EXPECT_EQ(status, 128 + SIGTERM) << agent.logs();
+  EXPECT_TRUE(agent.logContains("second signal")) << agent.logs();
+  EXPECT_TRUE(agent.logContains("the latest identity was NOT written")) << agent.logs();
+  EXPECT_TRUE(agent.logContains("device_ips")) << agent.logs();
+  EXPECT_FALSE(agent.logContains("100.90.12.79")) << "values never appear in logs";
+  EXPECT_NE(secretData()["device_ips"], R"(["100.90.12.79"])");
+}
+
+TEST_F(AgentE2E, NodeWithoutAddressesGetsDeviceIpsNullLikeUpstream) {
+  auto& agent = startSynced();
+  tsbus_sim::IdentityUpdate update;
+  update.addresses = std::vector<std::string>{};
+  sim().selfChange(update);
+  ASSERT_TRUE(eventually([&] { return secretData()["device_ips"] == "null"; })) << agent.logs();
+  EXPECT_EQ(secretData()["device_id"], kInitialIdentity.at("device_id"));
+  EXPECT_EQ(httpGet(agent.adminPort(), "/healthz").status, 503);
 }
 
 TEST_F(AgentE2E, PeerCountsMatchTheSimulatorAndFollowChurn) {
