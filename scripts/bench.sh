@@ -10,7 +10,8 @@
 #   BENCH_N="10000 50000"  the tailnet sizes (default: 10000 50000 100000 250000 500000)
 #   BENCH_RUNS=5           runs per figure (Python and DOM: 3 at N >= 100k, none above 250k)
 #   BENCH_IMPLS="agent dom drain python"   which consumers to run
-#   BENCH_LADDER_N="10000 250000"   where to run the rate ladders ("all" = every N)
+#   BENCH_LADDER_N="10000 250000"   where to run the rate ladders ("all" = every N, "none")
+#   BENCH_MODES="default track"     which sessions: default mode and/or --track-peers
 #   BENCH_K_SELFCHANGE=20000 BENCH_K_BLANK=100000 BENCH_K_PAIRS=20000   batch sizes
 #   BENCH_BUDGET_SECONDS=1680   stop starting new sessions after this long (notes it)
 #   BENCH_OUT=docs/BENCHMARKS.md, BENCH_PLOTS=docs/bench   where the report goes

@@ -183,7 +183,9 @@ def panel(tmp, res, metric, title, ylabel, logy=True):
             plots.append(f'"{path}" using 1:2:3:4 with yerrorlines {PLOT_STYLE[impl]} lw 2 '
                          f'title "{name}"')
     if not plots:
-        return f'set title "{title} (not measured)"\nunset key\nplot [1:2] 1/0 notitle\n'
+        # An empty panel: a constant above the y range (gnuplot refuses a plot of only 1/0).
+        return (f'set title "{title} (not measured)"\nunset key\nunset logscale y\n'
+                'set yrange [0:1]\nplot 2 notitle\nset autoscale y\n')
     return (f'set title "{title}"\nset ylabel "{ylabel}"\n'
             + ("set logscale y\n" if logy else "unset logscale y\n")
             + "set key top left\nplot " + ", \\\n  ".join(plots) + "\n")

@@ -53,6 +53,9 @@ class Config:
         self.ns = [int(x) for x in env.get("BENCH_N", default_ns).split()]
         self.runs = int(env.get("BENCH_RUNS", "2" if quick else "5"))
         self.impls = env.get("BENCH_IMPLS", " ".join(IMPL_ORDER)).split()
+        # Which sessions run per consumer and N: "default" (identity only) and/or "track"
+        # (--track-peers). One of them alone is for a quick look at one figure.
+        self.modes = env.get("BENCH_MODES", "default track").split()
         self.k_selfchange = int(env.get("BENCH_K_SELFCHANGE", "500" if quick else "20000"))
         self.k_blank = int(env.get("BENCH_K_BLANK", "2000" if quick else "100000"))
         self.k_pairs = int(env.get("BENCH_K_PAIRS", "500" if quick else "20000"))
@@ -61,7 +64,9 @@ class Config:
         # Rate ladders (slow: a fresh start-up per consumer and mode) at the smallest and the
         # 250k (or largest) N by default; BENCH_LADDER_N="all" or a list overrides.
         ladder_env = env.get("BENCH_LADDER_N", "")
-        if ladder_env == "all":
+        if ladder_env == "none":
+            self.ladder_ns = []
+        elif ladder_env == "all":
             self.ladder_ns = list(self.ns)
         elif ladder_env:
             self.ladder_ns = [int(x) for x in ladder_env.split()]
@@ -310,8 +315,10 @@ class Bench:
                         self.note_budget(n, impl, run)
                         return
                     log(f"N={n} run {run + 1}/{cfg.runs_for(impl, n)} {impl}")
-                    self.guarded(self.default_session, impl, n, run, sims[n][0])
-                    self.guarded(self.track_session, impl, n, run, sims[n][0])
+                    if "default" in cfg.modes:
+                        self.guarded(self.default_session, impl, n, run, sims[n][0])
+                    if "track" in cfg.modes:
+                        self.guarded(self.track_session, impl, n, run, sims[n][0])
 
     def ladders(self, impl, n, sim):
         base = [5000, 10000, 20000, 35000, 50000, 70000, 100000]

@@ -20,6 +20,7 @@
 #include "tools/statusgen/statusgen.h"
 #include "watcher/node_state_reducer.h"
 #include "watcher/notify_parser.h"
+#include "watcher/peer_tracker.h"
 
 namespace tsk::watcher {
 namespace {
@@ -205,6 +206,35 @@ void BM_PeerAddRemovePair(benchmark::State& state) {
   state.counters["pair_B"] = double(lines[0].size());
 }
 BENCHMARK(BM_PeerAddRemovePair)->Arg(10'000)->Arg(50'000)->Arg(100'000)->Arg(250'000)->ArgName("N");
+
+// The PeerTracker alone (no parsing): a tailnet of N peers that churns, each iteration adding a
+// new peer and removing the oldest one, so the table stays at N and the touched slots spread
+// over all of it. The table's share of BM_PeerAddRemovePair.
+void BM_PeerTrackerChurnPair(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  // statusgen's NodeIDs on a ring: the live peers are always the n after `oldest`.
+  std::vector<int64_t> ring(n + 65'536);
+  for (size_t k = 0; k < ring.size(); ++k) ring[k] = statusgen::peerAt(k).node_id;
+  PeerTracker tracker(Logger::null());
+  tracker.beginInitialStatus();
+  for (size_t k = 0; k < n; ++k) tracker.addInitialPeer(ring[k], k % 3 == 0);
+  size_t oldest = 0;
+  for (auto _ : state) {
+    tracker.upsert(ring[(oldest + n) % ring.size()], true);
+    tracker.remove(ring[oldest]);
+    if (++oldest == ring.size()) oldest = 0;
+  }
+  if (tracker.total() != n) state.SkipWithError("wrong count");
+  state.SetItemsProcessed(int64_t(state.iterations()));
+  state.counters["B_per_peer"] = double(tracker.memoryBytes()) / double(n);
+}
+BENCHMARK(BM_PeerTrackerChurnPair)
+    ->Arg(10'000)
+    ->Arg(50'000)
+    ->Arg(100'000)
+    ->Arg(250'000)
+    ->Arg(500'000)
+    ->ArgName("N");
 
 void BM_BlankLineNlohmannDom(benchmark::State& state) {
   const std::string line = statusgen::blankLine();
