@@ -365,6 +365,10 @@ struct NotifyParser::Impl {
   bool oversized = false;
   bool peer_callbacks_fired = false;
   char reason[192] = {};
+  // Error offsets are counted from this byte of the line, and name what they count in.
+  // parseStatusJson sets them to the end of its {"InitialStatus": wrapper and "body".
+  uint64_t offset_origin = 0;
+  const char* offset_unit = "line";
 
   // Nesting.
   Level stack[kMaxDepth] = {};
@@ -439,23 +443,29 @@ struct NotifyParser::Impl {
   void noteHighWater() { high_water = std::max(high_water, heapBytes()); }
 
   void fail(const char* p, const char* what) {
-    const uint64_t offset = line_bytes + static_cast<uint64_t>(p - seg_begin);
-    std::snprintf(reason, sizeof reason, "%s at byte %llu of the line", what,
-                  static_cast<unsigned long long>(offset));
+    std::snprintf(reason, sizeof reason, "%s at byte %llu of the %s", what, errorOffset(p),
+                  offset_unit);
     st = St::Discard;
   }
   void failChar(const char* p, const char* expected) {
     const auto c = static_cast<unsigned char>(*p);
-    const uint64_t offset = line_bytes + static_cast<uint64_t>(p - seg_begin);
     if (c >= 0x20 && c < 0x7f) {
-      std::snprintf(reason, sizeof reason, "unexpected '%c' at byte %llu of the line: expected %s",
-                    c, static_cast<unsigned long long>(offset), expected);
+      std::snprintf(reason, sizeof reason, "unexpected '%c' at byte %llu of the %s: expected %s", c,
+                    errorOffset(p), offset_unit, expected);
     } else {
       std::snprintf(reason, sizeof reason,
-                    "unexpected byte 0x%02x at byte %llu of the line: expected %s", c,
-                    static_cast<unsigned long long>(offset), expected);
+                    "unexpected byte 0x%02x at byte %llu of the %s: expected %s", c, errorOffset(p),
+                    offset_unit, expected);
     }
     st = St::Discard;
+  }
+  unsigned long long errorOffset(const char* p) const {
+    return line_bytes + static_cast<uint64_t>(p - seg_begin) - offset_origin;
+  }
+  // The reason the current line is malformed, once the parser has found it (before the line ends).
+  std::optional<std::string_view> failure() const {
+    if (st != St::Discard || oversized) return std::nullopt;
+    return std::string_view(reason);
   }
 
   void feed(std::string_view bytes) {
@@ -1249,36 +1259,137 @@ class StatusCapture final : public NotifyHandler {
  public:
   void onNotify(const Notify& n) override {
     if (n.initial_status) status = n.initial_status;
-    complete = true;
   }
   void onMalformed(std::string_view reason, size_t) override { error = std::string(reason); }
-  void onOversized(size_t) override { error = "status body too large"; }
+  void onOversized(size_t) override { oversized = true; }
   std::optional<InitialStatus> status;
   std::string error;
-  bool complete = false;
+  bool oversized = false;
 };
+
+constexpr std::string_view kStatusWrapper = "{\"InitialStatus\":";
+constexpr size_t kNone = std::string_view::npos;
+
+bool isBodyWs(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+std::string describeByte(char ch) {
+  const auto c = static_cast<unsigned char>(ch);
+  char out[16];
+  if (c >= 0x20 && c < 0x7f) {
+    std::snprintf(out, sizeof out, "'%c'", c);
+  } else {
+    std::snprintf(out, sizeof out, "byte 0x%02x", c);
+  }
+  return out;
+}
+
+// Where a Status body's top-level value starts and ends, found by following only strings and
+// brackets. The parser sees the body wrapped as {"InitialStatus":<body>} with its newlines turned
+// into spaces; the outline catches what that would hide: a second member after the value
+// (`1,"InitialStatus":{...}`), anything after the object, and a raw newline inside a string. Past
+// the body's first syntax error the outline may be wrong, but the parser reports that error first.
+struct StatusOutline {
+  size_t start = kNone;        // the first byte that is not whitespace
+  size_t end = kNone;          // one past the '}' that closes the top-level object
+  size_t trailing = kNone;     // the first byte after `end` that is not whitespace
+  size_t raw_newline = kNone;  // a '\n' inside a string (the outline stops there)
+  bool ends_in_string = false;
+};
+
+StatusOutline outlineStatus(std::string_view body) {
+  StatusOutline o;
+  size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '\n') {
+        o.raw_newline = i;
+        break;
+      }
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (isBodyWs(c)) continue;
+    if (o.end != kNone) {
+      o.trailing = i;
+      break;
+    }
+    if (o.start == kNone) {
+      o.start = i;
+      if (c != '{') break;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && depth > 0 && --depth == 0) {
+      o.end = i + 1;
+    }
+  }
+  o.ends_in_string = in_string;
+  return o;
+}
 }  // namespace
 
 std::optional<InitialStatus> parseStatusJson(std::string_view body, std::string* error) {
+  const auto fail = [&](const std::string& what) -> std::optional<InitialStatus> {
+    if (error) *error = what;
+    return std::nullopt;
+  };
+  const std::string invalid = "status body is not valid JSON: ";
+  const StatusOutline o = outlineStatus(body);
+  if (o.start == kNone) return fail("status body is empty: expected a JSON object");
+  if (body[o.start] != '{') {
+    return fail("status body is not a JSON object: " + describeByte(body[o.start]) + " at byte " +
+                std::to_string(o.start) + ", expected '{'");
+  }
+
   StatusCapture capture;
   NotifyParser parser(capture);
-  parser.feed("{\"InitialStatus\":");
-  // The body may be indented: its newlines are whitespace here, not line ends. JSON strings
-  // cannot hold a raw newline, so replacing them outside strings is replacing them everywhere.
+  parser.impl_->offset_origin = kStatusWrapper.size();
+  parser.impl_->offset_unit = "body";
+  parser.feed(kStatusWrapper);
+  // Up to the first error the outline found (the parser may find an earlier one), or the end of
+  // the object. Newlines before that point are between tokens: whitespace, not line ends.
+  const size_t stop = std::min({o.raw_newline, o.end, body.size()});
   std::string piece;
   constexpr size_t kPiece = 64 * 1024;
-  for (size_t off = 0; off < body.size(); off += kPiece) {
-    piece.assign(body.substr(off, kPiece));
+  for (size_t off = 0; off < stop; off += kPiece) {
+    piece.assign(body.substr(off, std::min(kPiece, stop - off)));
     std::replace(piece.begin(), piece.end(), '\n', ' ');
     parser.feed(piece);
+    if (parser.impl_->failure()) break;
+  }
+  if (const auto why = parser.impl_->failure()) return fail(invalid + std::string(*why));
+  if (stop == o.raw_newline) {
+    return fail(invalid + "a raw newline inside a string at byte " + std::to_string(stop) +
+                " (a JSON string writes it as \\n)");
+  }
+  if (o.end == kNone) {
+    return fail(
+        invalid +
+        (o.ends_in_string ? "it ends inside a string" : "it ends before the object is closed") +
+        " (" + std::to_string(body.size()) + " bytes)");
+  }
+  if (o.trailing != kNone) {
+    return fail(invalid + describeByte(body[o.trailing]) + " at byte " +
+                std::to_string(o.trailing) + " after the object, which ends at byte " +
+                std::to_string(o.end - 1) + ": the body must be one JSON object");
   }
   parser.feed("}\n");
   if (capture.status) return capture.status;
-  if (error) {
-    *error = !capture.error.empty() ? "status body is not valid JSON: " + capture.error
-                                    : "status body is not a JSON object";
-  }
-  return std::nullopt;
+  if (capture.oversized) return fail("status body is too large: over the parser's 1 GiB limit");
+  return fail(capture.error.empty() ? "status body is not a JSON object" : invalid + capture.error);
 }
 
 }  // namespace tsk::watcher

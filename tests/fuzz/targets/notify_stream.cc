@@ -679,14 +679,6 @@ void checkStatusJson(std::string_view body, bool must_reject_invalid) {
   if (!statusMatches(*got, want)) fuzzFailure("parseStatusJson and nlohmann disagree");
 }
 
-namespace {
-// Known issue (tests/fuzz/known-issues/notify_stream/, reported to the watcher): parseStatusJson
-// wraps the body as {"InitialStatus":<body>} and turns raw newlines into spaces, so some invalid
-// bodies are accepted: a raw newline inside a string, or `1,"InitialStatus":{...}` (a second
-// member). Until that is fixed the fuzzer checks only what it accepts against nlohmann.
-constexpr bool kStatusJsonRejectsAllInvalid = false;
-}  // namespace
-
 int notifyStreamOneInput(const uint8_t* data, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   SplitRandom rng(body);
@@ -720,7 +712,7 @@ int notifyStreamOneInput(const uint8_t* data, size_t size) {
   expectSameEvents(whole, parseSplit(body, rng), "feeding in random pieces");
   expectSameEvents(whole, parseChunked(body, rng), "chunked framing through BodyDecoder");
   checkOversizedRun(body, lines, whole, rng);
-  checkStatusJson(body, kStatusJsonRejectsAllInvalid);
+  checkStatusJson(body, /*must_reject_invalid=*/true);
   return 0;
 }
 

@@ -491,6 +491,52 @@ TEST(NotifyParser, StatusBodyParsesIndentedOrCompact) {
   EXPECT_FALSE(parseStatusJson("null", &error));
 }
 
+TEST(NotifyParser, StatusBodyMustBeExactlyOneObject) {
+  struct Case {
+    std::string body;
+    std::string error;  // a part of the error: what is wrong and where (a byte of the body)
+  };
+  const Case cases[] = {
+      // The fuzzer's two findings: the parser sees {"InitialStatus":<body>} with newlines made
+      // spaces, which accepted both.
+      {"{\"Self\":{\"ID\":\"a\nb\"}}", "a raw newline inside a string at byte 16"},
+      {"1,\"InitialStatus\":{\"BackendState\":\"Running\"}",
+       "not a JSON object: '1' at byte 0, expected '{'"},
+      {"{\"BackendState\":\"Running\"},\"InitialStatus\":{}",
+       "',' at byte 26 after the object, which ends at byte 25"},
+      {"{\"BackendState\":\"Running\"} {}", "'{' at byte 27 after the object"},
+      {"  null", "not a JSON object: 'n' at byte 2"},
+      {"", "status body is empty"},
+      {" \n\t", "status body is empty"},
+      {"{\"Self\":", "it ends before the object is closed (8 bytes)"},
+      {"{\"Self\":\"ab", "it ends inside a string (11 bytes)"},
+      // The parser's own errors count bytes of the body, not of its wrapped line.
+      {"{\"Self\":[1,}", "unexpected '}' at byte 11 of the body"},
+      {"{\"Self\":\"a\rb\"}", "a raw control character inside a string at byte 10 of the body"},
+      {"{\n \"BackendState\": \"Running\",\n \"Self\": nul\n}", "at byte 39 of the body"},
+      // The first error wins, whichever check finds it.
+      {"{\"a\":x,\"b\":\"c\nd\"}", "unexpected 'x' at byte 5 of the body"},
+      {"{\"b\":\"c\nd\",\"a\":x}", "a raw newline inside a string at byte 7"},
+      {"{\"a\":[}]}", "unexpected '}' at byte 6 of the body"},
+  };
+  for (const Case& c : cases) {
+    std::string error;
+    EXPECT_FALSE(parseStatusJson(c.body, &error)) << c.body;
+    EXPECT_NE(error.find(c.error), std::string::npos) << c.body << "\n  error: " << error;
+  }
+}
+
+TEST(NotifyParser, StatusBodyMayEndInWhitespaceAndHoldBracketsInStrings) {
+  const std::string body =
+      "{\"BackendState\":\"Running\",\n\"CurrentTailnet\":{\"Name\":\"a}\\\"{[b\",\n"
+      "\"MagicDNSSuffix\":\"x.ts.net\"}}\n\r\n  \t";
+  std::string error;
+  const auto st = parseStatusJson(body, &error);
+  ASSERT_TRUE(st) << error;
+  EXPECT_EQ(st->tailnet_name, "a}\"{[b");
+  EXPECT_EQ(st->magic_dns_suffix, "x.ts.net");
+}
+
 }  // namespace
 }  // namespace tsk::watcher
 
