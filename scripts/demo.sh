@@ -7,6 +7,9 @@
 #   scripts/demo.sh              run the story, then shut everything down
 #   DEMO_KEEP=1 scripts/demo.sh  keep everything running afterwards, until Ctrl-C
 #   BUILD=build-foo scripts/demo.sh   binaries from another build directory
+#   DEMO_METRICS_OUT=FILE scripts/demo.sh   also saves the live agent's whole /metrics after step 7
+#                                           (the deploy.live_metrics test checks the dashboard
+#                                           and alert rules against it)
 #
 # wait_for takes its condition in single quotes on purpose: it is evaluated again on each poll.
 # shellcheck disable=SC2016
@@ -128,8 +131,10 @@ EOF
 step "2. A simulated tailscaled (tsbus-sim) with 50 peers"
 say "It serves the LocalAPI IPN bus on a unix socket, like tailscaled, and has a small HTTP"
 say "control API this demo uses to change the node's identity and to restart it."
+# Node keys expire after 180 days unless expiry is disabled for the device.
+KEY_EXPIRY=$(date -u -d '+180 days' +%Y-%m-%dT%H:%M:%SZ)
 "$SIM" --socket "$WORK/tailscaled.sock" --peers 50 --control-port-file "$WORK/sim.port" \
-  --self-name demo-sidecar-0.tail3f9a2c.ts.net. --quiet >"$WORK/sim.out" 2>&1 &
+  --self-name demo-sidecar-0.tail3f9a2c.ts.net. --self-key-expiry "$KEY_EXPIRY" --quiet >"$WORK/sim.out" 2>&1 &
 PIDS+=($!)
 wait_for "tsbus-sim" 'test -s "$WORK/sim.port"'
 SIM_PORT=$(cat "$WORK/sim.port")
@@ -187,6 +192,11 @@ grep -E "bus (dis)?connected|reconnect" "$WORK/agent.log" | tail -3 | show
 
 step "7. A few metric lines (GET /metrics, Prometheus text format)"
 metrics | grep -E '^ts_kube_agent_(bus_connected|bus_reconnects_total|peers|peers_online|self_changes_total|publishes_total|identity_in_sync|api_requests_total|backend_state\{state="Running"\}|notifies_total\{kind="(self_change|initial_status|peers_changed)"\})' | show
+
+if [[ -n "${DEMO_METRICS_OUT:-}" ]]; then
+  metrics >"$DEMO_METRICS_OUT"
+  say "(the whole /metrics page is saved in $DEMO_METRICS_OUT)"
+fi
 
 if [[ "${DEMO_KEEP:-}" == 1 ]]; then
   step "Still running (DEMO_KEEP=1). Press Ctrl-C to stop everything."
