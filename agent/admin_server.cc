@@ -1,4 +1,5 @@
 #include "agent/admin_server.h"
+#include "common/httplib_warmup.h"
 
 #include <arpa/inet.h>
 #include <httplib.h>
@@ -259,6 +260,7 @@ Status AdminServer::start(const HostPort& addr) {
     return Error{"cannot listen on admin address " + where + ": " + cause +
                  "; choose another with --admin-addr / TS_LOCAL_ADDR_PORT"};
   }
+  warmUpHttplibServer();
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   // cpp-httplib's stop() does nothing until the loop has marked itself running; wait for that
   // so a stop() right after start() cannot leave the thread blocked in accept().

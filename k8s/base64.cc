@@ -63,8 +63,11 @@ std::optional<std::string> base64Decode(std::string_view text) {
     if (written < 0) return std::nullopt;
     out.resize(old + static_cast<size_t>(written));
   }
-  // EVP_DecodeBlock counts padding as zero bytes; drop them.
-  out.resize(out.size() - padding);
+  // EVP_DecodeBlock counts padding as zero bytes; drop them. It writes 3 bytes per 4
+  // characters, so there are always at least `padding`. (erase, not resize: g++ 12 warns that
+  // resize's growing path could be handed a wrapped size.)
+  if (out.size() < padding) return std::nullopt;
+  out.erase(out.size() - padding);
   return out;
 }
 

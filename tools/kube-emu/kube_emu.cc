@@ -1,4 +1,5 @@
 #include "tools/kube-emu/kube_emu.h"
+#include "common/httplib_warmup.h"
 
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -244,6 +245,7 @@ Status KubeEmu::start() {
   // A client that goes away mid-response must not kill the process: OpenSSL writes to the socket
   // without MSG_NOSIGNAL.
   ::signal(SIGPIPE, SIG_IGN);
+  warmUpHttplibServer();
 
   std::string tls_error;
   auto server = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
