@@ -4,7 +4,7 @@
 # corpus grown by earlier runs (tests/fuzz/corpus-run/<target>, not committed).
 #
 #   scripts/fuzz.sh                          # every target, 5 minutes each (`make fuzz`)
-#   FUZZ_SECONDS=20 FUZZ_SEED=1 scripts/fuzz.sh  # the short CI pass (ctest -L fuzz does this)
+#   FUZZ_SECONDS=10 FUZZ_SEED=1 scripts/fuzz.sh  # the short CI pass (ctest -L fuzz does this)
 #   scripts/fuzz.sh notify_stream kubeconfig # some targets
 #   scripts/fuzz.sh --build-only | --no-build
 #
