@@ -2,7 +2,7 @@
 # The giant-tailnet benchmark (issue 6): runs ts-kube-agent, the DOM baseline, the raw drain and
 # the Python sidecar against tsbus-sim (unix socket) and kube-emu (HTTPS) for N = 10k..250k
 # peers, then writes docs/BENCHMARKS.md and docs/bench/*.png. `make bench` runs it after the
-# build; it takes about 20-25 minutes on a 2-core machine.
+# build; it takes about 13 minutes on a 2-core machine.
 #
 # Environment:
 #   BUILD=build            build directory holding the binaries (make's default)

@@ -246,7 +246,7 @@ def render(res, plot_files, plots_rel):
                                                       "not meaningful)" if m.get('quick') else ""),
            f"- Runs: {m.get('method_runs', '')}", ""]
     out += ["## How to run", "",
-            "`make bench` (about 25 minutes on 2 cores; `BENCH_QUICK=1` for a one-minute smoke "
+            "`make bench` (about 13 minutes on 2 cores; `BENCH_QUICK=1` for a one-minute smoke "
             "run at N = 1000). `BENCH_N`, `BENCH_RUNS`, `BENCH_IMPLS`, `BENCH_LADDER_N` and "
             "`BENCH_WORK` (keep logs and results.json) are described at the top of "
             "`scripts/bench.sh`.", ""]
