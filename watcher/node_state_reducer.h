@@ -6,7 +6,7 @@
 //
 //   NodeStateReducer reducer(log, {.track_peers = true});
 //   reducer.onConnected(tailscale_version_header);
-//   // from the NotifyHandler the parser calls:
+//   // from the NotifyHandler the parser calls (ReducingHandler below forwards the peer events):
 //   //   onInitialStatusBegin/onInitialPeer/onPeerUpsert/... -> reducer.onInitialStatusBegin()...
 //   //   onNotify(n) -> if (reducer.apply(n)) observer.onStateChanged(reducer.state());
 //   reducer.onDisconnected();
@@ -85,6 +85,29 @@ class NodeStateReducer {
   uint64_t self_changes_ = 0;
   bool initial_in_progress_ = false;  // onInitialStatusBegin seen, apply not yet
   bool version_from_header_ = false;  // the Tailscale-Version header wins over Notify.Version
+};
+
+// A NotifyHandler that owns a NodeStateReducer and hands it the parser's peer events: the part
+// that is the same wherever a parser feeds a reducer (the watcher, tests, benchmarks). What a
+// line means (onNotify, onMalformed, onOversized, onLineAborted) stays with the subclass.
+class ReducingHandler : public NotifyHandler {
+ public:
+  void onInitialStatusBegin() override { reducer.onInitialStatusBegin(); }
+  void onInitialPeer(std::optional<int64_t> id, bool online) override {
+    reducer.onInitialPeer(id, online);
+  }
+  void onPeerUpsert(int64_t id, std::optional<bool> online) override {
+    reducer.onPeerUpsert(id, online);
+  }
+  void onPeerRemoved(int64_t id) override { reducer.onPeerRemoved(id); }
+  void onPeerPatch(int64_t id, std::optional<bool> online) override {
+    reducer.onPeerPatch(id, online);
+  }
+
+  NodeStateReducer reducer;
+
+ protected:
+  ReducingHandler(Logger& log, ReducerOptions opts) : reducer(log, opts) {}
 };
 
 }  // namespace tsk::watcher

@@ -34,14 +34,13 @@ uint64_t watchMask(const WatcherOptions& opts) {
 
 // The watcher thread's machinery. The NotifyHandler callbacks run on that thread only; the
 // published NodeState and stats are copied under `mu` for readers on other threads.
-struct Watcher::Impl final : NotifyHandler {
+struct Watcher::Impl final : ReducingHandler {
   WatcherOptions opts;
   WatcherObserver& observer;
   Logger& log;
   Clock& clock;
   const uint64_t mask;
   BusClient client;
-  NodeStateReducer reducer;
   NotifyParser parser;
   StopSignal stop_signal;
   std::thread thread;
@@ -58,14 +57,14 @@ struct Watcher::Impl final : NotifyHandler {
   uint64_t malformed_burst = 0;  // malformed/oversized lines since the last good one
 
   Impl(WatcherOptions o, WatcherObserver& obs, Logger& l, Clock& c)
-      : opts(std::move(o)),
+      : ReducingHandler(l, ReducerOptions{.track_peers = o.track_peers}),
+        opts(std::move(o)),
         observer(obs),
         log(l),
         clock(c),
         mask(watchMask(opts)),
         client(BusClientOptions{.socket_path = opts.socket_path,
                                 .connect_timeout = opts.connect_timeout}),
-        reducer(l, ReducerOptions{.track_peers = opts.track_peers}),
         parser(*this, ParserOptions{.track_peers = opts.track_peers,
                                     .max_line_bytes = opts.max_line_bytes}) {}
 
@@ -143,17 +142,6 @@ struct Watcher::Impl final : NotifyHandler {
     }
   }
 
-  void onInitialStatusBegin() override { reducer.onInitialStatusBegin(); }
-  void onInitialPeer(std::optional<int64_t> id, bool online) override {
-    reducer.onInitialPeer(id, online);
-  }
-  void onPeerUpsert(int64_t id, std::optional<bool> online) override {
-    reducer.onPeerUpsert(id, online);
-  }
-  void onPeerRemoved(int64_t id) override { reducer.onPeerRemoved(id); }
-  void onPeerPatch(int64_t id, std::optional<bool> online) override {
-    reducer.onPeerPatch(id, online);
-  }
   void onLineAborted() override {
     if (reducer.onLineAborted()) publish();
   }

@@ -28,29 +28,17 @@ namespace {
 constexpr size_t kChunk = 64 * 1024;
 
 // The handler the watcher uses, reduced to its work: parse -> reduce.
-class ReducingHandler final : public NotifyHandler {
+class BenchHandler final : public ReducingHandler {
  public:
-  explicit ReducingHandler(bool track) : reducer(Logger::null(), {.track_peers = track}) {}
+  explicit BenchHandler(bool track) : ReducingHandler(Logger::null(), {.track_peers = track}) {}
   void onNotify(const Notify& n) override {
     changes += reducer.apply(n);
     ++lines;
   }
   void onMalformed(std::string_view, size_t) override { ++malformed; }
   void onOversized(size_t) override { ++malformed; }
-  void onInitialStatusBegin() override { reducer.onInitialStatusBegin(); }
-  void onInitialPeer(std::optional<int64_t> id, bool online) override {
-    reducer.onInitialPeer(id, online);
-  }
-  void onPeerUpsert(int64_t id, std::optional<bool> online) override {
-    reducer.onPeerUpsert(id, online);
-  }
-  void onPeerRemoved(int64_t id) override { reducer.onPeerRemoved(id); }
-  void onPeerPatch(int64_t id, std::optional<bool> online) override {
-    reducer.onPeerPatch(id, online);
-  }
   void onLineAborted() override { reducer.onLineAborted(); }
 
-  NodeStateReducer reducer;
   uint64_t lines = 0;
   uint64_t changes = 0;
   uint64_t malformed = 0;
@@ -78,7 +66,7 @@ void feedChunked(NotifyParser& p, const std::string& bytes) {
 void BM_InitialStatus(benchmark::State& state) {
   const bool track = state.range(1) != 0;
   const std::string& line = initialStatus(static_cast<uint64_t>(state.range(0)));
-  ReducingHandler h(track);
+  BenchHandler h(track);
   NotifyParser parser(h, {.track_peers = track});
   for (auto _ : state) feedChunked(parser, line);
   if (h.malformed != 0 || h.reducer.state().peers_total != uint64_t(state.range(0))) {
@@ -158,7 +146,7 @@ BENCHMARK(BM_InitialStatusNlohmannSax)
 // (SelfChange) or none (blank).
 void perLine(benchmark::State& state, const std::vector<std::string>& lines, bool track,
              uint64_t peers) {
-  ReducingHandler h(track);
+  BenchHandler h(track);
   NotifyParser parser(h, {.track_peers = track});
   if (peers > 0) parser.feed(initialStatus(peers));
   size_t i = 0;

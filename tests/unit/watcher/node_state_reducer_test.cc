@@ -18,10 +18,10 @@ using testing::fixtureFile;
 using testing::fixtureLines;
 
 // Parser -> reducer, as the watcher wires them; records whether each line changed NodeState.
-class Pipeline final : public NotifyHandler {
+class Pipeline final : public ReducingHandler {
  public:
   explicit Pipeline(bool track, Logger& log = Logger::null())
-      : reducer(log, {.track_peers = track}), parser(*this, {.track_peers = track}) {}
+      : ReducingHandler(log, {.track_peers = track}), parser(*this, {.track_peers = track}) {}
 
   bool feed(std::string_view bytes) {
     changed = false;
@@ -33,20 +33,8 @@ class Pipeline final : public NotifyHandler {
   void onNotify(const Notify& n) override { changed |= reducer.apply(n); }
   void onMalformed(std::string_view, size_t) override { ++malformed; }
   void onOversized(size_t) override {}
-  void onInitialStatusBegin() override { reducer.onInitialStatusBegin(); }
-  void onInitialPeer(std::optional<int64_t> id, bool online) override {
-    reducer.onInitialPeer(id, online);
-  }
-  void onPeerUpsert(int64_t id, std::optional<bool> online) override {
-    reducer.onPeerUpsert(id, online);
-  }
-  void onPeerRemoved(int64_t id) override { reducer.onPeerRemoved(id); }
-  void onPeerPatch(int64_t id, std::optional<bool> online) override {
-    reducer.onPeerPatch(id, online);
-  }
   void onLineAborted() override { changed |= reducer.onLineAborted(); }
 
-  NodeStateReducer reducer;
   NotifyParser parser;
   bool changed = false;
   int malformed = 0;
