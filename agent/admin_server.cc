@@ -1,5 +1,5 @@
 #include "agent/admin_server.h"
-#include "common/httplib_warmup.h"
+#include "common/httplib_server.h"
 
 #include <arpa/inet.h>
 #include <httplib.h>
@@ -260,13 +260,7 @@ Status AdminServer::start(const HostPort& addr) {
     return Error{"cannot listen on admin address " + where + ": " + cause +
                  "; choose another with --admin-addr / TS_LOCAL_ADDR_PORT"};
   }
-  warmUpHttplibServer();
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  // cpp-httplib's stop() does nothing until the loop has marked itself running; wait for that
-  // so a stop() right after start() cannot leave the thread blocked in accept().
-  for (int i = 0; i < 5000 && !server_->is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  thread_ = serveInBackground(*server_);
   log_.info("admin server listening",
             {{"addr", where.substr(0, where.rfind(':')) + ":" + std::to_string(port_)}});
   return {};

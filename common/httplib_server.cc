@@ -1,8 +1,9 @@
-#include "common/httplib_warmup.h"
+#include "common/httplib_server.h"
 
 #include <httplib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -53,9 +54,15 @@ class WarmUpServer final : public httplib::Server {
 
 }  // namespace
 
-void warmUpHttplibServer() {
-  static std::once_flag once;
-  std::call_once(once, [] { WarmUpServer().parseOne(); });
+std::thread serveInBackground(httplib::Server& server) {
+  static std::once_flag warmed_up;
+  std::call_once(warmed_up, [] { WarmUpServer().parseOne(); });
+  std::thread thread([&server] { server.listen_after_bind(); });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!server.is_running() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return thread;
 }
 
 }  // namespace tsk

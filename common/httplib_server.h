@@ -1,16 +1,27 @@
 #pragma once
+// Starting a cpp-httplib server on a background thread, the same way for every server of ours
+// (the agent's admin server, kube-emu, tsbus-sim's control API).
+
+#include <thread>
+
+namespace httplib {
+class Server;
+}
 
 namespace tsk {
 
-// Runs one request through cpp-httplib's server code on the calling thread, once per process.
+// Runs `server` (already bound) on a new thread and returns that thread once the server is
+// accepting, or after 5 s if it never does (listen_after_bind returned, e.g. stop() came
+// first). Waiting matters: cpp-httplib's stop() does nothing until the loop has marked itself
+// running, so a stop() right after start() could otherwise leave the thread in accept().
 //
-// Why: Debian's libcpp-httplib.so is not built with -fsanitize=thread. Its request parser keeps
-// a function-local static (the set of method names) that the first request builds. When the
-// first requests of a process arrive on two worker threads at once, ThreadSanitizer sees the
-// library's memcpy/memcmp on that set but not the (uninstrumented) guard that orders them, and
-// reports a race that is not one. Calling this before a server starts its threads builds the
-// static on a thread that then creates them, an order TSan can see. It costs one parse of a
-// 60-byte request in memory: no socket, no handler of ours runs.
-void warmUpHttplibServer();
+// Before the first server of the process starts, one request is parsed in memory on the
+// calling thread. Debian's libcpp-httplib.so is not built with -fsanitize=thread, and its
+// request parser builds a function-local static (the set of method names) on first use; when a
+// process's first two requests were parsed on two workers at once, ThreadSanitizer saw the
+// library's memcpy/memcmp on it but not the (uninstrumented) guard, and reported a race that is
+// not one. Built here, before the server's threads exist, the order is one TSan can see. It costs
+// one parse of an 85-byte request, once: no socket, no handler of ours runs.
+std::thread serveInBackground(httplib::Server& server);
 
 }  // namespace tsk

@@ -1,5 +1,5 @@
 #include "tools/kube-emu/kube_emu.h"
-#include "common/httplib_warmup.h"
+#include "common/httplib_server.h"
 
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -245,7 +245,6 @@ Status KubeEmu::start() {
   // A client that goes away mid-response must not kill the process: OpenSSL writes to the socket
   // without MSG_NOSIGNAL.
   ::signal(SIGPIPE, SIG_IGN);
-  warmUpHttplibServer();
 
   std::string tls_error;
   auto server = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
@@ -344,13 +343,9 @@ Status KubeEmu::start() {
                    std::to_string(opts_.control_port)};
     }
     control_server_ = std::move(control);
-    control_thread_ = std::thread([this] { control_server_->listen_after_bind(); });
+    control_thread_ = serveInBackground(*control_server_);
   }
-  api_thread_ = std::thread([this] { api_server_->listen_after_bind(); });
-  // listen_after_bind() returns at once if stop() ran before it started; wait until serving.
-  while (!api_server_->is_running() || (control_server_ && !control_server_->is_running())) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  api_thread_ = serveInBackground(*api_server_);
   logger_.info("kube-emu serving", {{"api", url()}, {"control", controlUrl()}});
   return {};
 }

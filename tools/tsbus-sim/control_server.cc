@@ -1,5 +1,5 @@
 #include "tools/tsbus-sim/control_server.h"
-#include "common/httplib_warmup.h"
+#include "common/httplib_server.h"
 
 #include <httplib.h>
 
@@ -262,13 +262,7 @@ Result<int> ControlServer::start(const std::string& host, int port) {
     return Error{"cannot bind the control server on " + host + ":" + std::to_string(port) +
                  " (in use?)"};
   }
-  warmUpHttplibServer();
-  d.thread = std::thread([&d] { d.server.listen_after_bind(); });
-  // stop() is a no-op until the loop runs, so wait for it (microseconds) to make stop() safe.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!d.server.is_running() && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  d.thread = serveInBackground(d.server);
   return bound;
 }
 
