@@ -166,6 +166,13 @@ ProbeResult Agent::readyz() const {
   if (!watcher_) return {false, "not started"};
   const auto st = watcher_->state();
   if (!st.connected) return {false, "not connected to tailscaled's bus at " + cfg_.socket};
+  if (st.synced && st.identity_pending) {
+    return {false,
+            "tailscaled has no node identity yet (no network map from control since it "
+            "started; backend state " +
+                std::string(watcher::backendStateName(st.state)) +
+                "); the last identity is kept until it has one"};
+  }
   if (st.state != watcher::BackendState::Running) {
     return {false, "tailscaled backend state is " +
                        std::string(watcher::backendStateName(st.state)) + ", not Running"};
@@ -181,6 +188,7 @@ ProbeResult Agent::readyz() const {
 
 ProbeResult Agent::healthz() const {
   const auto st = watcher_ ? watcher_->state() : watcher::NodeState{};
+  if (st.identity_pending) return {false, "node has no tailscale IPs yet (no network map)"};
   if (st.self && !st.self->addresses.empty()) return {true, ""};
   return {false, "node currently has no tailscale IPs"};
 }

@@ -37,7 +37,16 @@ struct SelfNode {
   std::string host_name;               // Hostinfo.Hostname / PeerStatus.HostName
   std::optional<bool> online;          // absent on most self nodes
   int64_t user_id = 0;                 // Node.User / PeerStatus.UserID
+  // PeerStatus.InNetworkMap (a Node has none): false in the empty Self a daemon serves before
+  // its first netmap. Read by the reducer to decide whether this is an identity at all; the
+  // self node it keeps has it cleared, so it never counts as a change.
+  std::optional<bool> in_network_map;
   bool operator==(const SelfNode&) const = default;
+
+  // Whether this describes a node with a tailnet identity: a StableID, and not a PeerStatus
+  // outside the network map. tailscale `ipn/ipnlocal` `updateStatusLocked` fills an empty Self
+  // (ID "", InNetworkMap false) from the daemon's start until its first netmap.
+  bool hasIdentity() const { return !stable_id.empty() && in_network_map != false; }
 };
 
 // InitialStatus (spec §5): the whole-state snapshot at the start of every watch session.

@@ -93,13 +93,19 @@ bool NodeStateReducer::applyInitialStatus(const InitialStatus& st,
   NodeState next = state_;
   next.synced = true;
   next.state = state ? *state : st.state;
-  if (st.self) {
-    next.self = mergeGaps(state_.self, *st.self);
+  if (st.self && st.self->hasIdentity()) {
+    SelfNode self = *st.self;
+    self.in_network_map.reset();
+    next.self = mergeGaps(state_.self, std::move(self));
+    next.identity_pending = false;
+    next.tailnet_name = st.tailnet_name;
+    next.magic_dns_suffix = st.magic_dns_suffix;
   } else {
-    next.self.reset();
+    // The empty Self of a daemon without a netmap (or none at all): no identity yet. The last
+    // one stays, and so does the tailnet it is in (CurrentTailnet is null without a netmap), so
+    // nothing is overwritten with empty values meanwhile.
+    next.identity_pending = true;
   }
-  next.tailnet_name = st.tailnet_name;
-  next.magic_dns_suffix = st.magic_dns_suffix;
   if (opts_.track_peers && initial_in_progress_) {
     next.peers_total = peers_.total();
     next.peers_online = peers_.online();
@@ -114,8 +120,19 @@ bool NodeStateReducer::applyInitialStatus(const InitialStatus& st,
 }
 
 bool NodeStateReducer::applySelf(const SelfNode& self) {
+  if (!self.hasIdentity()) {
+    // tailscale `ipn/ipnlocal` sends SelfChange only for a netmap with a valid self node.
+    if (!warned_selfchange_without_id_) {
+      warned_selfchange_without_id_ = true;
+      log_.warn("ignoring a SelfChange without a StableID: not a node identity (logged once)");
+    }
+    return false;
+  }
+  const bool was_pending = state_.identity_pending;
+  state_.identity_pending = false;
   SelfNode next = mergeGaps(state_.self, self);
-  if (state_.self && *state_.self == next) return false;
+  next.in_network_map.reset();
+  if (state_.self && *state_.self == next) return was_pending;
   if (!state_.self || identityDiffers(*state_.self, next)) ++self_changes_;
   state_.self = std::move(next);
   return true;

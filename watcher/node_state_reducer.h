@@ -11,10 +11,12 @@
 //   //   onNotify(n) -> if (reducer.apply(n)) observer.onStateChanged(reducer.state());
 //   reducer.onDisconnected();
 //
-// Rules: an InitialStatus replaces everything (the resync); a SelfChange replaces the self node
-// only if it differs; Notify.State sets the state, and with no State the InitialStatus's
-// BackendState does (containerboot's rule, spec §2.6). With peer tracking, the peer counts come
-// from the PeerTracker fed by the peer callbacks; without it, from the InitialStatus snapshot.
+// Rules: an InitialStatus replaces everything (the resync) except a self node with an identity,
+// which only a self node with an identity replaces (see NodeState::identity_pending); a
+// SelfChange replaces the self node only if it differs and has an identity; Notify.State sets the
+// state, and with no State the InitialStatus's BackendState does (containerboot's rule, spec §2.6).
+// With peer tracking, the peer counts come from the PeerTracker fed by the peer callbacks; without
+// it, from the InitialStatus snapshot.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,7 +33,14 @@ struct NodeState {
   bool connected = false;
   bool synced = false;  // an initial message has been applied on the current connection
   BackendState state = BackendState::NoState;
+  // The last self node that had an identity (SelfNode::hasIdentity). Never replaced by the empty
+  // Self a daemon serves before its first netmap, nor cleared by a reconnect: that is
+  // `identity_pending` instead.
   std::optional<SelfNode> self;
+  // The daemon's current Self has no identity (no StableID, or not in the network map: from its
+  // start until its first netmap, at first boot and after every restart). `self`, if set, is
+  // what it was before.
+  bool identity_pending = false;
   std::string tailnet_name;
   std::string magic_dns_suffix;
   std::string daemon_version;  // Tailscale-Version header, or Notify.Version
@@ -85,6 +94,7 @@ class NodeStateReducer {
   uint64_t self_changes_ = 0;
   bool initial_in_progress_ = false;  // onInitialStatusBegin seen, apply not yet
   bool version_from_header_ = false;  // the Tailscale-Version header wins over Notify.Version
+  bool warned_selfchange_without_id_ = false;
 };
 
 // A NotifyHandler that owns a NodeStateReducer and hands it the parser's peer events: the part

@@ -80,6 +80,7 @@ enum Field : uint8_t {
   kFSelfTags,
   kFSelfHostname,
   kFSelfOnline,
+  kFSelfInNetworkMap,  // PeerStatus only
   kFHostinfo,
   // Status fields
   kFBackendState,
@@ -180,7 +181,7 @@ constexpr KeyEntry kSelfStatusKeys[] = {
     {"DNSName", kFSelfName},        {"TailscaleIPs", kFSelfAddresses},
     {"KeyExpiry", kFSelfKeyExpiry}, {"Tags", kFSelfTags},
     {"HostName", kFSelfHostname},   {"Online", kFSelfOnline},
-    {"UserID", kFSelfUser},
+    {"UserID", kFSelfUser},         {"InNetworkMap", kFSelfInNetworkMap},
 };
 constexpr KeyEntry kTailnetKeys[] = {
     {"Name", kFTailnetName},
@@ -1224,6 +1225,9 @@ struct NotifyParser::Impl {
     switch (field) {
       case kFSelfOnline:
         cur_self->online = b;
+        break;
+      case kFSelfInNetworkMap:
+        cur_self->in_network_map = b;
         break;
       case kFPeerOnline:
         peer_online = b;

@@ -298,7 +298,28 @@ void appendPeerStatus(Out& o, uint64_t i, const InitialStatusOptions& opt) {
   o.ch('}');
 }
 
+constexpr std::string_view kZeroNodeKey =
+    "nodekey:0000000000000000000000000000000000000000000000000000000000000000";
+
+// The Self of a daemon that has no netmap yet (InitialStatusOptions::pre_netmap).
+void appendEmptySelfPeerStatus(Out& o, const InitialStatusOptions& opt) {
+  o.lit("{\"ID\":\"\"");
+  if (opt.with_node_id) o.lit(",\"NodeID\":0");
+  o.lit(",\"PublicKey\":").str(kZeroNodeKey);
+  o.lit(",\"HostName\":").str(opt.self.host_name).lit(",\"DNSName\":\"\"");
+  o.lit(
+      ",\"OS\":\"linux\",\"UserID\":0,\"TailscaleIPs\":null,\"AllowedIPs\":null,\"Addrs\":null,"
+      "\"CurAddr\":\"\",\"Relay\":\"\",\"PeerRelay\":\"\",\"RxBytes\":0,\"TxBytes\":0,\"Created\":"
+      "\"0001-01-01T00:00:00Z\",\"LastWrite\":\"0001-01-01T00:00:00Z\",\"LastSeen\":\"0001-01-"
+      "01T00:"
+      "00:00Z\",\"LastHandshake\":\"0001-01-01T00:00:00Z\",\"Online\":false,\"ExitNode\":false,"
+      "\"ExitNodeOption\":false,\"Active\":false,\"PeerAPIURL\":null,\"TaildropTarget\":0,"
+      "\"NoFileSharingReason\":\"\",\"InNetworkMap\":false,\"InMagicSock\":false,\"InEngine\":"
+      "false}");
+}
+
 void appendSelfPeerStatus(Out& o, const InitialStatusOptions& opt) {
+  if (opt.pre_netmap) return appendEmptySelfPeerStatus(o, opt);
   const Identity& s = opt.self;
   o.lit("{\"ID\":").str(s.stable_id);
   if (opt.with_node_id) o.lit(",\"NodeID\":").num(s.node_id);
@@ -413,21 +434,29 @@ uint64_t writeInitialStatus(const Sink& sink, const InitialStatusOptions& opt) {
   o.lit(",\"Prefs\":null,\"InitialStatus\":{\"Version\":").str(version);
   o.lit(",\"TUN\":false,\"BackendState\":").str(opt.backend_state);
   o.lit(",\"HaveNodeKey\":true,\"AuthURL\":\"\",\"TailscaleIPs\":");
-  appendStringArray(o, opt.self.addresses, "", "");
+  if (opt.pre_netmap) {
+    o.lit("null");
+  } else {
+    appendStringArray(o, opt.self.addresses, "", "");
+  }
   o.lit(",\"Self\":");
   appendSelfPeerStatus(o, opt);
-  o.lit(",\"Health\":[],\"MagicDNSSuffix\":").str(opt.magic_dns_suffix);
-  o.lit(",\"CurrentTailnet\":{\"Name\":").str(opt.tailnet_name);
-  o.lit(",\"MagicDNSSuffix\":").str(opt.magic_dns_suffix).lit(",\"MagicDNSEnabled\":true}");
-  std::string cert = opt.self.name;
-  if (!cert.empty() && cert.back() == '.') cert.pop_back();
-  o.lit(",\"CertDomains\":[").str(cert).ch(']');
-  if (opt.with_node_id) {
+  if (opt.pre_netmap) {
+    o.lit(",\"Health\":[],\"MagicDNSSuffix\":\"\",\"CurrentTailnet\":null,\"CertDomains\":null");
+  } else {
+    o.lit(",\"Health\":[],\"MagicDNSSuffix\":").str(opt.magic_dns_suffix);
+    o.lit(",\"CurrentTailnet\":{\"Name\":").str(opt.tailnet_name);
+    o.lit(",\"MagicDNSSuffix\":").str(opt.magic_dns_suffix).lit(",\"MagicDNSEnabled\":true}");
+    std::string cert = opt.self.name;
+    if (!cert.empty() && cert.back() == '.') cert.pop_back();
+    o.lit(",\"CertDomains\":[").str(cert).ch(']');
+  }
+  if (opt.with_node_id && !opt.pre_netmap) {
     o.lit(",\"ExtraRecords\":[{\"Name\":\"web-svc.").lit(opt.magic_dns_suffix);
     o.lit("\",\"Value\":\"100.100.50.7\"}]");
   }
   o.lit(",\"Peer\":");
-  if (opt.peers == 0) {
+  if (opt.peers == 0 || opt.pre_netmap) {
     o.lit("null");
   } else {
     o.ch('{');

@@ -65,6 +65,11 @@ struct InitialStatusOptions {
   bool with_state = false;  // NotifyInitialState: SessionID + "State":6 instead of null
   std::string tailnet_name = "example.com";
   std::string magic_dns_suffix = "tail3f9a2c.ts.net";
+  // Before the daemon's first netmap (first boot, and every restart until control answers):
+  // tailscale `ipn/ipnlocal` `updateStatusLocked` / `StatusBuilder.MutateSelfStatus` still fill
+  // a Self, an empty one (ID "", NodeID 0, zero node key, DNSName "", TailscaleIPs null,
+  // InNetworkMap false, HostName = the OS host name), with no peers and no tailnet.
+  bool pre_netmap = false;
 };
 
 // The first message: Version + InitialStatus (ipnstate.Status with `peers` PeerStatus objects of

@@ -173,6 +173,7 @@ struct BusSim::Impl {
   bool started = false;
   statusgen::Identity identity;
   int state = 6;
+  bool pre_netmap = false;  // serving the empty Self until netmapArrived()
   uint64_t peers = 0;
   std::unordered_map<uint64_t, bool> online_override;  // peer index -> Online after patches
   uint64_t churn_cursor = 0;
@@ -218,6 +219,7 @@ struct BusSim::Impl {
                   : opts.version;
     identity = opts.self;
     state = opts.state;
+    pre_netmap = opts.pre_netmap;
     peers = opts.peers;
     churn_rate = opts.churn_rate;
     selfchange_every = opts.selfchange_every;
@@ -530,6 +532,7 @@ struct BusSim::Impl {
     o.with_state = with_state;
     o.tailnet_name = opts.tailnet_name;
     o.magic_dns_suffix = opts.magic_dns_suffix;
+    o.pre_netmap = pre_netmap;
     return o;
   }
 
@@ -894,6 +897,10 @@ struct BusSim::Impl {
   void restartBody(RestartOptions ro) {
     closeListener();
     killAll();
+    if (ro.pre_netmap) {
+      std::lock_guard lock(mu);
+      pre_netmap = true;
+    }
     if (ro.remove_socket) ::unlink(opts.socket_path.c_str());
     event("restart: all watchers dropped" +
           std::string(ro.remove_socket ? ", socket removed" : ", socket not listening") + " for " +
@@ -977,6 +984,23 @@ void BusSim::selfChange(const IdentityUpdate& u, uint64_t count) {
   for (uint64_t i = 0; i < count; ++i) d.enqueueLocked(f);
   d.event("selfchange name=" + id.name + (count != 1 ? " x" + std::to_string(count) : "") + " -> " +
           std::to_string(d.watchers) + " watchers");
+}
+
+void BusSim::netmapArrived() {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  d.pre_netmap = false;
+  d.enqueueLocked(Fanout::same(
+      makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(d.identity, d.version))));
+  d.event("netmap arrived: selfchange name=" + d.identity.name + " -> " +
+          std::to_string(d.watchers) + " watchers");
+}
+
+void BusSim::dropNetmap() {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  d.pre_netmap = true;
+  d.event("netmap dropped: initial messages carry the empty Self");
 }
 
 void BusSim::setState(int state) {

@@ -53,6 +53,10 @@ struct SimOptions {
   // Write everything queued for a watcher in one send (the benchmark's feeder, so a batch
   // arrives back-to-back). Off: one send per Notify, as tailscaled flushes each one.
   bool coalesce_writes = false;
+  // Start like a daemon that has no netmap yet (first boot, or just restarted): initial messages
+  // and /status carry the empty Self (ID "", InNetworkMap false), no peers, no tailnet, until
+  // netmapArrived().
+  bool pre_netmap = false;
   // One short human-readable line per event (connections, broadcasts, closures). May be empty.
   std::function<void(std::string_view)> on_event;
 };
@@ -60,6 +64,8 @@ struct SimOptions {
 struct RestartOptions {
   std::chrono::milliseconds down{0};  // how long nothing listens
   bool remove_socket = false;         // unlink the socket file while down (else: ECONNREFUSED)
+  bool pre_netmap = false;            // come back without a netmap, as tailscaled does, until
+                                      // netmapArrived()
 };
 
 // Identity changes for selfChange(); unset fields keep their value.
@@ -130,7 +136,12 @@ class BusSim {
   // Broadcasts, each to every open watcher per its mask.
   // SelfChange with the (new) identity, `count` times (one shared line).
   void selfChange(const IdentityUpdate& update = {}, uint64_t count = 1);
-  void setState(int state);    // State, also used by later initials
+  void setState(int state);  // State, also used by later initials
+  // The daemon's first netmap from control: initial messages carry the real Self again and a
+  // SelfChange with it is broadcast (tailscale `ipn/ipnlocal` sends one for every full netmap).
+  void netmapArrived();
+  // Back to the pre-netmap state (what a restart with pre_netmap does) without a broadcast.
+  void dropNetmap();
   void churn(uint64_t pairs);  // per pair: PeersRemoved [id] then PeersChanged [node]
   void setChurnRate(double pairs_per_second);
   void setSelfChangeEvery(std::chrono::milliseconds every);

@@ -111,7 +111,8 @@ constexpr const char* kIndex =
     "key_expiry,node_key}]\n"
     "  POST /selfchange-same[?count=C] | /selfchange-every?ms=M\n"
     "  POST /state?value=N\n"
-    "  POST /restart?down_ms=D&remove_socket=0|1\n"
+    "  POST /restart?down_ms=D&remove_socket=0|1&pre_netmap=0|1\n"
+    "  POST /netmap?present=0|1 (1: the first netmap arrives; 0: back to the empty Self)\n"
     "  POST /churn?rate=R | /churn?count=C\n"
     "  POST /patch?count=C | /blank?count=C | /flood?count=C\n"
     "  POST /malformed [body = the line] | /oversized?bytes=B\n"
@@ -208,7 +209,14 @@ struct ControlServer::Impl {
          }));
     post("/restart", ([this](const httplib::Request& r) {
            sim.restart({std::chrono::milliseconds(uintParam(r, "down_ms", 0)),
-                        boolParam(r, "remove_socket", false)});
+                        boolParam(r, "remove_socket", false), boolParam(r, "pre_netmap", false)});
+         }));
+    post("/netmap", ([this](const httplib::Request& r) {
+           if (boolParam(r, "present", true)) {
+             sim.netmapArrived();
+           } else {
+             sim.dropNetmap();
+           }
          }));
     post("/churn", ([this](const httplib::Request& r) {
            if (!r.has_param("rate") && !r.has_param("count")) {

@@ -32,6 +32,8 @@ Bus:
                             created 0666, a stale file is replaced, the directory is created
   --peers N                 peers in InitialStatus (default 100; ~1 KB each)
   --state N                 ipn.State at start (default 6 = Running)
+  --pre-netmap              start without a netmap: the initial message carries the empty
+                            Self (ID "", InNetworkMap false) until POST /netmap
   --daemon-version STR      Notify.Version and Tailscale-Version (default: a 1.103 H string,
                             or a 1.99 T string with --t-era)
   --t-era                   behave like tailscaled 1.99 (T): no PeerStatus.NodeID, no mask
@@ -65,7 +67,8 @@ Control:
 Control endpoints (curl -XPOST http://HOST:PORT/...):
   /selfchange [JSON {name,addresses,stable_id,node_id,host_name,tags,user_id,key_expiry}]
   /selfchange-same[?count=C]   /selfchange-every?ms=M   /state?value=N
-  /restart?down_ms=D&remove_socket=0|1   /churn?rate=R   /churn?count=C
+  /restart?down_ms=D&remove_socket=0|1&pre_netmap=0|1   /netmap?present=0|1
+  /churn?rate=R   /churn?count=C
   /patch?count=C   /blank?count=C   /flood?count=C (overflows watcher queues)
   /malformed [body = line]   /oversized?bytes=B   /health?ok=0|1   /engine   /err?text=T
   /peers?count=N   /fail-watch?status=S&text=T (S=0: off)
@@ -166,6 +169,8 @@ Cli parseArgs(int argc, char** argv) {
       o.peers = parseNumber<uint64_t>(flag, value());
     } else if (flag == "--state") {
       o.state = parseNumber<int>(flag, value());
+    } else if (flag == "--pre-netmap") {
+      o.pre_netmap = true;
     } else if (flag == "--daemon-version") {
       o.version = value();
     } else if (flag == "--t-era") {

@@ -232,6 +232,7 @@ SelfNode selfFromPeerStatus(const Json& ps) {
   setString(ps, "HostName", s.host_name);
   setBool(ps, "Online", s.online);
   setInt(ps, "UserID", s.user_id);
+  setBool(ps, "InNetworkMap", s.in_network_map);
   normaliseExpiry(s);
   return s;
 }
@@ -411,7 +412,8 @@ bool selfMatches(const SelfNode& got, const SelfNode& want) {
          keptStringMatches(got.name, want.name) && keptListMatches(got.addresses, want.addresses) &&
          keptStringMatches(got.key_expiry, want.key_expiry) &&
          keptListMatches(got.tags, want.tags) && keptStringMatches(got.host_name, want.host_name) &&
-         got.online == want.online && got.user_id == want.user_id;
+         got.online == want.online && got.user_id == want.user_id &&
+         got.in_network_map == want.in_network_map;
 }
 
 bool optSelfMatches(const std::optional<SelfNode>& got, const std::optional<SelfNode>& want) {

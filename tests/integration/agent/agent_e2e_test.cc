@@ -161,6 +161,60 @@ TEST_F(AgentE2E, TailscaledRestartReconnectsResyncsAndWritesNothing) {
   EXPECT_EQ(writesAfter(seq).size(), 0u);
 }
 
+// tailscaled restarted: until its first netmap it serves an empty Self (ID "", no addresses,
+// InNetworkMap false). The Secret keeps the identity, /readyz says why it is not ready, and the
+// netmap coming back with the same node writes nothing.
+TEST_F(AgentE2E, TailscaledRestartBeforeItsNetmapKeepsTheIdentityAndWritesNothing) {
+  auto& agent = startSynced();
+  const auto seq = lastSeq();
+  const double initials = notifies(agent, "initial_status");
+  tsbus_sim::RestartOptions restart;
+  restart.down = milliseconds(100);
+  restart.pre_netmap = true;
+  sim().setState(5);  // Starting, as a restarted daemon reports until control answers
+  sim().restart(restart);
+  std::string reason;
+  ASSERT_TRUE(eventually([&] {
+    return notifies(agent, "initial_status") >= initials + 1 && readyzStatus(agent, &reason) == 503;
+  })) << agent.logs();
+  EXPECT_NE(reason.find("tailscaled has no node identity yet"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("Starting"), std::string::npos) << reason;
+  EXPECT_EQ(httpGet(agent.adminPort(), "/healthz").status, 503);
+  EXPECT_EQ(secretData(), kInitialIdentity);
+  sim().netmapArrived();
+  sim().setState(6);
+  ASSERT_TRUE(eventually([&] { return readyzStatus(agent) == 200; })) << agent.logs();
+  EXPECT_EQ(writesAfter(seq).size(), 0u);
+  EXPECT_EQ(secretData(), kInitialIdentity);
+}
+
+// First boot: nothing is written from the empty Self, whatever the start mode; the identity is
+// written once the netmap arrives.
+class AgentE2EFirstBoot : public AgentE2E, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(AgentE2EFirstBoot, NoDeviceKeyIsWrittenBeforeTheFirstNetmap) {
+  auto opts = defaultSimOptions();
+  opts.pre_netmap = true;
+  opts.state = 5;  // Starting
+  restartSim(opts);
+  auto& agent = startAgent({std::string("--start-mode=") + GetParam()});
+  std::string reason;
+  ASSERT_TRUE(eventually([&] {
+    return readyzStatus(agent, &reason) == 503 &&
+           reason.find("no node identity yet") != std::string::npos;
+  })) << reason
+      << agent.logs();
+  EXPECT_EQ(writesAfter(0).size(), 0u);
+  EXPECT_EQ(secretData().count("device_id"), 0u);
+  sim().netmapArrived();
+  sim().setState(6);
+  ASSERT_TRUE(eventually([&] { return readyzStatus(agent) == 200; })) << agent.logs();
+  EXPECT_EQ(secretData(), kInitialIdentity);
+}
+
+INSTANTIATE_TEST_SUITE_P(StartModes, AgentE2EFirstBoot,
+                         ::testing::Values("initial-status", "status-fetch"));
+
 TEST_F(AgentE2E, AgentRestartWithUnchangedIdentityMakesZeroWrites) {
   auto& first = startSynced();
   ASSERT_EQ(first.terminate(), 0);

@@ -172,6 +172,85 @@ TEST(NodeStateReducer, InitialStatusReplacesEverythingOnResync) {
   EXPECT_EQ(p.state().peers_total, 5u);
 }
 
+// A daemon before its first netmap (first boot, and every restart) serves an empty Self.
+std::string preNetmapInitial(std::string_view backend_state) {
+  statusgen::InitialStatusOptions o;
+  o.pre_netmap = true;
+  o.backend_state = std::string(backend_state);
+  return statusgen::initialStatusLine(o);
+}
+
+TEST(NodeStateReducer, EmptySelfAtFirstBootIsNoIdentity) {
+  Pipeline p(false);
+  p.reducer.onConnected("");
+  p.feed(preNetmapInitial("NoState"));
+  EXPECT_TRUE(p.state().synced);
+  EXPECT_TRUE(p.state().identity_pending);
+  EXPECT_FALSE(p.state().self);
+  EXPECT_EQ(p.reducer.selfChanges(), 0u);
+  // The first netmap: tailscaled sends a SelfChange with the node.
+  EXPECT_TRUE(p.feed(statusgen::selfChangeLine(statusgen::Identity{})));
+  EXPECT_FALSE(p.state().identity_pending);
+  ASSERT_TRUE(p.state().self);
+  EXPECT_EQ(p.state().self->stable_id, statusgen::Identity{}.stable_id);
+}
+
+TEST(NodeStateReducer, EmptySelfAfterARestartKeepsTheLastIdentity) {
+  Pipeline p(false);
+  p.reducer.onConnected("");
+  p.feed(fixtureFile("01-initial-status.jsonl"));
+  ASSERT_TRUE(p.state().self);
+  const SelfNode before = *p.state().self;
+  p.reducer.onDisconnected();
+  p.reducer.onConnected("");
+  EXPECT_TRUE(p.feed(preNetmapInitial("Starting")));
+  EXPECT_TRUE(p.state().identity_pending);
+  EXPECT_EQ(p.state().state, BackendState::Starting);
+  ASSERT_TRUE(p.state().self);
+  EXPECT_EQ(*p.state().self, before);  // not overwritten with "" / null
+  EXPECT_EQ(p.state().tailnet_name, "example.com");
+  // The netmap is back with the same node: only the pending flag changes, no self change.
+  const uint64_t changes = p.reducer.selfChanges();
+  EXPECT_TRUE(p.feed(fixtureLines("02-selfchange.jsonl")[0]));
+  EXPECT_FALSE(p.state().identity_pending);
+  EXPECT_EQ(p.reducer.selfChanges(), changes);
+  EXPECT_FALSE(p.feed(fixtureLines("02-selfchange.jsonl")[0]));
+}
+
+TEST(NodeStateReducer, InitialStatusWithASelfOutsideTheNetworkMapIsNoIdentity) {
+  Pipeline p(false);
+  p.reducer.onConnected("");
+  p.feed(fixtureFile("01-initial-status.jsonl"));
+  const SelfNode before = *p.state().self;
+  // A StableID but InNetworkMap false: still not an identity to publish.
+  std::string line = fixtureFile("01-initial-status.jsonl");
+  const std::string from = "\"InNetworkMap\":true";
+  const size_t self_at = line.find("\"Self\":");
+  ASSERT_NE(self_at, std::string::npos);
+  const size_t at = line.find(from, self_at);
+  ASSERT_NE(at, std::string::npos);
+  line.replace(at, from.size(), "\"InNetworkMap\":false");
+  p.reducer.onDisconnected();
+  p.reducer.onConnected("");
+  p.feed(line);
+  EXPECT_TRUE(p.state().identity_pending);
+  EXPECT_EQ(*p.state().self, before);
+}
+
+TEST(NodeStateReducer, SelfChangeWithoutAStableIdIsIgnored) {
+  Pipeline p(false);
+  p.reducer.onConnected("");
+  p.feed(fixtureFile("01-initial-status.jsonl"));
+  const SelfNode before = *p.state().self;
+  statusgen::Identity empty;
+  empty.stable_id = "";
+  empty.name = "";
+  empty.addresses = {};
+  EXPECT_FALSE(p.feed(statusgen::selfChangeLine(empty)));
+  EXPECT_EQ(*p.state().self, before);
+  EXPECT_FALSE(p.state().identity_pending);
+}
+
 TEST(NodeStateReducer, KeyExpiryRoundedToTheSecondIsNotAChange) {
   NodeStateReducer r(Logger::null());
   Notify initial;
