@@ -1,23 +1,45 @@
 #include "watcher/node_state_reducer.h"
 
+#include <cstdio>
+#include <ctime>
 #include <utility>
 
 namespace tsk::watcher {
 namespace {
 
-// "2026-07-08T12:00:41.5Z" and "2026-07-08T12:00:41Z" name the same second: PeerStatus rounds
-// KeyExpiry to the second while the Node carries full precision (spec §4.3).
-std::string withoutFraction(std::string_view t) {
-  const size_t dot = t.find('.');
-  if (dot == std::string_view::npos) return std::string(t);
-  size_t end = dot + 1;
-  while (end < t.size() && t[end] >= '0' && t[end] <= '9') ++end;
-  return std::string(t.substr(0, dot)) + std::string(t.substr(end));
+// RFC 3339 time -> Unix seconds rounded to the nearest second, halves away from zero, as Go's
+// time.Round(time.Second) does; nullopt if it is not of the form Go's encoder writes.
+std::optional<int64_t> roundedUnixSeconds(std::string_view t) {
+  std::tm tm{};
+  const std::string text(t);
+  const char* p = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (p == nullptr) return std::nullopt;
+  int64_t secs = static_cast<int64_t>(timegm(&tm));
+  if (*p == '.') {
+    ++p;
+    if (*p < '0' || *p > '9') return std::nullopt;
+    if (*p >= '5') ++secs;  // the first fractional digit decides: .5 and more round up
+    while (*p >= '0' && *p <= '9') ++p;
+  }
+  if (*p == 'Z') return p[1] == '\0' ? std::optional<int64_t>(secs) : std::nullopt;
+  int hh = 0;
+  int mm = 0;
+  char sign = 0;
+  if (std::sscanf(p, "%c%2d:%2d", &sign, &hh, &mm) != 3 || (sign != '+' && sign != '-')) {
+    return std::nullopt;
+  }
+  const int64_t offset = (hh * 60 + mm) * 60;
+  return sign == '+' ? secs - offset : secs + offset;
 }
+
+// The same instant to the second: PeerStatus carries KeyExpiry rounded to the second (tailscale
+// `ipn/ipnlocal/local.go` `peerStatusFromNode`: `t.Round(time.Second)`), while the Node carries
+// full precision, so "12:00:41.5Z" and "12:00:42Z" are the same expiry.
 bool sameSecond(std::string_view a, std::string_view b) {
   if (a == b) return true;
   if (a.empty() || b.empty()) return false;
-  return withoutFraction(a) == withoutFraction(b);
+  const auto x = roundedUnixSeconds(a);
+  return x && x == roundedUnixSeconds(b);
 }
 
 // A SelfChange (Node) and an InitialStatus.Self (PeerStatus) describe the same node with

@@ -273,6 +273,33 @@ TEST(NodeStateReducer, KeyExpiryRoundedToTheSecondIsNotAChange) {
   EXPECT_EQ(r.selfChanges(), 1u);  // learning the node ID was not an identity change
 }
 
+// Go's time.Round(time.Second) rounds halves up: the Node's 12:00:41.5 is the PeerStatus's
+// 12:00:42, in any zone offset.
+TEST(NodeStateReducer, KeyExpiryRoundsHalvesUpLikeGo) {
+  NodeStateReducer r(Logger::null());
+  Notify initial;
+  initial.initial_status.emplace();
+  SelfNode rounded;
+  rounded.stable_id = "n1";
+  rounded.node_id = 7;
+  rounded.key_expiry = "2026-07-08T12:00:42Z";
+  initial.initial_status->self = rounded;
+  EXPECT_TRUE(r.apply(initial));
+  Notify change;
+  change.self_change = rounded;
+  for (const char* same : {"2026-07-08T12:00:41.5Z", "2026-07-08T12:00:41.999999999Z",
+                           "2026-07-08T12:00:42.4Z", "2026-07-08T14:00:42+02:00"}) {
+    change.self_change->key_expiry = same;
+    EXPECT_FALSE(r.apply(change)) << same;
+  }
+  for (const char* other : {"2026-07-08T12:00:41.4999Z", "2026-07-08T12:00:42.5Z", "garbage"}) {
+    change.self_change->key_expiry = other;
+    EXPECT_TRUE(r.apply(change)) << other;
+    change.self_change->key_expiry = rounded.key_expiry;
+    r.apply(change);
+  }
+}
+
 TEST(NodeStateReducer, TrackedPeerDeltasMoveTheCounts) {
   Pipeline p(true);
   statusgen::InitialStatusOptions o;
