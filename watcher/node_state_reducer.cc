@@ -6,7 +6,8 @@ namespace tsk::watcher {
 namespace {
 
 // "2026-07-08T12:00:41.5Z" and "2026-07-08T12:00:41Z" name the same second: PeerStatus rounds
-// KeyExpiry to the second while the Node carries full precision (spec §4.3).
+// KeyExpiry to the second while the Node carries full precision
+// (docs/PROTOCOL.md#the-self-node-node-and-peerstatus).
 std::string withoutFraction(std::string_view t) {
   const size_t dot = t.find('.');
   if (dot == std::string_view::npos) return std::string(t);
