@@ -184,8 +184,8 @@ const std::vector<OptionDef>& options() {
          return std::string();
        }},
       {"start-mode", "TS_START_MODE", "MODE", "initial-status",
-       "initial-status (peer counts, O(N) per connect) or status-fetch (spec §11.2 option B: "
-       "O(1) per connect for giant tailnets, no peer counts).",
+       "initial-status (peer counts, O(N) per connect) or status-fetch (the self node from "
+       "/localapi/v0/status?peers=false: O(1) per connect for giant tailnets, no peer counts).",
        false, false,
        [](AgentConfig& c, const std::string& v) {
          if (v == "initial-status") {

@@ -19,7 +19,8 @@ std::optional<std::string> valueFor(IdentityKey k, const watcher::NodeState& st,
     case IdentityKey::DeviceFqdn:
       return self.name;
     case IdentityKey::DeviceIps:
-      // Upstream json.Marshal()s a nil []string when the node has no addresses (spec §7.2).
+      // Upstream json.Marshal()s a nil []string when the node has no addresses
+      // (docs/PROTOCOL.md#keys-containerboot-writes).
       if (self.addresses.empty()) return std::string("null");
       return jsonStringArray(self.addresses);
     case IdentityKey::PodUid:

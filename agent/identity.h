@@ -5,7 +5,8 @@
 //   IdentitySettings s{.keys = upstreamKeys(), .pod_uid = "3f0c..."};
 //   if (auto kv = identityFor(node_state, s)) publisher.submit(*kv);
 //
-// Default keys match upstream containerboot (spec §7.2) so the Tailscale operator keeps working:
+// Default keys match upstream containerboot (docs/PROTOCOL.md#keys-containerboot-writes) so the
+// Tailscale operator keeps working:
 //   device_id   = self StableID                     e.g. nSdcr7Qx2CNTRL
 //   device_fqdn = self Name exactly (trailing dot)  e.g. demo-0.tail3f9a2c.ts.net.
 //   device_ips  = JSON array of bare IPs, tailscaled's order  ["100.90.12.34","fd7a:..."]

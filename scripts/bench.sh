@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The giant-tailnet benchmark (issue 6): runs ts-kube-agent, the DOM baseline, the raw drain and
+# The giant-tailnet benchmark: runs ts-kube-agent, the DOM baseline, the raw drain and
 # the Python sidecar against tsbus-sim (unix socket) and kube-emu (HTTPS) for N = 10k..250k
 # peers, then writes docs/BENCHMARKS.md and docs/bench/*.png. `make bench` runs it after the
 # build; it takes about 13 minutes on a 2-core machine.

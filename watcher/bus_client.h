@@ -1,5 +1,6 @@
 #pragma once
-// BusClient: a small HTTP/1.1 client for tailscaled's LocalAPI over its unix socket (spec §1-§2).
+// BusClient: a small HTTP/1.1 client for tailscaled's LocalAPI over its unix socket
+// (docs/PROTOCOL.md#transport-and-headers).
 // cpp-httplib cannot speak AF_UNIX, and the bus needs a body streamed for hours, so this is
 // hand-written: connect with a timeout, one request, a bounded response head, then a streaming
 // body decoder (chunked, Content-Length or read-until-close) that hands decoded bytes to a

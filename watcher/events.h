@@ -1,7 +1,8 @@
 #pragma once
 // The typed events the NotifyParser yields for each line of the watch-ipn-bus stream (one
-// ipn.Notify per line, spec §3). Only what the agent needs is kept; everything else is skipped
-// without being materialised. Nothing here knows about Kubernetes.
+// ipn.Notify per line, docs/PROTOCOL.md#notify-fields-the-agent-reads). Only what the agent needs
+// is kept; everything else is skipped without being materialised. Nothing here knows about
+// Kubernetes.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -10,7 +11,8 @@
 
 namespace tsk::watcher {
 
-// ipn.State (spec §3.3). Values outside 0-6 are kept as Unknown with the raw number/string.
+// ipn.State (docs/PROTOCOL.md#backend-states). Values outside 0-6 are kept as Unknown with the raw
+// number/string.
 enum class BackendState : int {
   NoState = 0,
   InUseOtherUser = 1,
@@ -26,7 +28,7 @@ BackendState backendStateFromInt(int64_t v);              // out of range -> Unk
 BackendState backendStateFromString(std::string_view s);  // unknown -> Unknown
 
 // The self node, from SelfChange (tailcfg.Node) or InitialStatus.Self (ipnstate.PeerStatus),
-// normalised per spec §4.3.
+// normalised (docs/PROTOCOL.md#the-self-node-node-and-peerstatus).
 struct SelfNode {
   std::string stable_id;               // Node.StableID / PeerStatus.ID
   int64_t node_id = 0;                 // Node.ID / PeerStatus.NodeID (H); 0 when absent
@@ -49,7 +51,8 @@ struct SelfNode {
   bool hasIdentity() const { return !stable_id.empty() && in_network_map != false; }
 };
 
-// InitialStatus (spec §5): the whole-state snapshot at the start of every watch session.
+// InitialStatus (an ipnstate.Status, docs/PROTOCOL.md#notify-fields-the-agent-reads): the
+// whole-state snapshot at the start of every watch session.
 struct InitialStatus {
   BackendState state = BackendState::NoState;  // from BackendState (string)
   std::string backend_state_raw;               // the string as sent
@@ -63,7 +66,8 @@ struct InitialStatus {
 
 // The kinds of content a Notify line can carry, as bits (one line may carry several).
 enum NotifyKind : uint32_t {
-  kKindBlank = 1u << 0,  // nothing but Version and the always-present nulls (spec §6.2)
+  // nothing but Version and the always-present nulls (docs/PROTOCOL.md#blank-messages)
+  kKindBlank = 1u << 0,
   kKindInitialStatus = 1u << 1,
   kKindSelfChange = 1u << 2,
   kKindState = 1u << 3,
@@ -84,7 +88,7 @@ inline constexpr int kNotifyKindCount = 16;
 std::string_view notifyKindName(int bit);  // "blank", "initial_status", ... (metric label values)
 
 // One parsed line. Peer arrays are NOT here: they are streamed to the handler one peer at a time
-// so that a 250k-peer PeersChanged (spec §6.6) costs no memory.
+// so that a 250k-peer PeersChanged (docs/PROTOCOL.md#peer-deltas) costs no memory.
 struct Notify {
   uint32_t kinds = 0;                 // NotifyKind bits
   std::string version;                // Notify.Version

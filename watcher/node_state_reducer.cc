@@ -34,7 +34,8 @@ std::optional<int64_t> roundedUnixSeconds(std::string_view t) {
 
 // The same instant to the second: PeerStatus carries KeyExpiry rounded to the second (tailscale
 // `ipn/ipnlocal/local.go` `peerStatusFromNode`: `t.Round(time.Second)`), while the Node carries
-// full precision, so "12:00:41.5Z" and "12:00:42Z" are the same expiry.
+// full precision, so "12:00:41.5Z" and "12:00:42Z" are the same expiry
+// (docs/PROTOCOL.md#the-self-node-node-and-peerstatus).
 bool sameSecond(std::string_view a, std::string_view b) {
   if (a == b) return true;
   if (a.empty() || b.empty()) return false;

@@ -1,8 +1,8 @@
 #pragma once
 // NodeStateReducer: folds parsed bus events into the NodeState the agent publishes. Pure (no
 // I/O, no clock), O(1) per event whatever the tailnet size. It does not deduplicate SelfChange
-// on the wire (tailscaled does not either, spec §6.4); it compares values and reports whether
-// anything really changed.
+// on the wire (tailscaled does not either, docs/PROTOCOL.md#selfchange-semantics); it compares
+// values and reports whether anything really changed.
 //
 //   NodeStateReducer reducer(log, {.track_peers = true});
 //   reducer.onConnected(tailscale_version_header);
@@ -14,9 +14,9 @@
 // Rules: an InitialStatus replaces everything (the resync) except a self node with an identity,
 // which only a self node with an identity replaces (see NodeState::identity_pending); a
 // SelfChange replaces the self node only if it differs and has an identity; Notify.State sets the
-// state, and with no State the InitialStatus's BackendState does (containerboot's rule, spec §2.6).
-// With peer tracking, the peer counts come from the PeerTracker fed by the peer callbacks; without
-// it, from the InitialStatus snapshot.
+// state, and with no State the InitialStatus's BackendState does (containerboot's rule: tailscale
+// cmd/containerboot/main.go notifyState). With peer tracking, the peer counts come from the
+// PeerTracker fed by the peer callbacks; without it, from the InitialStatus snapshot.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -78,7 +78,8 @@ class NodeStateReducer {
 
   const NodeState& state() const { return state_; }
   // SelfChange messages that changed the self node's identity (not counting the integer ID or
-  // Online that one message kind lacks and the other fills in; spec §4.3).
+  // Online that one message kind lacks and the other fills in;
+  // docs/PROTOCOL.md#the-self-node-node-and-peerstatus).
   uint64_t selfChanges() const { return self_changes_; }
   const PeerTracker& peers() const { return peers_; }
 

@@ -51,9 +51,10 @@ class NotifyParser {
 };
 
 // Parses the body of GET /localapi/v0/status (an ipnstate.Status, indented or not) with the
-// same rules as Notify.InitialStatus. For StartMode::StatusFetch (spec §11.2 option B). Returns
-// nullopt and sets `error` when the body is not exactly one valid JSON object: the error says
-// what is wrong and at which byte of the body (0-based).
+// same rules as Notify.InitialStatus. For StartMode::StatusFetch
+// (docs/PROTOCOL.md#status-fetch-start-mode). Returns nullopt and sets `error` when the body is not
+// exactly one valid JSON object: the error says what is wrong and at which byte of the body
+// (0-based).
 std::optional<InitialStatus> parseStatusJson(std::string_view body, std::string* error = nullptr);
 
 }  // namespace tsk::watcher

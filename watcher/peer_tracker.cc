@@ -312,8 +312,8 @@ void PeerTracker::warnAnonymousOnce() {
   if (warned_) return;
   warned_ = true;
   log_.warn(
-      "peer tracking: the daemon's InitialStatus has no peer NodeID (a pre-1.100 tailscaled, spec "
-      "§5.3); PeersRemoved and PeerChangedPatch cannot be matched to those peers, so peer counts "
+      "peer tracking: the daemon's InitialStatus has no peer NodeID (a pre-1.100 tailscaled); "
+      "PeersRemoved and PeerChangedPatch cannot be matched to those peers, so peer counts "
       "are approximate until the daemon is upgraded",
       {{"what_to_do", "upgrade tailscaled, or run without --track-peers"}});
 }

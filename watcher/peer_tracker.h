@@ -12,10 +12,10 @@
 //   peers.patch(id, online);                 // PeerChangedPatch: Online of a known peer
 //   peers.total(); peers.online();
 //
-// A T-era daemon (spec §5.3) sends InitialStatus peers without NodeID. Such peers are counted
-// as "anonymous": they are in total()/online() but cannot be matched by later deltas. The tracker
-// then logs once what it cannot do and keeps the counts approximate but sane: a removal or patch
-// of an unknown ID is charged to the anonymous peers (never below zero).
+// A T-era daemon (docs/PROTOCOL.md#released-versions) sends InitialStatus peers without NodeID.
+// Such peers are counted as "anonymous": they are in total()/online() but cannot be matched by
+// later deltas. The tracker then logs once what it cannot do and keeps the counts approximate but
+// sane: a removal or patch of an unknown ID is charged to the anonymous peers (never below zero).
 //
 // The table: linear probing over a capacity that is any multiple of a page of slots (the home
 // slot is a multiply-shift of the hash, not a mask), at most 85% full, growing by 1.5x in place

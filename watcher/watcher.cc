@@ -204,8 +204,8 @@ struct Watcher::Impl final : ReducingHandler {
     return result;
   }
 
-  // StartMode::StatusFetch (spec §11.2 option B): the watch is registered (we hold its 200),
-  // so a SelfChange after this snapshot cannot be missed.
+  // StartMode::StatusFetch (docs/PROTOCOL.md#status-fetch-start-mode): the watch is registered (we
+  // hold its 200), so a SelfChange after this snapshot cannot be missed.
   Status fetchStatus() {
     std::string body;
     auto head = client.get(

@@ -23,9 +23,10 @@
 
 namespace tsk::watcher {
 
-// How a session starts (design §3). InitialStatus is the default; StatusFetch is spec §11.2
-// option B for giant tailnets that do not want peer counts: mask InitialState, then
-// GET /localapi/v0/status?peers=false for the self identity.
+// How a session starts (docs/OPERATIONS.md#start-modes-and---track-peers). InitialStatus is the
+// default; StatusFetch (docs/PROTOCOL.md#status-fetch-start-mode) is for giant tailnets that do not
+// want peer counts: mask InitialState, then GET /localapi/v0/status?peers=false for the self
+// identity.
 enum class StartMode { InitialStatus, StatusFetch };
 
 struct WatcherOptions {
@@ -85,9 +86,9 @@ class Watcher {
   std::unique_ptr<Impl> impl_;
 };
 
-// The mask for the given options (spec §2.2): InitialStatus (16384) by default; with
-// track_peers also PeerChanges|PeerPatches (4096|32768); StatusFetch uses InitialState (2).
-// Never NotifyInitialNetMap (8) and never NotifyRateLimit (256).
+// The mask for the given options (docs/PROTOCOL.md#the-watch-request-and-mask-bits): InitialStatus
+// (16384) by default; with track_peers also PeerChanges|PeerPatches (4096|32768); StatusFetch uses
+// InitialState (2). Never NotifyInitialNetMap (8) and never NotifyRateLimit (256).
 uint64_t watchMask(const WatcherOptions& opts);
 
 }  // namespace tsk::watcher

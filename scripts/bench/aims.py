@@ -1,4 +1,4 @@
-"""The aims of issue 6, checked against the measured medians of ts-kube-agent.
+"""The giant-tailnet benchmark's aims, checked against the measured medians of ts-kube-agent.
 
 evaluate() returns rows {aim, measured, met (True/False/None), explain} for BENCHMARKS.md. The
 explanations say why a figure misses and what would fix it; they are written from what the

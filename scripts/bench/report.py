@@ -252,7 +252,7 @@ def render(res, plot_files, plots_rel):
             "`scripts/bench.sh`.", ""]
     out += ["## Method", "", m.get("method", ""), ""]
     if res.aims:
-        out += ["## Against the aims (issue 6)", "", aims_section(res)]
+        out += ["## Against the aims", "", aims_section(res)]
     out += ["## Pictures", ""]
     for f in plot_files:
         out.append(f"![{f}]({plots_rel}/{f})")
@@ -261,7 +261,7 @@ def render(res, plot_files, plots_rel):
             table(res, "startup_hwm_mib"),
             "## Per SelfChange (default mode, identity unchanged)", "",
             table(res, "selfchange_cpu_us"), table(res, "selfchange_wall_us"),
-            "## Per blank message (default mode, one per peer delta, spec §6.2)", "",
+            "## Per blank message (default mode, one per peer delta, [PROTOCOL.md](PROTOCOL.md#blank-messages))", "",
             table(res, "blank_cpu_us"), table(res, "blank_wall_us"), table(res, "max_blank_rate"),
             LADDER_NOTE, table(res, "ladder_blank_cpu_us"),
             "## Memory and idle cost (default mode)", "", table(res, "peak_hwm_mib"),

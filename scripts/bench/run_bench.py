@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""The giant-tailnet benchmark (issue 6), end to end. Run through scripts/bench.sh.
+"""The giant-tailnet benchmark, end to end. Run through scripts/bench.sh.
 
 For each N, two tsbus-sim processes serve the bus: one with an unbounded per-watcher queue for
 the back-to-back batches (so a burst of 20k events is measured, not refused), and one with
 tailscaled's queue of 128 for the sustained-rate ladders (where falling behind gets the watcher
-closed, spec §2.5). kube-emu serves HTTPS for the agent and the Python sidecar. The consumer
-under test is pinned to CPU 1; the simulators and this harness share CPU 0.
+closed; docs/PROTOCOL.md#framing-and-the-fell-behind-close). kube-emu serves HTTPS for the agent
+and the Python sidecar. The consumer under test is pinned to CPU 1; the simulators and this
+harness share CPU 0.
 
 Runs go run-major (run 1 at every N, then run 2, ...), so a busy spell on a shared machine
 spreads over all N. Per consumer, N and run:
@@ -406,7 +407,7 @@ def machine_meta(build, cfg, elapsed):
                      f"PeersRemoved then a PeersChanged; a plain watcher gets two blanks). Rate "
                      f"ladders: churn at 5k, 10k, 20k, 35k, 50k, 70k, 100k pairs/s for {cfg.ladder_seconds:g} s "
                      f"each against the queue-128 simulator, until it closes the watcher as "
-                     f"fell-behind (spec §2.5) three times at one rate (a fresh consumer each try). Both simulators write what is queued for a watcher "
+                     f"fell-behind (docs/PROTOCOL.md#framing-and-the-fell-behind-close) three times at one rate (a fresh consumer each try). Both simulators write what is queued for a watcher "
                      f"in one send (up to 16 KiB; tailscaled writes one Notify per send, which one "
                      f"shared core cannot do at 100k lines/s), so the slack before a closure is "
                      f"the socket buffer, 16 KiB and the queue of 128."),

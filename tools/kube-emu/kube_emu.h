@@ -1,5 +1,5 @@
 #pragma once
-// KubeEmu: an HTTPS Kubernetes API-server emulator for tests and demos (design §8).
+// KubeEmu: an HTTPS Kubernetes API-server emulator for tests and demos (README.md#layout).
 // Core/v1 Secrets and ConfigMaps in namespaces (GET, list, POST, PUT, PATCH strategic-merge /
 // merge / JSON patch, DELETE), resourceVersion and 409, bearer tokens and client certificates
 // (401), per-name RBAC (403), discovery and Table output for kubectl, fault injection and a

@@ -392,7 +392,8 @@ void appendNode(Out& o, const PeerNode& p) {
 PeerNode peerAt(uint64_t index, uint64_t seed, double online_fraction) {
   const uint64_t h = peerHash(index, seed, 1);
   PeerNode p;
-  // Unique per index; every fifth ID is above 2^53 (spec §3.5).
+  // Unique per index; every fifth ID is above 2^53
+  // (docs/PROTOCOL.md#notify-fields-the-agent-reads, Scalars).
   p.node_id = (index % 5 == 0) ? static_cast<int64_t>(9007199254740993ull + index * 7919)
                                : static_cast<int64_t>(5000000000000ull + index * 7919 + h % 7919);
   Out o(nullptr);

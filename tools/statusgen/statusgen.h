@@ -1,7 +1,7 @@
 #pragma once
-// statusgen: fast generators of realistic watch-ipn-bus lines (spec §3-§6), for tests, tsbus-sim
-// and benchmarks. Every function produces one compact Go-style ipn.Notify line ending in '\n'.
-// The big one, writeInitialStatus, streams the line into a sink in pieces of about 64 KiB and
+// statusgen: fast generators of realistic watch-ipn-bus lines (docs/PROTOCOL.md), for tests,
+// tsbus-sim and benchmarks. Every function produces one compact Go-style ipn.Notify line ending in
+// '\n'. The big one, writeInitialStatus, streams the line into a sink in pieces of about 64 KiB and
 // never holds the whole line, so a 250k-peer (~250 MB) InitialStatus costs no memory.
 //
 //   statusgen::InitialStatusOptions o;
@@ -56,7 +56,8 @@ PeerNode peerAt(uint64_t index, uint64_t seed = 1, double online_fraction = 0.5)
 
 struct InitialStatusOptions {
   uint64_t peers = 0;
-  bool with_node_id = true;      // H-era PeerStatus.NodeID; false = T-era (spec §5.3)
+  // H-era PeerStatus.NodeID; false = T-era (docs/PROTOCOL.md#released-versions)
+  bool with_node_id = true;
   double online_fraction = 0.5;  // share of peers with Online:true (deterministic per index)
   Identity self;
   uint64_t seed = 1;
@@ -91,7 +92,8 @@ std::string errMessageLine(std::string_view text, std::string_view version = {})
 std::string healthLine(bool warning = true, std::string_view version = {});
 std::string engineLine(std::string_view version = {});
 
-// The terminal message of a lagging watcher at H (spec §2.5).
+// The terminal message of a lagging watcher at H
+// (docs/PROTOCOL.md#framing-and-the-fell-behind-close).
 inline constexpr std::string_view kFellBehindMessage =
     "IPN bus consumer fell behind; closing watch";
 

@@ -28,7 +28,7 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// Mask bits (spec §2.2).
+// Mask bits (docs/PROTOCOL.md#the-watch-request-and-mask-bits).
 constexpr uint64_t kInitialState = 2;
 constexpr uint64_t kInitialBitsT = 2 | 4 | 8 | 32 | 1024 | 2048 | 16384;
 constexpr uint64_t kInitialBitsH = kInitialBitsT | 131072 | 262144;
@@ -126,7 +126,8 @@ MessagePtr makeMessage(MsgKind kind, std::string line) {
   return m;
 }
 
-// What each kind of watcher receives for one event (spec §6.2, §6.3).
+// What each kind of watcher receives for one event (docs/PROTOCOL.md#blank-messages,
+// docs/PROTOCOL.md#peer-deltas).
 struct Fanout {
   MessagePtr plain;    // no NotifyPeerChanges/NotifyPeerPatches
   MessagePtr changes;  // NotifyPeerChanges without NotifyPeerPatches
@@ -609,7 +610,7 @@ struct BusSim::Impl {
                         true);
     }
     // Register and snapshot in one critical section: nothing after the snapshot is missed,
-    // nothing before it is replayed (spec §2.5).
+    // nothing before it is replayed (docs/PROTOCOL.md#framing-and-the-fell-behind-close).
     auto session = std::make_shared<Session>();
     statusgen::InitialStatusOptions initial;
     int initial_state = 0;
@@ -787,7 +788,8 @@ struct BusSim::Impl {
           ++dropped_slow;  // T: silently dropped for this watcher
           continue;
         }
-        // H: the watcher is removed; its queue becomes one final ErrMessage (spec §2.5).
+        // H: the watcher is removed; its queue becomes one final ErrMessage
+        // (docs/PROTOCOL.md#framing-and-the-fell-behind-close).
         s->queue.clear();
         s->queue.push_back(
             makeMessage(MsgKind::FellBehind,

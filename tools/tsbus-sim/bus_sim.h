@@ -1,5 +1,5 @@
 #pragma once
-// BusSim: a simulated tailscaled serving the LocalAPI IPN bus on a unix socket (spec §1-§6),
+// BusSim: a simulated tailscaled serving the LocalAPI IPN bus on a unix socket (docs/PROTOCOL.md),
 // for the demo, the integration tests and the benchmarks. It speaks HTTP/1.1 the way Go's
 // net/http does (Go-ordered headers, chunked bodies, keep-alive after a finished watch) and
 // behaves like an H-era daemon by default:
@@ -9,7 +9,8 @@
 //   - a watcher whose queue is full is closed with the fell-behind ErrMessage and the zero-size
 //     chunk (T-era mode: the message is silently dropped instead);
 //   - peer deltas reach watchers without 4096/32768 as blank lines; with 4096 patches are
-//     promoted to PeersChanged nodes, with 32768 they stay PeerChangedPatch (spec §6.2, §6.3);
+//     promoted to PeersChanged nodes, with 32768 they stay PeerChangedPatch
+//     (docs/PROTOCOL.md#blank-messages, docs/PROTOCOL.md#peer-deltas);
 //   - 400 `bad mask`, 400 for NotifyRateLimit with new-style bits (H), 403 for a bad Host or
 //     any Referer/Origin, 404 for unknown paths; GET /localapi/v0/status[?peers=false] too.
 //

@@ -213,12 +213,13 @@ TEST_F(TsbusSimTest, FiltersPeerDeltasPerMask) {
 
   const auto p = readLines(*plain, 3);
   ASSERT_EQ(p.size(), 3u);
-  for (const auto& line : p) {
-    EXPECT_EQ(line + "\n", statusgen::blankLine(statusgen::kVersionH));  // spec §6.2
+  for (const auto& line : p) {  // blanks: docs/PROTOCOL.md#blank-messages
+    EXPECT_EQ(line + "\n", statusgen::blankLine(statusgen::kVersionH));
   }
   const auto c = readLines(*changes, 3);
   ASSERT_EQ(c.size(), 3u);
-  EXPECT_TRUE(contains(c[0], "\"PeersChanged\":[{"));  // the patch, promoted (spec §6.3)
+  // The patch, promoted (docs/PROTOCOL.md#peer-deltas).
+  EXPECT_TRUE(contains(c[0], "\"PeersChanged\":[{"));
   EXPECT_FALSE(contains(c[0], "PeerChangedPatch"));
   EXPECT_TRUE(contains(c[1], "\"PeersRemoved\":["));
   EXPECT_TRUE(contains(c[2], "\"PeersChanged\":[{"));

@@ -59,8 +59,9 @@ TEST(Identity, ExtraKeysWhenConfigured) {
 }
 
 // Upstream containerboot builds device_ips with `var ips []string` + append and json.Marshal,
-// so a node without addresses gets the text `null`, not `[]` (spec §7.2). Readers of the key
-// (Go's json.Unmarshal into a []string) accept both.
+// so a node without addresses gets the text `null`, not `[]`
+// (docs/PROTOCOL.md#keys-containerboot-writes). Readers of the key (Go's json.Unmarshal into a
+// []string) accept both.
 TEST(Identity, NoAddressesIsJsonNullLikeUpstream) {
   auto st = runningNode();
   st.self->addresses.clear();

@@ -1,8 +1,8 @@
 #pragma once
 // Test support for the watcher: a NotifyHandler that records every callback as one line of text,
 // and an oracle that computes the same text from nlohmann::json's DOM of a line, following the
-// extraction rules of NotifyParser (spec §3-§5). Comparing the two checks the streaming parser
-// against a plain, obviously-correct parse.
+// extraction rules of NotifyParser (docs/PROTOCOL.md#notify-fields-the-agent-reads). Comparing the
+// two checks the streaming parser against a plain, obviously-correct parse.
 #include <string>
 #include <string_view>
 #include <vector>
