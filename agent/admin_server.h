@@ -20,8 +20,9 @@
 //     clients alike;
 //   - a response must be written within 5 s;
 //   - a connection serves at most 5 requests (the 5th answer says `Connection: close`);
-//   - at most 256 connections are open; a new one closes the one that has waited longest, so a
-//     flood of idle connections cannot keep a fresh probe from being accepted and answered.
+//   - at most 256 connections are open; a new one closes, of the client address that holds the
+//     most, the connection that has waited longest: a flood of connections, idle or trickling,
+//     from any number of addresses cannot keep a fresh probe from being accepted and answered.
 // The HTTP/1.1 request head is parsed here (RFC 9112 section 3 and 5: request line, header
 // fields, Host, Connection, Content-Length, Transfer-Encoding): cpp-httplib 0.11 cannot bound a
 // request or a connection through its public API, and libmicrohttpd 0.9.75 has only an
@@ -61,7 +62,7 @@ struct AdminLimits {
   std::chrono::milliseconds request_read_timeout{2'000};  // from waiting to the whole head
   std::chrono::milliseconds response_write_timeout{5'000};
   size_t max_requests_per_connection = 5;
-  size_t max_connections = 256;  // a new connection beyond it closes the longest-waiting one
+  size_t max_connections = 256;  // beyond it, one of the busiest client address's is closed
 };
 
 class AdminServer {

@@ -23,8 +23,14 @@ namespace {
 // A raw TCP connection to the admin server; receives time out after `recv_timeout`.
 class RawConnection {
  public:
-  RawConnection(int port, std::chrono::seconds recv_timeout = std::chrono::seconds(30))
+  // `source_octet`: connect from 127.0.0.<source_octet>.
+  explicit RawConnection(int port, std::chrono::seconds recv_timeout = std::chrono::seconds(30),
+                         int source_octet = 1)
       : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl((127u << 24) | static_cast<uint32_t>(source_octet));
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&src), sizeof src);
     timeval tv{static_cast<time_t>(recv_timeout.count()), 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -319,6 +325,38 @@ TEST(AdminServer, ConnectionBeyondTheLimitClosesTheLongestWaitingOne) {
   bool closed = false;
   EXPECT_EQ(idle.front()->receiveAll(&closed), "");
   EXPECT_TRUE(closed) << "the oldest idle connection was kept";
+}
+
+// At the limit, the connection closed to make room belongs to the client holding the most: a
+// client with a single connection keeps it even when it is the oldest.
+TEST(AdminServer, AtTheLimitTheBusiestClientLosesAConnection) {
+  AdminHandlers handlers;
+  handlers.livez = [] { return ProbeResult{true, ""}; };
+  AdminLimits limits;
+  limits.max_connections = 4;
+  limits.request_read_timeout = std::chrono::seconds(60);
+  AdminServer admin(handlers, Logger::null(), limits);
+  ASSERT_TRUE(admin.start({"127.0.0.1", 0}).ok());
+  const auto accepted = [&] {  // a request answered after a connect means it was accepted
+    httplib::Client c("127.0.0.1", admin.port());
+    return static_cast<bool>(c.Get("/livez"));
+  };
+  RawConnection lone(admin.port(), std::chrono::seconds(2), 3);  // oldest, alone on 127.0.0.3
+  ASSERT_TRUE(lone.connected() && accepted());
+  std::vector<std::unique_ptr<RawConnection>> busy;
+  for (int i = 0; i < 3; ++i) {
+    busy.push_back(std::make_unique<RawConnection>(admin.port(), std::chrono::seconds(30), 2));
+    ASSERT_TRUE(busy.back()->connected() && accepted());
+  }
+  RawConnection probe(admin.port());
+  probe.send("GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(statusOf(probe.receiveAll()), 200);
+  bool closed = false;
+  EXPECT_EQ(busy.front()->receiveAll(&closed), "");
+  EXPECT_TRUE(closed) << "the busiest client's oldest connection was kept";
+  closed = false;
+  lone.receiveAll(&closed);  // times out after 2 s: the server keeps it
+  EXPECT_FALSE(closed) << "the lone client's connection was closed";
 }
 
 TEST(AdminServer, MultiRangeRequestGetsTheWholeBodyOnce) {
