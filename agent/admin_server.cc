@@ -15,8 +15,9 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
-#include <map>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace tsk::agent {
@@ -164,6 +165,14 @@ PeerAddress peerAddress(const sockaddr_storage& ss) {
   return a;
 }
 
+struct PeerAddressHash {
+  size_t operator()(const PeerAddress& a) const {
+    size_t h = 14695981039346656037ull;  // FNV-1a
+    for (const unsigned char b : a) h = (h ^ b) * 1099511628211ull;
+    return h;
+  }
+};
+
 struct Connection {
   enum class Phase { Reading, Writing, Lingering, Closed };
 
@@ -247,7 +256,7 @@ class Loop {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
         if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) &&
-            closeOneOfTheBusiestClient()) {
+            closeOldestOf(busiestPeer().first)) {
           continue;
         }
         const auto now = Steady::now();
@@ -258,34 +267,41 @@ class Loop {
         }
         return;
       }
-      if (openCount() >= limits_.max_connections) closeOneOfTheBusiestClient();
+      const PeerAddress peer = peerAddress(ss);
+      if (open_ >= limits_.max_connections) {
+        // Full. A newcomer from the busiest address (or one as busy) is turned away at once;
+        // anyone else takes the place of one of the busiest address's connections.
+        const auto [busiest, most] = busiestPeer();
+        const auto mine = per_peer_.find(peer);
+        if ((mine != per_peer_.end() && mine->second >= most) || !closeOldestOf(busiest)) {
+          ::close(fd);
+          continue;
+        }
+      }
       Connection c;
       c.fd = fd;
-      c.peer = peerAddress(ss);
+      c.peer = peer;
       c.since = Steady::now();
       c.deadline = c.since + limits_.request_read_timeout;
       conns_.push_back(std::move(c));
+      ++open_;
+      ++per_peer_[peer];
     }
   }
 
-  size_t openCount() const {
-    return static_cast<size_t>(std::count_if(conns_.begin(), conns_.end(), [](const auto& c) {
-      return c.phase != Connection::Phase::Closed;
-    }));
+  std::pair<PeerAddress, size_t> busiestPeer() const {
+    std::pair<PeerAddress, size_t> out{};
+    for (const auto& [peer, n] : per_peer_) {
+      if (n > out.second) out = {peer, n};
+    }
+    return out;
   }
 
-  // Makes room: closes, of the client address holding the most open connections, the one whose
-  // current wait began first. A client with one connection (kubelet probing from the node) is
-  // never the one to lose it while others hold several; false when nothing is open.
-  bool closeOneOfTheBusiestClient() {
-    std::map<PeerAddress, size_t> per_peer;
-    size_t most = 0;
-    for (const auto& c : conns_) {
-      if (c.phase != Connection::Phase::Closed) most = std::max(most, ++per_peer[c.peer]);
-    }
+  // Closes `peer`'s connection whose current wait began first; false when it has none.
+  bool closeOldestOf(const PeerAddress& peer) {
     Connection* victim = nullptr;
     for (auto& c : conns_) {
-      if (c.phase != Connection::Phase::Closed && per_peer[c.peer] == most &&
+      if (c.phase != Connection::Phase::Closed && c.peer == peer &&
           (!victim || c.since < victim->since)) {
         victim = &c;
       }
@@ -297,6 +313,10 @@ class Loop {
 
   void close(Connection& c) {
     if (c.phase == Connection::Phase::Closed) return;
+    --open_;
+    if (const auto it = per_peer_.find(c.peer); it != per_peer_.end() && --it->second == 0) {
+      per_peer_.erase(it);
+    }
     ::close(c.fd);
     c.fd = -1;
     c.phase = Connection::Phase::Closed;
@@ -438,6 +458,9 @@ class Loop {
   const int listen_fd_;
   const int wake_fd_;
   std::vector<Connection> conns_;
+  size_t open_ = 0;  // connections not Closed
+  // Open connections per client address: at the limit, the busiest address gives one up.
+  std::unordered_map<PeerAddress, size_t, PeerAddressHash> per_peer_;
   Steady::time_point accept_paused_until_{};
   Steady::time_point next_accept_warning_{};
 };

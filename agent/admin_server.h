@@ -20,9 +20,11 @@
 //     clients alike;
 //   - a response must be written within 5 s;
 //   - a connection serves at most 5 requests (the 5th answer says `Connection: close`);
-//   - at most 256 connections are open; a new one closes, of the client address that holds the
-//     most, the connection that has waited longest: a flood of connections, idle or trickling,
-//     from any number of addresses cannot keep a fresh probe from being accepted and answered.
+//   - at most 256 connections are open. Beyond that, a new connection from the client address
+//     that holds the most (or as many) is closed at once, and one from any other address takes
+//     the place of the busiest address's longest-waiting connection: a flood of connections,
+//     idle or trickling, cannot keep a probe from an address with fewer from being accepted and
+//     answered.
 // The HTTP/1.1 request head is parsed here (RFC 9112 section 3 and 5: request line, header
 // fields, Host, Connection, Content-Length, Transfer-Encoding): cpp-httplib 0.11 cannot bound a
 // request or a connection through its public API, and libmicrohttpd 0.9.75 has only an
