@@ -1,7 +1,6 @@
 #include "agent/admin_server.h"
 #include "agent/http_request.h"
 
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -12,9 +11,9 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <ctime>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -108,16 +107,19 @@ int millisUntil(Steady::time_point deadline, Steady::time_point now) {
 }
 
 // Plain SO_REUSEADDR (never SO_REUSEPORT: a second agent must not share the port silently),
-// and dual-stack for "::".
+// and dual-stack for "::". An empty host is "::", or "0.0.0.0" where IPv6 is off.
 Result<int> listenOn(const HostPort& addr) {
+  if (addr.host.empty()) {
+    auto any6 = listenOn({"::", addr.port});
+    return any6 ? any6 : listenOn({"0.0.0.0", addr.port});
+  }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   const std::string port = std::to_string(addr.port);
-  const std::string host = addr.host.empty() ? "::" : addr.host;
   addrinfo* found = nullptr;
-  if (const int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+  if (const int rc = getaddrinfo(addr.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
     return Error{gai_strerror(rc)};
   }
   std::string cause = "address not usable";

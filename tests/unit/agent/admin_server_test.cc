@@ -453,5 +453,16 @@ TEST(AdminServer, DualStackAnyAddressAcceptsIpv4) {
   EXPECT_EQ(res->status, 200);
 }
 
+TEST(AdminServer, EmptyHostListensOnEveryAddress) {  // --admin-addr :PORT
+  AdminHandlers handlers;
+  handlers.livez = [] { return ProbeResult{true, ""}; };
+  AdminServer admin(handlers, Logger::null());
+  ASSERT_TRUE(admin.start({"", 0}).ok());
+  httplib::Client client("127.0.0.1", admin.port());
+  const auto res = client.Get("/livez");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
 }  // namespace
 }  // namespace tsk::agent
