@@ -1,19 +1,23 @@
 #include "agent/admin_server.h"
-#include "common/httplib_server.h"
+#include "agent/http_request.h"
 
-#include <arpa/inet.h>
-#include <httplib.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
-#include <optional>
+#include <ctime>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace tsk::agent {
 namespace {
@@ -22,253 +26,489 @@ using Steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr const char* kTextContentType = "text/plain; charset=utf-8";
+// After the last answer of a connection the server stops sending (FIN) and reads what the client
+// still sends, for at most this long and this much, before closing: closing with unread input
+// would reset the connection and could destroy the answer before the client reads it.
+constexpr milliseconds kLingerTime{1'000};
+constexpr size_t kLingerBytes = 64 * 1024;
+// When accept() fails for want of descriptors and no connection can be closed to make room.
+constexpr milliseconds kAcceptPause{100};
 
-void probe(const ProbeResult& r, httplib::Response& res) {
-  res.status = r.ok ? 200 : 503;
-  res.set_content(r.ok ? std::string("ok\n") : r.reason + "\n", "text/plain; charset=utf-8");
+// ---- responses ------------------------------------------------------------------------------
+
+const char* reasonPhrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
+  }
 }
 
-// Plain SO_REUSEADDR (cpp-httplib's default SO_REUSEPORT would let a second agent share the
-// port silently), and dual-stack for "::".
-void socketOptions(int sock) {
-  int yes = 1;
-  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  int no = 0;
-  setsockopt(sock, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof no);  // fails harmlessly on v4
+std::string httpDate() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
 }
 
-int millisUntil(Steady::time_point deadline) {
-  const auto left = std::chrono::duration_cast<milliseconds>(deadline - Steady::now()).count();
+std::string response(int status, std::string_view content_type, std::string_view body,
+                     bool with_body, bool close, std::string_view extra_headers = {}) {
+  std::string out;
+  out.reserve(160 + (with_body ? body.size() : 0));
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += reasonPhrase(status);
+  out += "\r\nDate: ";
+  out += httpDate();
+  if (!content_type.empty()) {
+    out += "\r\nContent-Type: ";
+    out += content_type;
+  }
+  out += "\r\nContent-Length: ";
+  out += std::to_string(body.size());
+  out += "\r\n";
+  out += extra_headers;
+  if (close) out += "Connection: close\r\n";
+  out += "\r\n";
+  if (with_body) out += body;
+  return out;
+}
+
+std::string errorResponse(int status) {
+  return response(status, kTextContentType, std::string(reasonPhrase(status)) + "\n", true, true);
+}
+
+// ---- sockets --------------------------------------------------------------------------------
+
+int millisUntil(Steady::time_point deadline, Steady::time_point now) {
+  const auto left = std::chrono::duration_cast<milliseconds>(deadline - now).count() + 1;
   return static_cast<int>(std::clamp<long long>(left, 0, 60'000));
 }
 
-// Waits until `sock` is ready for `events` or `deadline` passes.
-bool waitReady(int sock, short events, Steady::time_point deadline) {
-  for (;;) {
-    pollfd p{sock, events, 0};
-    const int n = ::poll(&p, 1, millisUntil(deadline));
-    if (n > 0) return true;
-    if (n == 0 || errno != EINTR) return false;
+// Plain SO_REUSEADDR (never SO_REUSEPORT: a second agent must not share the port silently),
+// and dual-stack for "::". An empty host is "::", or "0.0.0.0" where IPv6 is off.
+Result<int> listenOn(const HostPort& addr) {
+  if (addr.host.empty()) {
+    auto any6 = listenOn({"::", addr.port});
+    return any6 ? any6 : listenOn({"0.0.0.0", addr.port});
   }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  const std::string port = std::to_string(addr.port);
+  addrinfo* found = nullptr;
+  if (const int rc = getaddrinfo(addr.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return Error{gai_strerror(rc)};
+  }
+  std::string cause = "address not usable";
+  int fd = -1;
+  for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      cause = std::strerror(errno);
+      continue;
+    }
+    int yes = 1, no = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof no);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0) break;
+    cause = std::strerror(errno);
+    ::close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(found);
+  if (fd < 0) return Error{cause};
+  return fd;
 }
 
-void ipAndPort(const sockaddr_storage& ss, std::string& ip, int& port) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) {
-    const auto& a = reinterpret_cast<const sockaddr_in&>(ss);
-    inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
-    port = ntohs(a.sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    const auto& a = reinterpret_cast<const sockaddr_in6&>(ss);
-    inet_ntop(AF_INET6, &a.sin6_addr, buf, sizeof buf);
-    port = ntohs(a.sin6_port);
-  }
-  ip = buf;
+int boundPort(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+  return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
 }
 
-// One accepted connection as cpp-httplib's Stream, with the limits httplib 0.11 lacks: each
-// request (line, headers and body together) may read at most `max_request_bytes`, and must
-// arrive whole before its read deadline; each response must be written before its write
-// deadline. Reads are buffered (httplib reads the head one byte at a time).
-class BoundedStream final : public httplib::Stream {
+// ---- connections ----------------------------------------------------------------------------
+
+// The client's address (IPv4 as IPv4-mapped IPv6), to share connections fairly among clients.
+using PeerAddress = std::array<unsigned char, 16>;
+
+PeerAddress peerAddress(const sockaddr_storage& ss) {
+  PeerAddress a{};
+  if (ss.ss_family == AF_INET6) {
+    std::memcpy(a.data(), &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, 16);
+  } else if (ss.ss_family == AF_INET) {
+    a[10] = a[11] = 0xff;
+    std::memcpy(a.data() + 12, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, 4);
+  }
+  return a;
+}
+
+struct PeerAddressHash {
+  size_t operator()(const PeerAddress& a) const {
+    size_t h = 14695981039346656037ull;  // FNV-1a
+    for (const unsigned char b : a) h = (h ^ b) * 1099511628211ull;
+    return h;
+  }
+};
+
+struct Connection {
+  enum class Phase { Reading, Writing, Lingering, Closed };
+
+  PeerAddress peer{};
+  int fd = -1;
+  Phase phase = Phase::Reading;
+  std::string in;  // received and not yet answered: at most one request head's budget
+  std::string out;
+  size_t out_sent = 0;
+  bool close_after_write = false;
+  bool peer_closed = false;  // the client sent FIN: answer what is complete, then close
+  size_t served = 0;
+  size_t lingered = 0;
+  Steady::time_point since;  // when the current phase began
+  Steady::time_point deadline;
+};
+
+class Loop {
  public:
-  BoundedStream(int sock, const AdminLimits& limits) : sock_(sock), limits_(limits) {}
+  Loop(const AdminHandlers& handlers, const AdminLimits& limits, Logger& log, int listen_fd,
+       int wake_fd)
+      : handlers_(handlers), limits_(limits), log_(log), listen_fd_(listen_fd), wake_fd_(wake_fd) {}
 
-  // Resets the budget and the deadlines: the server now waits for the next request.
-  void beginRequest() {
-    read_budget_ = limits_.max_request_bytes;
-    read_deadline_ = Steady::now() + limits_.request_read_timeout;
-    write_deadline_.reset();
-    written_ = 0;
-  }
-  bool budgetExhausted() const { return exhausted_; }
-  // A read failed (budget, deadline, error or end of stream): the connection cannot go on.
-  bool readFailed() const { return read_failed_; }
-  bool wroteResponse() const { return written_ > 0; }
-
-  bool is_readable() const override {
-    return buffered() > 0 || waitReady(sock_, POLLIN, read_deadline_);
-  }
-  bool is_writable() const override {
-    return waitReady(sock_, POLLOUT,
-                     write_deadline_.value_or(Steady::now() + limits_.response_write_timeout));
+  ~Loop() {
+    for (auto& c : conns_) close(c);
   }
 
-  ssize_t read(char* ptr, size_t size) override {
-    if (read_budget_ == 0) {
-      exhausted_ = read_failed_ = true;
-      return -1;
+  void run() {
+    std::vector<pollfd> fds;
+    for (;;) {
+      auto now = Steady::now();
+      Steady::time_point next = now + std::chrono::seconds(60);
+      fds.clear();
+      fds.push_back({wake_fd_, POLLIN, 0});
+      const bool accepting = now >= accept_paused_until_;
+      fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});
+      if (!accepting) next = std::min(next, accept_paused_until_);
+      for (const auto& c : conns_) {
+        fds.push_back({c.fd,
+                       static_cast<short>(c.phase == Connection::Phase::Writing ? POLLOUT : POLLIN),
+                       0});
+        next = std::min(next, c.deadline);
+      }
+      const int n = ::poll(fds.data(), fds.size(), millisUntil(next, now));
+      if (n < 0 && errno != EINTR) {
+        log_.error("admin server: poll failed", {{"error", std::strerror(errno)}});
+        return;
+      }
+      if (fds[0].revents != 0) return;  // stop()
+      // Existing connections first: accepting may close one of them (fds[i + 2] is conns_[i]).
+      const size_t existing = conns_.size();
+      for (size_t i = 0; i < existing; ++i) {
+        if (fds[i + 2].revents == 0) continue;
+        Connection& c = conns_[i];
+        if (c.phase == Connection::Phase::Writing) {
+          flush(c);
+        } else if (c.phase == Connection::Phase::Reading) {
+          receive(c);
+        } else if (c.phase == Connection::Phase::Lingering) {
+          linger(c);
+        }
+      }
+      if (fds[1].revents != 0) acceptAll();
+      now = Steady::now();
+      for (auto& c : conns_) {
+        if (c.phase != Connection::Phase::Closed && c.deadline <= now) expire(c);
+      }
+      std::erase_if(conns_,
+                    [](const Connection& c) { return c.phase == Connection::Phase::Closed; });
     }
-    if (buffered() == 0 && !fill()) {
-      read_failed_ = true;
-      return eof_ ? 0 : -1;
-    }
-    const size_t n = std::min({size, buffered(), read_budget_});
-    std::memcpy(ptr, buf_.data() + off_, n);
-    off_ += n;
-    read_budget_ -= n;
-    return static_cast<ssize_t>(n);
   }
-
-  // All of it or -1: httplib writes a response head with a single call.
-  ssize_t write(const char* ptr, size_t size) override {
-    if (!write_deadline_) write_deadline_ = Steady::now() + limits_.response_write_timeout;
-    size_t sent = 0;
-    while (sent < size) {
-      if (!waitReady(sock_, POLLOUT, *write_deadline_)) return -1;
-      const ssize_t n = ::send(sock_, ptr + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-      if (n < 0) return -1;
-      sent += static_cast<size_t>(n);
-      written_ += static_cast<size_t>(n);
-    }
-    return static_cast<ssize_t>(size);
-  }
-
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (getpeername(sock_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) ipAndPort(ss, ip, port);
-  }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (getsockname(sock_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) ipAndPort(ss, ip, port);
-  }
-  int socket() const override { return sock_; }
 
  private:
-  size_t buffered() const { return len_ - off_; }
-
-  // Reads what the socket has (up to the buffer size) once it is readable before the deadline.
-  bool fill() {
-    if (eof_ || !waitReady(sock_, POLLIN, read_deadline_)) return false;
-    ssize_t n;
-    do {
-      n = ::recv(sock_, buf_.data(), buf_.size(), 0);
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0) {
-      eof_ = n == 0;
-      return false;
+  void acceptAll() {
+    for (;;) {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      const int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) &&
+            closeOldestOf(busiestPeer().first)) {
+          continue;
+        }
+        const auto now = Steady::now();
+        accept_paused_until_ = now + kAcceptPause;
+        if (now >= next_accept_warning_) {
+          next_accept_warning_ = now + std::chrono::minutes(1);
+          log_.warn("admin server cannot accept connections", {{"error", std::strerror(errno)}});
+        }
+        return;
+      }
+      const PeerAddress peer = peerAddress(ss);
+      if (open_ >= limits_.max_connections) {
+        // Full. A newcomer from the busiest address (or one as busy) is turned away at once;
+        // anyone else takes the place of one of the busiest address's connections.
+        const auto [busiest, most] = busiestPeer();
+        const auto mine = per_peer_.find(peer);
+        if ((mine != per_peer_.end() && mine->second >= most) || !closeOldestOf(busiest)) {
+          ::close(fd);
+          continue;
+        }
+      }
+      Connection c;
+      c.fd = fd;
+      c.peer = peer;
+      c.since = Steady::now();
+      c.deadline = c.since + limits_.request_read_timeout;
+      conns_.push_back(std::move(c));
+      ++open_;
+      ++per_peer_[peer];
     }
-    off_ = 0;
-    len_ = static_cast<size_t>(n);
+  }
+
+  std::pair<PeerAddress, size_t> busiestPeer() const {
+    std::pair<PeerAddress, size_t> out{};
+    for (const auto& [peer, n] : per_peer_) {
+      if (n > out.second) out = {peer, n};
+    }
+    return out;
+  }
+
+  // Closes `peer`'s connection whose current wait began first; false when it has none.
+  bool closeOldestOf(const PeerAddress& peer) {
+    Connection* victim = nullptr;
+    for (auto& c : conns_) {
+      if (c.phase != Connection::Phase::Closed && c.peer == peer &&
+          (!victim || c.since < victim->since)) {
+        victim = &c;
+      }
+    }
+    if (!victim) return false;
+    close(*victim);
     return true;
   }
 
-  const int sock_;
-  const AdminLimits& limits_;
-  std::array<char, 4096> buf_{};
-  size_t off_ = 0;
-  size_t len_ = 0;
-  bool eof_ = false;
-  size_t read_budget_ = 0;
-  bool exhausted_ = false;
-  bool read_failed_ = false;
-  Steady::time_point read_deadline_{};
-  std::optional<Steady::time_point> write_deadline_;
-  size_t written_ = 0;
-};
-
-// cpp-httplib's Server with its per-connection loop replaced: the same request processing
-// (routing, handlers, responses), read through a BoundedStream, at most
-// `max_requests_per_connection` requests per connection.
-class BoundedServer final : public httplib::Server {
- public:
-  explicit BoundedServer(const AdminLimits& limits) : limits_(limits) {}
-
- private:
-  bool process_and_close_socket(int sock) override {
-    BoundedStream strm(sock, limits_);
-    bool ok = false;
-    for (size_t n = 1; n <= limits_.max_requests_per_connection; ++n) {
-      if (svr_sock_ == -1) break;  // stopping
-      strm.beginRequest();
-      bool connection_closed = false;
-      ok = process_request(strm, n == limits_.max_requests_per_connection, connection_closed,
-                           nullptr);
-      if (strm.budgetExhausted() && !strm.wroteResponse()) {
-        static constexpr std::string_view kTooLarge =
-            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
-            "Connection: close\r\n\r\n";
-        strm.write(kTooLarge.data(), kTooLarge.size());
-      }
-      if (!ok || connection_closed || strm.readFailed()) break;
+  void close(Connection& c) {
+    if (c.phase == Connection::Phase::Closed) return;
+    --open_;
+    if (const auto it = per_peer_.find(c.peer); it != per_peer_.end() && --it->second == 0) {
+      per_peer_.erase(it);
     }
-    ::shutdown(sock, SHUT_RDWR);
-    ::close(sock);
-    return ok;
+    ::close(c.fd);
+    c.fd = -1;
+    c.phase = Connection::Phase::Closed;
+    c.in = std::string();
+    c.out = std::string();
   }
 
-  const AdminLimits limits_;
+  void expire(Connection& c) {
+    if (c.phase == Connection::Phase::Reading && !c.in.empty()) {
+      // Part of a request arrived: say why it ends, if the socket takes it at once.
+      const std::string timeout = errorResponse(408);
+      [[maybe_unused]] ssize_t n = ::send(c.fd, timeout.data(), timeout.size(), MSG_NOSIGNAL);
+    }
+    close(c);
+  }
+
+  void receive(Connection& c) {
+    char buf[4096];
+    const size_t room =
+        limits_.max_request_bytes - std::min(c.in.size(), limits_.max_request_bytes);
+    ssize_t n;
+    do {
+      n = ::recv(c.fd, buf, std::min(sizeof buf, std::max<size_t>(room, 1)), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) close(c);
+      return;
+    }
+    if (n == 0) {
+      c.peer_closed = true;
+    } else {
+      c.in.append(buf, static_cast<size_t>(n));
+    }
+    serveBuffered(c);
+  }
+
+  // Answers the requests whose heads are buffered, one at a time: the next one only once the
+  // previous answer is written.
+  void serveBuffered(Connection& c) {
+    while (c.phase == Connection::Phase::Reading) {
+      const size_t end = requestHeadEnd(c.in);
+      if (end == std::string::npos || end > limits_.max_request_bytes) {
+        if (c.in.size() >= limits_.max_request_bytes || end != std::string::npos) {
+          answer(c, errorResponse(431), true);
+        } else if (c.peer_closed) {
+          close(c);
+        }
+        return;
+      }
+      RequestHead req;
+      const int bad = parseRequestHead(std::string_view(c.in).substr(0, end), req);
+      if (bad != 0) {
+        answer(c, errorResponse(bad), true);
+        return;
+      }
+      ++c.served;
+      const bool close_after = !req.keep_alive || req.has_body || c.peer_closed ||
+                               c.served >= limits_.max_requests_per_connection;
+      std::string reply = route(req, close_after);
+      c.in.erase(0, end);
+      answer(c, std::move(reply), close_after);
+    }
+  }
+
+  std::string route(const RequestHead& req, bool close) {
+    if (req.method != "GET" && req.method != "HEAD") {
+      return response(405, kTextContentType, "method not allowed\n", true, close,
+                      "Allow: GET, HEAD\r\n");
+    }
+    const bool with_body = req.method == "GET";
+    const auto probe = [&](const std::function<ProbeResult()>& handler) {
+      const ProbeResult r = handler ? handler() : ProbeResult{true, ""};
+      return response(r.ok ? 200 : 503, kTextContentType,
+                      r.ok ? std::string("ok\n") : r.reason + "\n", with_body, close);
+    };
+    try {
+      if (req.path == "/livez") return probe(handlers_.livez);
+      if (req.path == "/readyz") return probe(handlers_.readyz);
+      if (req.path == "/healthz") return probe(handlers_.healthz);
+      if (req.path == "/metrics") {
+        return response(200, kMetricsContentType,
+                        handlers_.metrics ? handlers_.metrics() : std::string(), with_body, close);
+      }
+    } catch (const std::exception& e) {
+      log_.error("admin handler failed", {{"path", std::string(req.path)}, {"error", e.what()}});
+      return response(500, kTextContentType, "internal error\n", with_body, close);
+    }
+    return response(404, kTextContentType, "not found\n", with_body, close);
+  }
+
+  void answer(Connection& c, std::string reply, bool close_after) {
+    c.out = std::move(reply);
+    c.out_sent = 0;
+    c.close_after_write = close_after;
+    c.phase = Connection::Phase::Writing;
+    c.since = Steady::now();
+    c.deadline = c.since + limits_.response_write_timeout;
+    flush(c);
+  }
+
+  void flush(Connection& c) {
+    while (c.out_sent < c.out.size()) {
+      const ssize_t n =
+          ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // wait for POLLOUT
+      if (n <= 0) {
+        close(c);
+        return;
+      }
+      c.out_sent += static_cast<size_t>(n);
+    }
+    c.out = std::string();
+    c.out_sent = 0;
+    c.since = Steady::now();
+    if (c.close_after_write) {
+      ::shutdown(c.fd, SHUT_WR);
+      c.in = std::string();
+      c.phase = Connection::Phase::Lingering;
+      c.deadline = c.since + kLingerTime;
+      return;
+    }
+    c.phase = Connection::Phase::Reading;
+    c.deadline = c.since + limits_.request_read_timeout;
+    serveBuffered(c);  // a pipelined request may be waiting
+  }
+
+  void linger(Connection& c) {
+    char buf[4096];
+    const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    c.lingered += n > 0 ? static_cast<size_t>(n) : 0;
+    if (n <= 0 || c.lingered > kLingerBytes) close(c);
+  }
+
+  const AdminHandlers& handlers_;
+  const AdminLimits& limits_;
+  Logger& log_;
+  const int listen_fd_;
+  const int wake_fd_;
+  std::vector<Connection> conns_;
+  size_t open_ = 0;  // connections not Closed
+  // Open connections per client address: at the limit, the busiest address gives one up.
+  std::unordered_map<PeerAddress, size_t, PeerAddressHash> per_peer_;
+  Steady::time_point accept_paused_until_{};
+  Steady::time_point next_accept_warning_{};
 };
 
 }  // namespace
 
 AdminServer::AdminServer(AdminHandlers handlers, Logger& log, AdminLimits limits)
-    : handlers_(std::move(handlers)),
-      log_(log),
-      limits_(limits),
-      server_(std::make_unique<BoundedServer>(limits_)) {}
+    : handlers_(std::move(handlers)), log_(log), limits_(limits) {}
 
 AdminServer::~AdminServer() {
   stop();
 }
 
 Status AdminServer::start(const HostPort& addr) {
-  auto& s = *server_;
-  s.set_socket_options(socketOptions);
-  s.set_payload_max_length(limits_.max_body_bytes);
-  // httplib sets these on each accepted socket; BoundedStream polls before every recv/send and
-  // enforces the deadlines itself.
-  s.set_read_timeout(limits_.request_read_timeout);
-  s.set_write_timeout(limits_.response_write_timeout);
-  const size_t workers = limits_.worker_threads;
-  s.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
-  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (req.method == "GET" || req.method == "HEAD")
-      return httplib::Server::HandlerResponse::Unhandled;
-    res.status = 405;
-    res.set_header("Allow", "GET, HEAD");
-    res.set_content("method not allowed\n", "text/plain; charset=utf-8");
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(handlers_.metrics ? handlers_.metrics() : std::string(), kMetricsContentType);
-  });
-  s.Get("/livez", [this](const httplib::Request&, httplib::Response& res) {
-    probe(handlers_.livez ? handlers_.livez() : ProbeResult{true, ""}, res);
-  });
-  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    probe(handlers_.readyz ? handlers_.readyz() : ProbeResult{true, ""}, res);
-  });
-  s.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-    probe(handlers_.healthz ? handlers_.healthz() : ProbeResult{true, ""}, res);
-  });
-
   const std::string where =
       (addr.host.find(':') != std::string::npos ? "[" + addr.host + "]" : addr.host) + ":" +
       std::to_string(addr.port);
-  errno = 0;
-  if (addr.port == 0) {
-    port_ = s.bind_to_any_port(addr.host);
-  } else {
-    port_ = s.bind_to_port(addr.host, addr.port) ? addr.port : -1;
-  }
-  if (port_ <= 0) {
-    const std::string cause = errno ? std::strerror(errno) : "address not usable";
-    return Error{"cannot listen on admin address " + where + ": " + cause +
+  auto fd = listenOn(addr);
+  if (!fd) {
+    return Error{"cannot listen on admin address " + where + ": " + fd.error().message +
                  "; choose another with --admin-addr / TS_LOCAL_ADDR_PORT"};
   }
-  thread_ = serveInBackground(*server_);
+  listen_fd_ = *fd;
+  port_ = boundPort(listen_fd_);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    const std::string cause = std::strerror(errno);
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    return Error{"admin server: eventfd: " + cause};
+  }
+  thread_ = std::thread([this] { Loop(handlers_, limits_, log_, listen_fd_, wake_fd_).run(); });
   log_.info("admin server listening",
             {{"addr", where.substr(0, where.rfind(':')) + ":" + std::to_string(port_)}});
   return {};
 }
 
 void AdminServer::stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  listen_fd_ = wake_fd_ = -1;
 }
 
 }  // namespace tsk::agent

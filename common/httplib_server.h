@@ -1,6 +1,7 @@
 #pragma once
 // Starting a cpp-httplib server on a background thread, the same way for every server of ours
-// (the agent's admin server, kube-emu, tsbus-sim's control API).
+// that uses cpp-httplib: the test tools kube-emu and tsbus-sim's control API. (The agent's admin
+// server owns its connections: agent/admin_server.h.)
 
 #include <thread>
 

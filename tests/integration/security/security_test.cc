@@ -4,7 +4,8 @@
 //    host, the agent refuses to talk (a clear log line, /readyz 503, no request ever reaches the
 //    server, so the token never leaves); only --insecure-skip-tls-verify (or its variable) turns
 //    verification off, and then the agent warns at every start;
-//  - the admin server binds to loopback when asked, and shrugs off huge headers and bodies;
+//  - the admin server binds to loopback when asked, shrugs off huge headers and bodies and
+//    multi-range requests, and answers probes while many connections are held open;
 //  - RBAC: the Role the deploy manifests grant is the least that works: the agent works with
 //    exactly those verbs and resourceNames (kube-emu enforcing them) and fails clearly, naming
 //    the missing rule, with any one of them removed.
@@ -25,11 +26,13 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "k8s/base64.h"
 #include "tests/integration/soak/agent_harness.h"
+#include "tests/support/net/held_connections.h"
 #include "tests/support/tls/test_tls.h"
 #include "tools/kube-emu/kube_emu.h"
 #include "tools/tsbus-sim/bus_sim.h"
@@ -353,8 +356,8 @@ TEST_F(AdminServerTest, HugeHeaderIsRefusedAndTheServerKeepsServing) {
   EXPECT_LT(agent_->rssBytes(), rss_before + (64ull << 20)) << "the agent kept a huge header";
 }
 
-// cpp-httplib 0.11 caps each header line but not their number; the admin server caps a whole
-// request at 16 KiB (agent/admin_server.h), so ~60 MB of small headers cost nothing.
+// The admin server caps a whole request head at 16 KiB (agent/admin_server.h), so ~60 MB of
+// small headers cost nothing.
 TEST_F(AdminServerTest, ManySmallHeadersDoNotGrowMemory) {
   const uint64_t rss_before = agent_->rssBytes();
   std::string block;
@@ -393,6 +396,50 @@ TEST_F(AdminServerTest, IdleAndStalledConnectionsDoNotStarveTheProbes) {
   for (const int fd : hogs) ::close(fd);
   ASSERT_TRUE(res) << httplib::to_string(res.error());
   EXPECT_EQ(res->status, 200);
+}
+
+// Many clients holding connections open, idle or trickling a request, from 32 source addresses
+// and reopening whatever the server closes: fresh probes are still answered (each given a
+// generous 10 s: a failure condition, not a latency assertion).
+TEST_F(AdminServerTest, HeldConnectionsDoNotStarveTheProbes) {
+  const size_t fds = raiseFdLimit();
+  const size_t idle = std::min<size_t>(1000, fds > 512 ? fds - 256 : 64);
+  HeldConnections idle_hogs(admin_, idle, HeldConnections::Mode::Idle);
+  HeldConnections trickling_hogs(admin_, 64, HeldConnections::Mode::Trickle);
+  std::this_thread::sleep_for(500ms);  // let them connect and start their requests
+  for (int i = 0; i < 5; ++i) {
+    for (const char* path : {"/livez", "/readyz", "/metrics"}) {
+      httplib::Client probe("127.0.0.1", admin_);
+      probe.set_connection_timeout(10s);
+      probe.set_read_timeout(10s);
+      const auto res = probe.Get(path);
+      ASSERT_TRUE(res) << path << " probe " << i << " with " << idle
+                       << " idle and 64 trickling connections held: "
+                       << httplib::to_string(res.error());
+    }
+  }
+  EXPECT_TRUE(agent_->running());
+}
+
+// A multi-range request (~8 KiB of `0-,` ranges) gets the metrics once, not a multipart body of
+// thousands of copies.
+TEST_F(AdminServerTest, MultiRangeRequestDoesNotAmplifyMetrics) {
+  const uint64_t rss_before = agent_->rssBytes();
+  const HttpResult plain = httpGet(admin_, "/metrics");
+  ASSERT_EQ(plain.status, 200);
+  std::string ranges = "bytes=0-";
+  for (int i = 1; i < 2700; ++i) ranges += ",0-";
+  for (int i = 0; i < 4; ++i) {
+    const std::string reply = rawExchange(
+        admin_,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nRange: " + ranges + "\r\n\r\n");
+    const int status = statusOf(reply);
+    ASSERT_TRUE(status == 200 || status == 416) << reply.substr(0, 300);
+    EXPECT_LT(reply.size(), plain.body.size() + 4096) << "Range amplified /metrics";
+    EXPECT_EQ(reply.find("multipart/byteranges"), std::string::npos);
+  }
+  EXPECT_LT(agent_->rssBytes(), rss_before + (32ull << 20));
+  EXPECT_EQ(httpGet(admin_, "/livez").status, 200);
 }
 
 TEST_F(AdminServerTest, HugeBodyIsRefusedAndTheServerKeepsServing) {
