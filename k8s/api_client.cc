@@ -537,7 +537,9 @@ Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string
                {{"verb", std::string(verb)},
                 {"resource", std::string(resource)},
                 {"code", std::to_string(a.status)},
-                {"error", a.status == 0 ? describeTransportError(a.error) : std::string()},
+                {"error", a.deadline_exceeded ? "request deadline exceeded"
+                          : a.status == 0     ? describeTransportError(a.error)
+                                              : std::string()},
                 {"attempt", std::to_string(attempts)},
                 {"delay_ms", std::to_string(delay.count())}});
     if (delay.count() > 0 && d.stop.waitFor(delay)) return d.cancelledError(verb, path);

@@ -39,6 +39,8 @@ class HostileServerTest : public EmuFixture {
   static constexpr const char* kPath = "/api/v1/namespaces/tailscale/secrets/s";
 };
 
+constexpr uint64_t kFloodLimit = 256ull * 1024 * 1024;  // the server gives up after 256 MiB
+
 // Sends `prefix`, then `byte` every `gap` for at most `total`: never idle long enough for a
 // per-read timeout, never done.
 RawTlsServer::Behaviour trickle(std::string prefix, milliseconds gap, milliseconds total) {
@@ -99,7 +101,25 @@ RawTlsServer::Behaviour flood(std::string head, bool chunked, uint64_t limit) {
   };
 }
 
-constexpr uint64_t kFloodLimit = 256ull * 1024 * 1024;  // the server gives up after 256 MiB
+TEST_F(HostileServerTest, AnEndlessFloodOfHeadersEndsAtTheRequestDeadline) {
+  // Headers as fast as the client takes them, never the blank line that ends them.
+  auto server = serve([](RawTlsServer::Conn& c) {
+    if (!c.write("HTTP/1.1 200 OK\r\n")) return;
+    const std::string line = "X-Flood: " + std::string(1000, 'f') + "\r\n";
+    std::string block;
+    for (int i = 0; i < 64; ++i) block += line;
+    for (uint64_t sent = 0; sent < kFloodLimit; sent += block.size()) {
+      if (!c.write(block)) return;
+    }
+  });
+  auto api = clientFor(*server, oneShot(milliseconds(1'000)));
+  auto got = api->request("GET", kPath, "secrets");
+  ASSERT_FALSE(got.ok());
+  EXPECT_NE(got.error().message.find("no complete answer within the request deadline of 1 s"),
+            std::string::npos)
+      << got.error().message;
+  EXPECT_LT(server->bytesSent(), kFloodLimit);
+}
 
 TEST_F(HostileServerTest, ADeclaredHugeBodyIsRefusedBeforeReadingIt) {
   auto server = serve(flood(
