@@ -150,12 +150,16 @@ class Watchdog {
   Watchdog& operator=(const Watchdog&) = delete;
 
   void arm(std::chrono::steady_clock::time_point deadline) {
+    bool wake = false;
     {
       std::lock_guard lock(mu_);
       deadline_ = deadline;
       fired_.store(false);
+      // Back-to-back requests push the deadline later: the thread, asleep until an earlier one,
+      // finds the new one when it wakes, so the common path costs no thread wake-up.
+      wake = !sleeping_until_ || deadline < *sleeping_until_;
     }
-    cv_.notify_all();
+    if (wake) cv_.notify_all();
   }
   // Returns whether the deadline fired since arm(); on_expiry has finished if it did.
   bool disarm() {
@@ -170,12 +174,13 @@ class Watchdog {
     std::unique_lock lock(mu_);
     while (!quit_) {
       if (!deadline_) {
+        sleeping_until_.reset();
         cv_.wait(lock);
         continue;
       }
-      const auto deadline = *deadline_;
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && deadline_ &&
-          *deadline_ == deadline && std::chrono::steady_clock::now() >= deadline) {
+      sleeping_until_ = *deadline_;
+      cv_.wait_until(lock, *sleeping_until_);
+      if (deadline_ && std::chrono::steady_clock::now() >= *deadline_) {
         fired_.store(true);
         deadline_.reset();
         on_expiry_();  // under mu_: disarm() returns only after it finished
@@ -187,6 +192,7 @@ class Watchdog {
   std::mutex mu_;
   std::condition_variable cv_;
   std::optional<std::chrono::steady_clock::time_point> deadline_;
+  std::optional<std::chrono::steady_clock::time_point> sleeping_until_;  // the thread's wait
   std::atomic<bool> fired_{false};
   bool quit_ = false;
   std::thread thread_;
