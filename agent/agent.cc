@@ -41,7 +41,8 @@ Status Agent::buildPublisher() {
     opts.qps = cfg_.api_qps;
     opts.burst = cfg_.api_burst;
     const std::string ns = cluster->namespace_name;
-    log_.info("kubernetes API", {{"server", cluster->server}, {"namespace", ns}});
+    log_.info("kubernetes API",
+              {{"server", cluster->server}, {"namespace", ns}, {"config", cluster->source}});
     api_ = std::make_unique<k8s::ApiClient>(std::move(*cluster), opts, &metrics_, log_, clock_);
     if (auto st = api_->configStatus(); !st) return configError(st.error().message);
     IdentitySettings base{

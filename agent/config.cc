@@ -110,11 +110,9 @@ const std::vector<OptionDef>& options() {
        "Namespace of the Secret and ConfigMap.", false, true,
        stringSetter(&AgentConfig::namespace_name)},
       {"kubeconfig", "KUBECONFIG", "PATH", "none: in-cluster service account",
-       "kubeconfig file for running outside a cluster (first entry of a ':' list).", false, true,
-       [](AgentConfig& c, const std::string& v) {
-         c.kubeconfig = v.substr(0, v.find(':'));
-         return std::string();
-       }},
+       "kubeconfig file for running outside a cluster (a ':' list as in kubectl: empty entries "
+       "and missing files are skipped, exactly one file must remain).",
+       false, true, stringSetter(&AgentConfig::kubeconfig)},
       {"context", "TS_KUBE_CONTEXT", "NAME", "the kubeconfig's current-context",
        "kubeconfig context to use.", false, true, stringSetter(&AgentConfig::kube_context)},
       {"admin-addr", "TS_LOCAL_ADDR_PORT", "HOST:PORT", "[::]:9002",

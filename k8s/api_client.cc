@@ -1,18 +1,34 @@
 // ApiClient: one logical API request = token bucket, bearer token, one HTTPS attempt, and the
 // retry policy (409 for writes, 429, 5xx and connection errors, with backoff and Retry-After;
 // one immediate retry after a 401 with a re-read token). TLS verification failures are final.
+//
+// Bounds of one attempt (docs/OPERATIONS.md, "Kubernetes API client bounds"): the response body
+// goes through a content receiver that stops at kMaxResponseBodyBytes, and a watchdog thread
+// shuts the socket down when the attempt outlives ClientOptions.request_timeout (connect + TLS +
+// headers + body; cpp-httplib 0.11's own timeouts are per read, so a server that trickles a byte
+// at a time would otherwise hold the attempt forever). The receiver also returns false once the
+// deadline fired or cancel() was called: shutting a TCP socket down does not stop Linux from
+// handing out data that keeps arriving, so a read loop fed by a fast sender is stopped there.
 #include <httplib.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "common/backoff.h"
 #include "k8s/client.h"
+#include "k8s/errors.h"
 #include "k8s/server_address.h"
 #include "k8s/tls_material.h"
 #include "k8s/token_bucket.h"
@@ -93,6 +109,95 @@ std::string describeTransportError(httplib::Error e) {
   }
 }
 
+std::string seconds(std::chrono::milliseconds ms) {
+  if (ms.count() % 1000 == 0) return std::to_string(ms.count() / 1000) + " s";
+  return std::to_string(ms.count()) + " ms";
+}
+
+// "application/json; charset=utf-8" -> "application/json"
+std::string mediaType(const std::string& content_type) {
+  std::string out = content_type.substr(0, content_type.find(';'));
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool isJsonMediaType(const std::string& content_type) {
+  const std::string type = mediaType(content_type);
+  return type == "application/json" ||
+         (type.size() > 5 && type.compare(type.size() - 5, 5, "+json") == 0);
+}
+
+std::string statusLine(int status, const std::string& reason) {
+  return std::to_string(status) + (reason.empty() ? "" : " " + sanitizedExcerpt(reason, 40));
+}
+
+// Fires `on_expiry` once when an armed deadline passes before disarm(). One thread per client,
+// asleep unless a deadline is armed.
+class Watchdog {
+ public:
+  explicit Watchdog(std::function<void()> on_expiry)
+      : on_expiry_(std::move(on_expiry)), thread_([this] { run(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  void arm(std::chrono::steady_clock::time_point deadline) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mu_);
+      deadline_ = deadline;
+      fired_.store(false);
+      // Back-to-back requests push the deadline later: the thread, asleep until an earlier one,
+      // finds the new one when it wakes, so the common path costs no thread wake-up.
+      wake = !sleeping_until_ || deadline < *sleeping_until_;
+    }
+    if (wake) cv_.notify_all();
+  }
+  // Returns whether the deadline fired since arm(); on_expiry has finished if it did.
+  bool disarm() {
+    std::lock_guard lock(mu_);
+    deadline_.reset();
+    return fired_.load();
+  }
+  bool fired() const { return fired_.load(); }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    while (!quit_) {
+      if (!deadline_) {
+        sleeping_until_.reset();
+        cv_.wait(lock);
+        continue;
+      }
+      sleeping_until_ = *deadline_;
+      cv_.wait_until(lock, *sleeping_until_);
+      if (deadline_ && std::chrono::steady_clock::now() >= *deadline_) {
+        fired_.store(true);
+        deadline_.reset();
+        on_expiry_();  // under mu_: disarm() returns only after it finished
+      }
+    }
+  }
+
+  const std::function<void()> on_expiry_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  std::optional<std::chrono::steady_clock::time_point> sleeping_until_;  // the thread's wait
+  std::atomic<bool> fired_{false};
+  bool quit_ = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 struct ApiClient::Impl {
@@ -114,10 +219,16 @@ struct ApiClient::Impl {
   Status setUp();
   struct Attempt {
     int status = 0;
+    std::string reason;  // the status line's reason phrase
     std::string body;
     std::string retry_after;
+    std::string content_type;
+    std::string location;
     httplib::Error error = httplib::Error::Success;
-    long verify_error = 0;  // X509_V_ERR_*: the handshake failed on the server certificate
+    long verify_error = 0;           // X509_V_ERR_*: the handshake failed on the server certificate
+    bool deadline_exceeded = false;  // the watchdog ended the attempt
+    bool body_too_large = false;     // the body passed kMaxResponseBodyBytes (reading stopped)
+    uint64_t declared_length = 0;    // Content-Length, when the server sent one
   };
   Attempt send(std::string_view verb, const std::string& path, const std::string& body,
                const std::string& content_type, const std::string& token);
@@ -130,6 +241,10 @@ struct ApiClient::Impl {
   Error cancelledError(std::string_view verb, const std::string& path) const {
     return Error{std::string(verb) + " " + cfg.server + path + ": cancelled (shutting down)"};
   }
+  // The final answer of a logical request that is not a usable API response: a redirect, a 2xx
+  // that is not JSON, a body over the cap. Empty if the answer is usable.
+  std::optional<Error> unusableAnswer(std::string_view verb, const std::string& path,
+                                      const Attempt& a, const std::vector<std::string>& sent) const;
 
   const ClusterConfig cfg;
   const ClientOptions opts;
@@ -146,6 +261,9 @@ struct ApiClient::Impl {
   TlsMaterial tls;          // must outlive `http` (its SSL_CTX points at it)
   std::mutex http_mu;       // one attempt at a time on the keep-alive connection
   std::unique_ptr<httplib::SSLClient> http;
+  // Declared after `http`, so destroyed (joined) before it. Shuts the socket down when the
+  // attempt in flight passes its deadline.
+  std::unique_ptr<Watchdog> watchdog;
 };
 
 Status ApiClient::Impl::setUp() {
@@ -189,6 +307,8 @@ Status ApiClient::Impl::setUp() {
   http->set_connection_timeout(opts.connect_timeout);
   http->set_read_timeout(opts.request_timeout);
   http->set_write_timeout(opts.request_timeout);
+  http->set_follow_location(false);  // a redirect is reported (naming its Location), not followed
+  watchdog = std::make_unique<Watchdog>([this] { http->stop(); });
   return {};
 }
 
@@ -216,14 +336,55 @@ ApiClient::Impl::Attempt ApiClient::Impl::send(std::string_view verb, const std:
   if (!content_type.empty()) req.headers.emplace("Content-Type", content_type);
   req.body = body;
   httplib::Response res;
-  if (!http->send(req, res, a.error)) {
+  // The body is collected here, not by httplib (which appends without a limit). Returning false
+  // makes httplib stop reading and fail the attempt with Error::Canceled.
+  req.response_handler = [&](const httplib::Response& head) {
+    if (head.has_header("Content-Length")) {
+      const std::string declared = head.get_header_value("Content-Length");
+      if (!declared.empty() && declared.size() < 20 &&
+          declared.find_first_not_of("0123456789") == std::string::npos) {
+        a.declared_length = std::stoull(declared);
+      }
+    }
+    if (a.declared_length > kMaxResponseBodyBytes) {
+      a.body_too_large = true;  // no need to read a byte of it
+      return false;
+    }
+    return !stop.stopped() && !watchdog->fired();
+  };
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    if (stop.stopped() || watchdog->fired()) return false;
+    if (a.body.size() + n > kMaxResponseBodyBytes) {
+      a.body_too_large = true;
+      return false;
+    }
+    a.body.append(data, n);
+    return true;
+  };
+  watchdog->arm(std::chrono::steady_clock::now() + opts.request_timeout);
+  const bool sent = http->send(req, res, a.error);
+  a.deadline_exceeded = watchdog->disarm();
+  if (!sent || a.body_too_large) {
     if (a.error == httplib::Error::Success) a.error = httplib::Error::Unknown;
     a.verify_error = tls.takeVerifyError();
+    if (a.body_too_large) {  // an answer whose status is known but whose body was cut off
+      a.status = res.status;
+      a.reason = res.reason;
+      a.content_type = res.get_header_value("Content-Type");
+      a.body.clear();
+      // The rest of it may still be on the connection: drop the connection with it.
+      http->stop();
+    } else {
+      a.body.clear();
+    }
     return a;
   }
+  a.deadline_exceeded = false;  // complete before the watchdog fired
   a.status = res.status;
-  a.body = std::move(res.body);
+  a.reason = res.reason;
   a.retry_after = res.get_header_value("Retry-After");
+  a.content_type = res.get_header_value("Content-Type");
+  a.location = res.get_header_value("Location");
   return a;
 }
 
@@ -233,10 +394,60 @@ Error ApiClient::Impl::transportError(std::string_view verb, const std::string& 
     return Error{"TLS verification of " + cfg.server +
                  " failed: " + describeVerifyFailure(a.verify_error, verify_name)};
   }
-  std::string msg =
-      std::string(verb) + " " + cfg.server + path + ": " + describeTransportError(a.error);
-  if (attempts > 1) msg += " (" + std::to_string(attempts) + " attempts)";
-  return Error{msg + "; check that the API server is reachable at " + cfg.server};
+  const std::string what = std::string(verb) + " " + cfg.server + path + ": ";
+  const std::string tries = attempts > 1 ? " (" + std::to_string(attempts) + " attempts)" : "";
+  if (a.deadline_exceeded) {
+    return Error{what + "no complete answer within the request deadline of " +
+                 seconds(opts.request_timeout) +
+                 " (connect, TLS handshake, response headers and body together)" + tries +
+                 "; the API server, or a proxy or load balancer in front of it, is stalled or "
+                 "sending very slowly: check its health and the network path to " +
+                 cfg.server};
+  }
+  return Error{what + describeTransportError(a.error) + tries +
+               "; check that the API server is reachable at " + cfg.server};
+}
+
+std::optional<Error> ApiClient::Impl::unusableAnswer(std::string_view verb, const std::string& path,
+                                                     const Attempt& a,
+                                                     const std::vector<std::string>& sent) const {
+  const std::string what = std::string(verb) + " " + cfg.server + path + ": ";
+  if (a.body_too_large) {
+    const std::string size = a.declared_length > 0
+                                 ? "a body of " + std::to_string(a.declared_length) + " bytes"
+                                 : "a body larger than that";
+    return Error{what + "the API server answered " + statusLine(a.status, a.reason) + " with " +
+                     size + "; the agent reads at most " +
+                     std::to_string(kMaxResponseBodyBytes / (1024 * 1024)) +
+                     " MiB (a Secret or ConfigMap holds at most 1 MiB of data) and stopped "
+                     "reading: check what answers at " +
+                     cfg.server + " (a proxy in the way?) and the object's size",
+                 0};
+  }
+  if (a.status >= 300 && a.status < 400) {
+    const std::string location =
+        a.location.empty() ? "no Location header"
+                           : "Location: " + sanitizedExcerpt(redactCredentials(a.location, sent),
+                                                             kMaxExcerptBytes);
+    return Error{what + "the API server answered " + statusLine(a.status, a.reason) + " (" +
+                     location +
+                     "); the agent does not follow redirects: point the server URL at the API "
+                     "server itself, not at a proxy or login page",
+                 a.status};
+  }
+  if (a.status >= 200 && a.status < 300 && !a.body.empty() && !isJsonMediaType(a.content_type)) {
+    const std::string type = a.content_type.empty()
+                                 ? "no Content-Type"
+                                 : "Content-Type \"" + sanitizedExcerpt(a.content_type, 100) + "\"";
+    return Error{what + "the API server answered " + statusLine(a.status, a.reason) + " with " +
+                     type + ", not JSON: \"" +
+                     sanitizedExcerpt(redactCredentials(a.body, sent), kMaxExcerptBytes) +
+                     "\"; something other than the Kubernetes API server answered (a proxy's "
+                     "login or error page?): check the server URL " +
+                     cfg.server,
+                 0};
+  }
+  return std::nullopt;
 }
 
 ApiClient::ApiClient(ClusterConfig cfg, ClientOptions opts, RequestObserver* observer, Logger& log,
@@ -257,7 +468,9 @@ Status ApiClient::configStatus() const {
 
 void ApiClient::cancel() {
   impl_->stop.stop();
-  if (impl_->http) impl_->http->stop();  // aborts an attempt in flight; thread-safe in httplib
+  // Aborts an attempt in flight (thread-safe in httplib: it shuts the socket down); the content
+  // receiver stops a body that keeps arriving at its next chunk.
+  if (impl_->http) impl_->http->stop();
 }
 
 Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string& path,
@@ -271,6 +484,7 @@ Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string
   int attempts = 0;           // HTTP attempts made
   int retry_budget_used = 0;  // attempts that count against max_attempts
   bool token_retried = false;
+  std::vector<std::string> sent_tokens;  // redacted from anything the server says
   for (;;) {
     if (d.stop.stopped()) return d.cancelledError(verb, path);
     if (const auto wait = d.bucket.reserve(); wait.count() > 0 && d.stop.waitFor(wait)) {
@@ -278,6 +492,10 @@ Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string
     }
     auto token = d.tokens.token();
     if (!token) return token.error();
+    if (!token->empty() &&
+        std::find(sent_tokens.begin(), sent_tokens.end(), *token) == sent_tokens.end()) {
+      sent_tokens.push_back(*token);
+    }
 
     const auto start = d.clock.monotonicNow();
     Impl::Attempt a = d.send(verb, path, body, content_type, *token);
@@ -286,6 +504,10 @@ Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string
     d.report(verb, resource, a.status, start);
 
     milliseconds delay{0};
+    if (a.body_too_large) {
+      // The answer will not get smaller on a retry.
+      return *d.unusableAnswer(verb, path, a, sent_tokens);
+    }
     if (a.status == 0) {
       if (d.stop.stopped()) return d.cancelledError(verb, path);
       // A certificate that fails verification will fail again: report it at once.
@@ -303,7 +525,16 @@ Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string
       const auto retry_after = parseRetryAfter(a.retry_after, d.opts.retry_after_cap);
       delay = backoff.next();
       if (retry_after) delay = *retry_after;
+    } else if (auto unusable = d.unusableAnswer(verb, path, a, sent_tokens)) {
+      return *unusable;
+    } else if (a.status == 401 && token_retried && !d.tokens.lastReadError().empty()) {
+      return tokenRereadFailedError(verb, d.cfg.server + path, d.tokens.tokenFile(),
+                                    d.tokens.lastReadError(),
+                                    redactCredentials(a.body, sent_tokens));
     } else {
+      // Anything a server says outside a success body ends up in errors, logs and /readyz: the
+      // credentials it may echo are taken out here, where every answer passes.
+      if (a.status < 200 || a.status >= 300) a.body = redactCredentials(a.body, sent_tokens);
       return HttpResponse{a.status, std::move(a.body), std::move(a.retry_after), attempts};
     }
 
@@ -312,7 +543,9 @@ Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string
                {{"verb", std::string(verb)},
                 {"resource", std::string(resource)},
                 {"code", std::to_string(a.status)},
-                {"error", a.status == 0 ? describeTransportError(a.error) : std::string()},
+                {"error", a.deadline_exceeded ? "request deadline exceeded"
+                          : a.status == 0     ? describeTransportError(a.error)
+                                              : std::string()},
                 {"attempt", std::to_string(attempts)},
                 {"delay_ms", std::to_string(delay.count())}});
     if (delay.count() > 0 && d.stop.waitFor(delay)) return d.cancelledError(verb, path);

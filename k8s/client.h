@@ -7,6 +7,7 @@
 //   auto secret = k8s::makeSecretStore(api, cfg->namespace_name, "tailscale");
 //   secret->patch({{"device_id", "nX"}, {"stale_key", std::nullopt}}, /*create_if_missing=*/true);
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +24,14 @@ namespace tsk::k8s {
 inline constexpr std::string_view kServiceAccountDir =
     "/var/run/secrets/kubernetes.io/serviceaccount";
 
+// The most a response body may hold; the agent stops reading past it and fails the request. A
+// Secret's or ConfigMap's data is at most 1 MiB (Kubernetes validation, MaxSecretSize), which is
+// ~1.4 MiB as base64 in JSON, and etcd stores no object over 1.5 MiB (--max-request-bytes); with
+// metadata, managedFields and annotations (at most 256 KiB) every valid answer for one object
+// fits in 3 MiB with room to spare, while a broken or hostile server cannot make the agent hold
+// more than this per request.
+inline constexpr size_t kMaxResponseBodyBytes = 3 * 1024 * 1024;
+
 struct ClusterConfig {
   std::string server;           // "https://host:port" (IPv6 hosts in brackets)
   std::string ca_pem;           // PEM bundle: the only trust roots
@@ -33,6 +42,7 @@ struct ClusterConfig {
   std::string namespace_name;         // service-account namespace or the context's namespace
   std::string tls_server_name;        // override for SNI/host verification; "" = host of `server`
   bool insecure_skip_verify = false;  // only from an explicit flag; warns at every start
+  std::string source;  // where this came from, for the start-up log: "kubeconfig /path", ...
 };
 
 // In-cluster: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT and the service-account dir
@@ -40,16 +50,24 @@ struct ClusterConfig {
 // namespace file is missing so the caller needs one from elsewhere). Files that are not regular
 // or are too large (see read_file.h) are errors naming the file.
 Result<ClusterConfig> loadInCluster(std::string_view sa_dir = kServiceAccountDir);
-// Out of cluster: a kubeconfig file; `context` empty = current-context. Supported: cluster
+// Out of cluster: a kubeconfig file; `context` empty = current-context. `path` may be a
+// ':'-separated list as in KUBECONFIG: empty entries and files that do not exist are skipped (as
+// kubectl does) and exactly one existing file must remain (the agent does not merge; the error
+// names the files). Supported: cluster
 // server, certificate-authority(-data) (relative paths against the file's directory),
 // tls-server-name; user token, tokenFile, client-certificate/client-key(-data); the context's
 // namespace ("default" if unset). exec/auth-provider/basic auth are rejected with a clear error.
 // insecure-skip-tls-verify is refused unless `allow_insecure_skip_verify` (an explicit flag).
 Result<ClusterConfig> loadKubeconfig(const std::string& path, const std::string& context = "",
                                      bool allow_insecure_skip_verify = false);
+// The one file a KUBECONFIG-style list names (see loadKubeconfig), or what is wrong with it.
+Result<std::string> pickKubeconfig(std::string_view list);
 
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5'000};
+  // The deadline of one HTTP attempt as a whole: connect, TLS handshake, request, response
+  // headers and body (not per read: a server trickling bytes cannot stretch it). Retries get a
+  // fresh deadline each.
   std::chrono::milliseconds request_timeout{10'000};
   double qps = 5.0;  // client-side token bucket
   int burst = 10;
@@ -97,8 +115,12 @@ class ApiClient {
   ApiClient& operator=(const ApiClient&) = delete;
 
   // One logical request with retries (409/429/5xx/transport), Retry-After, token refresh on
-  // 401, and the token bucket. Returns the final response (any status), or an Error for a
-  // transport failure that outlasted the retries (TLS errors are not retried and say so).
+  // 401, and the token bucket. Returns the final response (any status but 3xx), or an Error for
+  // a transport failure that outlasted the retries (TLS errors are not retried and say so), a
+  // body over kMaxResponseBodyBytes, a redirect (named with its Location; never followed), a 2xx
+  // whose body is not JSON (named with its Content-Type and an excerpt), or a 401 after a failed
+  // token-file re-read. The body of a non-2xx response has the tokens sent redacted
+  // (redactCredentials in errors.h), so it is safe to put into errors and logs.
   // `path` is relative to the server URL (which may carry a path prefix), query included.
   Result<HttpResponse> request(std::string_view verb, const std::string& path,
                                std::string_view resource, const std::string& body = "",
@@ -109,7 +131,8 @@ class ApiClient {
   Status configStatus() const;
   const ClusterConfig& config() const;
   const ClientOptions& options() const;
-  // Wakes any retry sleep and makes further requests fail fast (shutdown).
+  // Wakes any retry sleep, interrupts an attempt in flight (also one still receiving data) and
+  // makes further requests fail fast (shutdown).
   void cancel();
 
  private:

@@ -1,11 +1,13 @@
 #include "k8s/errors.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
+
+#include "k8s/base64.h"
 
 namespace tsk::k8s {
 namespace {
-
-constexpr size_t kExcerptLimit = 200;
 
 std::string quote(std::string_view s) {
   return "\"" + std::string(s) + "\"";
@@ -60,21 +62,74 @@ std::string statusText(int status) {
 }
 
 std::string printableExcerpt(std::string_view body) {
-  std::string out;
-  for (char c : body) {
-    if (out.size() >= kExcerptLimit) {
-      out += "...";
-      break;
-    }
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u >= 0x20 && u < 0x7f ? c : ' ');
+  return sanitizedExcerpt(body, kMaxExcerptBytes);
+}
+
+void replaceAll(std::string& text, const std::string& needle, std::string_view with) {
+  if (needle.empty()) return;
+  for (size_t at = text.find(needle); at != std::string::npos;
+       at = text.find(needle, at + with.size())) {
+    text.replace(at, needle.size(), with);
   }
-  const auto last = out.find_last_not_of(' ');
-  out.resize(last == std::string::npos ? 0 : last + 1);
-  return out;
+}
+
+// The base64 characters of `secret` that do not depend on its neighbours, when it starts at byte
+// offset `align` (0, 1, 2) of a longer encoded string; padding stripped.
+std::string alignedBase64Core(std::string_view secret, size_t align) {
+  std::string padded(align, '\0');
+  padded += secret;
+  std::string encoded = base64Encode(padded);
+  encoded.erase(encoded.find_last_not_of('=') + 1);
+  const size_t first = (8 * align + 5) / 6;               // the first character all of the secret
+  const size_t last = (8 * (align + secret.size())) / 6;  // one past the last such character
+  if (last <= first || last > encoded.size()) return "";
+  return encoded.substr(first, last - first);
 }
 
 }  // namespace
+
+std::string sanitizedExcerpt(std::string_view text, size_t limit) {
+  std::string out;
+  bool space = false;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool printable = u > 0x20 && u < 0x7f;
+    if (!printable) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out.push_back(' ');
+    space = false;
+    if (out.size() >= limit) {
+      out += "...";
+      break;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string redactCredentials(std::string text, const std::vector<std::string>& credentials) {
+  std::vector<std::string> needles;
+  for (const auto& secret : credentials) {
+    if (secret.size() < 4) continue;
+    needles.push_back(secret);
+    for (size_t align = 0; align < 3; ++align) {
+      std::string core = alignedBase64Core(secret, align);
+      if (core.size() < 4) continue;
+      std::string url = core;
+      std::replace(url.begin(), url.end(), '+', '-');
+      std::replace(url.begin(), url.end(), '/', '_');
+      needles.push_back(std::move(core));
+      needles.push_back(std::move(url));
+    }
+  }
+  // Longest first, so a shorter needle never splits a longer one's match.
+  std::sort(needles.begin(), needles.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const auto& needle : needles) replaceAll(text, needle, "[REDACTED]");
+  return text;
+}
 
 std::string singularKind(std::string_view resource) {
   if (!resource.empty() && resource.back() == 's') resource.remove_suffix(1);
@@ -117,6 +172,18 @@ Error unauthorizedError(std::string_view verb, const ObjectRef& ref, std::string
       ". The token is invalid, expired or revoked: check the service account token (or the "
       "kubeconfig user)";
   return Error{msg, 401};
+}
+
+Error tokenRereadFailedError(std::string_view verb, std::string_view url,
+                             std::string_view token_file, std::string_view reread_error,
+                             std::string_view body) {
+  return Error{"unauthorized: the API server rejected the agent's credentials (401) for " +
+                   std::string(verb) + " " + std::string(url) + "; re-reading the token file " +
+                   std::string(token_file) + " failed (" + std::string(reread_error) +
+                   "), so the rejected token is the last one read from it" + saidSuffix(body) +
+                   ". Fix the token mount (kubelet rotates the service-account token in place) "
+                   "or the kubeconfig tokenFile",
+               401};
 }
 
 Error missingObjectError(const ObjectRef& ref) {

@@ -7,6 +7,7 @@
 #include "k8s/client.h"
 #include "k8s/read_file.h"
 #include "k8s/tls_material.h"
+#include "k8s/token_source.h"
 
 namespace tsk::k8s {
 namespace {
@@ -55,6 +56,7 @@ Result<ClusterConfig> loadInCluster(std::string_view sa_dir_view) {
 
   ClusterConfig cfg;
   cfg.server = "https://" + host + ":" + port;
+  cfg.source = "in-cluster service account " + sa_dir;
 
   cfg.token_file = sa_dir + "/token";
   auto token = readFileContents(cfg.token_file, kMaxTokenFileBytes);
@@ -65,6 +67,10 @@ Result<ClusterConfig> loadInCluster(std::string_view sa_dir_view) {
   }
   if (trimmed(*token).empty()) {
     return Error{"service-account token " + cfg.token_file + " is empty; check the token mount"};
+  }
+  if (auto valid = validateToken(trimmed(*token), "the service-account token " + cfg.token_file);
+      !valid) {
+    return valid.error();
   }
 
   const std::string ca_path = sa_dir + "/ca.crt";

@@ -2,6 +2,7 @@
 // file, the field path (e.g. users["admin"].user.exec) and, where yaml-cpp knows it, the line.
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 #include "k8s/client.h"
 #include "k8s/read_file.h"
 #include "k8s/tls_material.h"
+#include "k8s/token_source.h"
 
 namespace tsk::k8s {
 namespace {
@@ -164,8 +166,8 @@ class KubeconfigParser {
       if (!current) return current.error();
       if (!*current || (*current)->empty()) {
         return fieldError("current-context", root,
-                          "not set; name a context (--kube-context) or run `kubectl config "
-                          "use-context NAME`");
+                          "not set; name a context (--context NAME, or TS_KUBE_CONTEXT) or "
+                          "run `kubectl config use-context NAME`");
       }
       context_name = **current;
       context_ref.reset(root["current-context"]);  // reset: `=` would overwrite root itself
@@ -282,7 +284,12 @@ class KubeconfigParser {
     }
     auto token = optString(*user, "token", f + "token");
     if (!token) return token.error();
-    if (*token) cfg.token = **token;
+    if (*token) {
+      if (auto valid = validateToken(**token, "the kubeconfig's " + f + "token"); !valid) {
+        return fieldError(f + "token", (*user)["token"], valid.error().message);
+      }
+      cfg.token = **token;
+    }
     auto token_file = optString(*user, "tokenFile", f + "tokenFile");
     if (!token_file) return token_file.error();
     if (*token_file && !(*token_file)->empty()) {
@@ -290,6 +297,14 @@ class KubeconfigParser {
       auto readable = readFileContents(cfg.token_file, kMaxTokenFileBytes);
       if (!readable)
         return fieldError(f + "tokenFile", (*user)["tokenFile"], readable.error().message);
+      // The check every later re-read makes (TokenSource), so a bad file fails at start.
+      const auto first = readable->find_first_not_of(" \t\r\n");
+      const auto last = readable->find_last_not_of(" \t\r\n");
+      const std::string_view file_token =
+          first == std::string::npos ? std::string_view()
+                                     : std::string_view(*readable).substr(first, last - first + 1);
+      if (auto valid = validateToken(file_token, "the token file " + cfg.token_file); !valid)
+        return fieldError(f + "tokenFile", (*user)["tokenFile"], valid.error().message);
     }
 
     auto cert = fileOrData(*user, "client-certificate", f);
@@ -317,10 +332,52 @@ class KubeconfigParser {
 
 }  // namespace
 
+Result<std::string> pickKubeconfig(std::string_view list) {
+  // kubectl (client-go clientcmd, NewDefaultClientConfigLoadingRules) splits KUBECONFIG on the
+  // path-list separator, skips empty entries and files that do not exist, and merges the rest.
+  // The agent reads one file: it takes the one listed file that exists, and says so otherwise.
+  std::vector<std::string> entries, existing;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t colon = std::min(list.find(':', start), list.size());
+    if (colon > start) entries.emplace_back(list.substr(start, colon - start));
+    start = colon + 1;
+  }
+  if (entries.empty()) {
+    return Error{"kubeconfig: \"" + std::string(list) +
+                 "\" names no file (only empty ':'-separated entries); set KUBECONFIG or "
+                 "--kubeconfig to a kubeconfig file, or unset it to run in-cluster"};
+  }
+  if (entries.size() == 1) return entries.front();  // a missing file is reported by the parser
+  for (const auto& e : entries) {
+    std::error_code ec;
+    if (fs::exists(e, ec)) existing.push_back(e);
+  }
+  auto joined = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& e : v) out += (out.empty() ? "" : ", ") + e;
+    return out;
+  };
+  if (existing.size() == 1) return existing.front();
+  if (existing.empty()) {
+    return Error{"kubeconfig: none of the files listed in \"" + std::string(list) + "\" exists (" +
+                 joined(entries) +
+                 "); set KUBECONFIG or --kubeconfig to an existing kubeconfig file"};
+  }
+  return Error{"kubeconfig: \"" + std::string(list) + "\" lists " +
+               std::to_string(existing.size()) + " existing files (" + joined(existing) +
+               "); the agent does not merge kubeconfigs as kubectl does: name exactly one "
+               "(e.g. kubectl config view --flatten --minify > one.yaml)"};
+}
+
 Result<ClusterConfig> loadKubeconfig(const std::string& path, const std::string& context,
                                      bool allow_insecure_skip_verify) {
   if (path.empty()) return Error{"kubeconfig: no path given; pass --kubeconfig or set KUBECONFIG"};
-  return KubeconfigParser(path, allow_insecure_skip_verify).parse(context);
+  auto file = pickKubeconfig(path);
+  if (!file) return file.error();
+  auto cfg = KubeconfigParser(*file, allow_insecure_skip_verify).parse(context);
+  if (cfg) cfg->source = "kubeconfig " + *file;
+  return cfg;
 }
 
 }  // namespace tsk::k8s

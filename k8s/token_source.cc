@@ -14,6 +14,23 @@ std::string trimmed(const std::string& s) {
 
 }  // namespace
 
+Status validateToken(std::string_view token, std::string_view origin) {
+  for (size_t i = 0; i < token.size(); ++i) {
+    const auto c = static_cast<unsigned char>(token[i]);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) {
+      const std::string what = c == '\r'   ? "a carriage return (CR)"
+                               : c == '\n' ? "a line feed (LF)"
+                                           : "a control character";
+      return Error{"the bearer token from " + std::string(origin) + " holds " + what + " at byte " +
+                   std::to_string(i + 1) +
+                   ", which cannot be sent in an HTTP header (it would end the Authorization "
+                   "header and start others); the agent refuses it: write the token alone, on "
+                   "one line"};
+    }
+  }
+  return {};
+}
+
 TokenSource::TokenSource(std::string static_token, std::string token_file,
                          std::chrono::seconds refresh, Clock& clock, Logger& log)
     : static_token_(std::move(static_token)),
@@ -33,15 +50,29 @@ Result<std::string> TokenSource::readTokenFile() const {
     return Error{"bearer token file " + token_file_ +
                  " is empty; check the service-account token mount (or the kubeconfig tokenFile)"};
   }
+  if (auto valid = validateToken(token, "the token file " + token_file_); !valid) {
+    return valid.error();
+  }
   return token;
 }
 
+std::string TokenSource::lastReadError() {
+  std::lock_guard lock(mu_);
+  return last_read_error_;
+}
+
 Result<std::string> TokenSource::token() {
-  if (token_file_.empty()) return static_token_;
+  if (token_file_.empty()) {
+    if (auto valid = validateToken(static_token_, "the kubeconfig user's token"); !valid) {
+      return valid.error();
+    }
+    return static_token_;
+  }
   std::lock_guard lock(mu_);
   const auto now = clock_.monotonicNow();
   if (cached_ && !stale_ && now - read_at_ < refresh_) return *cached_;
   auto fresh = readTokenFile();
+  last_read_error_ = fresh ? "" : fresh.error().message;
   if (!fresh) {
     if (!cached_) return fresh.error();
     log_.warn(

@@ -2,6 +2,8 @@
 // 403 errors that name the missing Role rule.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "tests/integration/k8s/emu_fixture.h"
 
 namespace tsk::k8s::testing {
@@ -49,6 +51,30 @@ TEST_F(AuthTest, TokenStillRejectedAfterRereadIsReportedOnce) {
       << patched.error().message;
   EXPECT_EQ(patched.error().message.find(kAgentToken), std::string::npos);
   EXPECT_EQ(apiRequests("PATCH").size(), 2u);  // the first try and one retry, no more
+}
+
+TEST_F(AuthTest, A401AfterAFailedTokenRereadSaysTheRereadFailed) {
+  seedSecret("ts-state", {{"k", "v"}});
+  auto api = makeClient();
+  auto secret = makeSecretStore(*api, kNamespace, "ts-state");
+  ASSERT_TRUE(secret->get().ok());  // the token is read and cached
+  ASSERT_TRUE(emu().revokeToken(kAgentToken));
+  std::filesystem::remove(token_file_);
+  std::filesystem::create_directory(token_file_);  // a broken mount: the re-read fails
+  auto patched = secret->patch({{"k", "1"}}, false);
+  ASSERT_FALSE(patched.ok());
+  EXPECT_EQ(patched.error().code, 401);
+  const std::string& m = patched.error().message;
+  EXPECT_EQ(m.find("even after re-reading"), std::string::npos) << m;
+  EXPECT_NE(m.find("re-reading the token file " + token_file_ +
+                   " failed (bearer token: cannot "
+                   "read " +
+                   token_file_ + ": a directory, not a regular file"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("so the rejected token is the last one read from it"), std::string::npos) << m;
+  EXPECT_EQ(m.find(kAgentToken), std::string::npos) << m;
+  EXPECT_EQ(apiRequests("PATCH").size(), 2u);
 }
 
 TEST_F(AuthTest, StaticTokenRejectedIsNotRetried) {

@@ -84,12 +84,17 @@ TEST(Config, ContainerbootEnvironmentNamesAreRead) {
   EXPECT_EQ(c.secret, "ts-state");
   EXPECT_EQ(c.configmap, "ts-id");
   EXPECT_EQ(c.namespace_name, "tailscale");
-  EXPECT_EQ(c.kubeconfig, "/k/config");
+  EXPECT_EQ(c.kubeconfig, "/k/config:/k/other");  // the list: k8s::loadKubeconfig picks the file
   EXPECT_EQ(c.admin_addr, "127.0.0.1:9100");
   EXPECT_TRUE(c.track_peers);
   EXPECT_EQ(c.pod_uid, "uid-1");
   EXPECT_EQ(c.log_format, LogFormat::Json);
   EXPECT_EQ(c.shutdown_timeout, milliseconds(3'000));
+}
+
+TEST(Config, AKubeconfigListWithAnEmptyFirstEntryIsNotTakenForUnset) {
+  // kubectl skips empty entries; taking the text before the first ':' made this in-cluster.
+  EXPECT_EQ(parseOk({}, {{"KUBECONFIG", ":/k/config"}}).kubeconfig, ":/k/config");
 }
 
 TEST(Config, EmptySecretEnvironmentMeansNoSecretTarget) {

@@ -1,6 +1,10 @@
 #include "k8s/errors.h"
 
+#include "k8s/base64.h"
+
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 namespace tsk::k8s {
 namespace {
@@ -76,6 +80,35 @@ TEST(K8sErrors, KubernetesMessageFallsBackToAPrintableExcerpt) {
 TEST(K8sErrors, SingularKind) {
   EXPECT_EQ(singularKind("secrets"), "secret");
   EXPECT_EQ(singularKind("configmaps"), "configmap");
+}
+
+TEST(K8sErrors, SanitizedExcerptIsOneShortPrintableLine) {
+  EXPECT_EQ(sanitizedExcerpt("  <html>\r\n\t<b>x</b>\x01\xff\xfe y  \n"), "<html> <b>x</b> y");
+  EXPECT_EQ(sanitizedExcerpt(std::string(500, 'a'), 10), "aaaaaaaaaa...");
+  EXPECT_EQ(sanitizedExcerpt(""), "");
+}
+
+TEST(K8sErrors, RedactsATokenAndEveryBase64FormOfIt) {
+  const std::string token = "eyJhbGciOiJSUzI1NiJ9.payload-part_0123";
+  for (const std::string prefix : {"", "B", "Be", "Bearer ", "Authorization: Bearer "}) {
+    const std::string wrapped = prefix + token + "\r\nX: y";
+    std::string b64 = base64Encode(wrapped);
+    std::string url = b64;
+    std::replace(url.begin(), url.end(), '+', '-');
+    std::replace(url.begin(), url.end(), '/', '_');
+    const std::string text = "raw " + wrapped + " std " + b64 + " url " + url;
+    const std::string out = redactCredentials(text, {token});
+    EXPECT_EQ(out.find(token), std::string::npos) << out;
+    // No run of 8 base64 characters that encodes only token bytes survives.
+    const std::string core0 = base64Encode(token).substr(0, 40);
+    for (size_t i = 0; i + 8 <= core0.size(); i += 8) {
+      EXPECT_EQ(out.find(core0.substr(i, 8)), std::string::npos) << prefix << ": " << out;
+    }
+    EXPECT_NE(out.find("[REDACTED]"), std::string::npos);
+    EXPECT_NE(out.find("raw " + prefix + "[REDACTED]"), std::string::npos) << out;
+  }
+  EXPECT_EQ(redactCredentials("nothing to see", {token}), "nothing to see");
+  EXPECT_EQ(redactCredentials("a short abc", {"abc"}), "a short abc");  // under 4 bytes
 }
 
 }  // namespace

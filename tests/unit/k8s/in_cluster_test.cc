@@ -112,6 +112,16 @@ TEST_F(InClusterTest, EmptyTokenIsAnError) {
   EXPECT_NE(message(loadInCluster(dir_.string())).find("is empty"), std::string::npos);
 }
 
+TEST_F(InClusterTest, ATokenWithCrLfInsideIsRefused) {
+  write("token", "sa-token\r\nImpersonate-User: system:admin\n");
+  const std::string m = message(loadInCluster(dir_.string()));
+  EXPECT_NE(m.find("the bearer token from the service-account token " + (dir_ / "token").string() +
+                   " holds a carriage return (CR) at byte 9"),
+            std::string::npos)
+      << m;
+  EXPECT_EQ(m.find("system:admin"), std::string::npos) << m;
+}
+
 TEST_F(InClusterTest, MissingCaNamesTheFile) {
   fs::remove(dir_ / "ca.crt");
   const std::string m = message(loadInCluster(dir_.string()));

@@ -229,6 +229,75 @@ TEST_F(KubeconfigTest, MissingCurrentContextSaysHowToPickOne) {
   writeConfig("clusters: []\n");
   const std::string m = failure();
   EXPECT_NE(m.find(prefix() + "current-context (line 1): not set"), std::string::npos) << m;
+  // The agent's flag is --context (agent/config.cc); there is no --kube-context.
+  EXPECT_NE(m.find("name a context (--context NAME, or TS_KUBE_CONTEXT)"), std::string::npos) << m;
+  EXPECT_EQ(m.find("--kube-context"), std::string::npos) << m;
+}
+
+TEST_F(KubeconfigTest, AListSkipsEmptyEntriesAndMissingFilesAsKubectlDoes) {
+  writeConfig(typicalConfig());
+  for (const std::string& list :
+       {":" + path_, path_ + ":", "::" + path_ + "::", (dir_ / "missing").string() + ":" + path_}) {
+    auto r = loadKubeconfig(list);
+    ASSERT_TRUE(r.ok()) << list << ": " << r.error().message;
+    EXPECT_EQ(r->server, "https://127.0.0.1:6443");
+    EXPECT_EQ(r->source, "kubeconfig " + path_) << list;
+  }
+}
+
+TEST_F(KubeconfigTest, AListWithNoFileSaysSo) {
+  auto r = loadKubeconfig("::");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message,
+            "kubeconfig: \"::\" names no file (only empty ':'-separated entries); set KUBECONFIG "
+            "or --kubeconfig to a kubeconfig file, or unset it to run in-cluster");
+  const std::string a = (dir_ / "a").string(), b = (dir_ / "b").string();
+  r = loadKubeconfig(a + ":" + b);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "kubeconfig: none of the files listed in \"" + a + ":" + b +
+                                   "\" exists (" + a + ", " + b +
+                                   "); set KUBECONFIG or --kubeconfig to an existing kubeconfig "
+                                   "file");
+}
+
+TEST_F(KubeconfigTest, AListOfTwoExistingFilesIsRefusedNamingThem) {
+  writeConfig(typicalConfig());
+  writeFile("second", typicalConfig());
+  const std::string second = (dir_ / "second").string();
+  auto r = loadKubeconfig(path_ + ":" + second);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("lists 2 existing files (" + path_ + ", " + second +
+                                   "); the agent does not merge kubeconfigs"),
+            std::string::npos)
+      << r.error().message;
+}
+
+TEST_F(KubeconfigTest, AnInlineTokenWithCrLfIsRefused) {
+  std::string yaml = typicalConfig();
+  yaml.replace(yaml.find("    token: tok-1\n"), 16,
+               "    token: \"tok-1\\r\\nImpersonate-User: system:admin\"\n");
+  writeConfig(yaml);
+  const std::string m = failure();
+  EXPECT_NE(m.find(prefix() + "users[\"u1\"].user.token (line 17): the bearer token from the "
+                              "kubeconfig's users[\"u1\"].user.token holds a carriage return "
+                              "(CR) at byte 6, which cannot be sent in an HTTP header"),
+            std::string::npos)
+      << m;
+  EXPECT_EQ(m.find("system:admin"), std::string::npos) << m;
+}
+
+TEST_F(KubeconfigTest, ATokenFileWithALineFeedInsideIsRefused) {
+  std::string yaml = typicalConfig();
+  yaml.replace(yaml.find("    token: tok-1\n"), 16, "    tokenFile: token\n");
+  writeConfig(yaml);
+  writeFile("token", "tok-1\nImpersonate-User: system:admin\n");
+  const std::string m = failure();
+  EXPECT_NE(m.find(prefix() +
+                   "users[\"u1\"].user.tokenFile (line 17): the bearer token from the "
+                   "token file " +
+                   (dir_ / "token").string() + " holds a line feed (LF) at byte 6"),
+            std::string::npos)
+      << m;
 }
 
 TEST_F(KubeconfigTest, UnknownContextListsTheAvailableOnes) {

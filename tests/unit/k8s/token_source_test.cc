@@ -158,6 +158,48 @@ TEST_F(TokenSourceTest, KeepsTheLastGoodTokenWhenTheFileBecomesADirectory) {
   EXPECT_EQ(tokens.token().value(), "tok-2");
 }
 
+TEST_F(TokenSourceTest, ATokenWithCrLfInsideIsRefusedWithoutShowingIt) {
+  writeToken("tok-1\r\nImpersonate-User: system:admin\n");
+  TokenSource tokens("", file_, seconds(60), clock_, Logger::null());
+  auto token = tokens.token();
+  ASSERT_FALSE(token.ok());
+  EXPECT_EQ(token.error().message,
+            "the bearer token from the token file " + file_ +
+                " holds a carriage return (CR) at byte 6, which cannot be sent in an HTTP header "
+                "(it would end the Authorization header and start others); the agent refuses it: "
+                "write the token alone, on one line");
+  EXPECT_EQ(tokens.lastReadError(), token.error().message);
+}
+
+TEST_F(TokenSourceTest, AStaticTokenWithAControlCharacterIsRefused) {
+  TokenSource tokens("tok\x01", "", seconds(60), clock_, Logger::null());
+  auto token = tokens.token();
+  ASSERT_FALSE(token.ok());
+  EXPECT_NE(token.error().message.find("holds a control character at byte 4"), std::string::npos)
+      << token.error().message;
+  TokenSource tab("tok\tx", "", seconds(60), clock_, Logger::null());  // as Go, a tab is allowed
+  EXPECT_TRUE(tab.token().ok());
+}
+
+TEST_F(TokenSourceTest, ARereadThatGainsALineFeedKeepsTheGoodTokenAndSaysWhy) {
+  CapturedLog log;
+  writeToken("tok-1");
+  TokenSource tokens("", file_, seconds(60), clock_, log.logger());
+  EXPECT_EQ(tokens.token().value(), "tok-1");
+  EXPECT_EQ(tokens.lastReadError(), "");
+  writeToken("tok-2\nImpersonate-User: system:admin");
+  tokens.invalidate();
+  EXPECT_EQ(tokens.token().value(), "tok-1");
+  EXPECT_NE(tokens.lastReadError().find("holds a line feed (LF) at byte 6"), std::string::npos)
+      << tokens.lastReadError();
+  EXPECT_NE(log.text().find("cannot re-read the bearer token file"), std::string::npos);
+  EXPECT_EQ(log.text().find("system:admin"), std::string::npos) << log.text();
+  writeToken("tok-3");
+  tokens.invalidate();
+  EXPECT_EQ(tokens.token().value(), "tok-3");
+  EXPECT_EQ(tokens.lastReadError(), "");
+}
+
 TEST_F(TokenSourceTest, OversizedFileIsAnErrorNamingTheFileAndTheLimit) {
   writeToken(std::string(64 * 1024 + 1, 'x'));
   TokenSource tokens("", file_, seconds(60), clock_, Logger::null());
