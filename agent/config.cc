@@ -573,8 +573,14 @@ std::string helpText() {
       "  configmap-keys: [..]  identity keys the ConfigMap holds\n"
       "      default for both: [device_id, device_fqdn, device_ips, pod_uid]\n" +
       wrapped("accepted: " + allIdentityKeyNames(), 6) +
-      "\nExit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when it cannot start (e.g. the\n"
-      "admin port is taken), 2 for a configuration error (reported before anything is touched).\n";
+      "\nSignals: SIGTERM, SIGINT and SIGHUP flush the pending identity (within "
+      "--shutdown-timeout)\n"
+      "and exit; a second one exits at once. SIGUSR1/SIGUSR2 are logged and ignored.\n"
+      "\nExit status: 0 after a clean shutdown (SIGTERM/SIGINT/SIGHUP), 1 when it cannot start "
+      "(e.g.\n"
+      "the admin port is taken), 2 for a configuration error (reported before anything is "
+      "touched),\n"
+      "128 + the signal number when a second signal cut the shutdown short.\n";
   return out;
 }
 
