@@ -31,6 +31,12 @@ Status Agent::buildPublisher() {
           "no namespace: set --namespace / POD_NAMESPACE, or a namespace in the kubeconfig "
           "context");
     }
+    if (auto st = checkDns1123Label(cluster->namespace_name); !st) {
+      const char* where = !cfg_.namespace_name.empty() ? ""
+                          : cfg_.kubeconfig.empty()    ? " (from the service account's files)"
+                                                       : " (from the kubeconfig context)";
+      return configError(st.error().message + where + "; set --namespace / POD_NAMESPACE");
+    }
     if (cfg_.insecure_skip_tls_verify) {
       cluster->insecure_skip_verify = true;
       log_.warn(
@@ -64,6 +70,7 @@ Status Agent::buildPublisher() {
   popts.wait_min = cfg_.publish_wait_min;
   popts.wait_max = cfg_.publish_wait_max;
   popts.create_objects = cfg_.create_objects;
+  popts.drift_check_interval = cfg_.drift_check_interval;
   publisher_ = std::make_unique<Publisher>(std::move(targets), popts, log_, clock_);
   return {};
 }
@@ -138,8 +145,11 @@ int Agent::adminPort() const {
 }
 
 void Agent::onStateChanged(const watcher::NodeState& state) {
+  bool resynced = false;  // the bus (re)connected and tailscaled's state was read again
   {
     std::lock_guard lock(mu_);
+    resynced = state.synced && !last_synced_;
+    last_synced_ = state.synced;
     if (state.self && state.self != last_self_) {
       metrics_.recordSelfChange(clock_.wallNow());
       last_self_ = state.self;
@@ -150,7 +160,11 @@ void Agent::onStateChanged(const watcher::NodeState& state) {
       last_state_ = state.state;
     }
   }
-  if (publisher_) publisher_->submit(state);
+  if (!publisher_) return;
+  publisher_->submit(state);
+  // Whatever happened to the objects while the bus was away is caught now, not at the next
+  // periodic check.
+  if (resynced) publisher_->checkSoon();
 }
 
 void Agent::onDisconnected(std::string_view reason) {

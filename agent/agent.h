@@ -69,6 +69,7 @@ class Agent final : public watcher::WatcherObserver {
   std::mutex mu_;  // guards the fields below (touched on the watcher thread)
   std::optional<watcher::SelfNode> last_self_;
   std::optional<watcher::BackendState> last_state_;
+  bool last_synced_ = false;
 };
 
 }  // namespace tsk::agent

@@ -26,6 +26,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
+constexpr milliseconds kMaxShortDuration{3'600'000};  // shutdown timeout, quiet window
+
 // A setter applies one textual value and returns "" on success, else what the option accepts.
 using Setter = std::function<std::string(AgentConfig&, const std::string&)>;
 
@@ -70,11 +72,41 @@ Setter boolSetter(bool AgentConfig::*field) {
   };
 }
 
-Setter durationSetter(milliseconds AgentConfig::*field) {
-  return [field](AgentConfig& c, const std::string& v) {
+// "1h", "500ms", "1m30s": how a bound reads in a message.
+std::string durationText(milliseconds d) {
+  const auto ms = d.count();
+  if (ms == 0) return "0s";
+  if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1'000 == 0) return std::to_string(ms / 1'000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+// A duration within [lo, hi] (bounded so that no deadline computed from it can overflow);
+// `zero_ok`: 0 is also accepted (it switches the feature off).
+Setter durationSetter(milliseconds AgentConfig::*field, milliseconds lo, milliseconds hi,
+                      bool zero_ok = false) {
+  return [=](AgentConfig& c, const std::string& v) {
     auto d = parseDuration(v);
-    if (!d) return std::string("a duration like 10s, 500ms or 1m30s");
+    if (!d || ((*d < lo || *d > hi) && !(zero_ok && d->count() == 0))) {
+      return std::string(zero_ok ? "0 (off) or " : "") + "a duration from " + durationText(lo) +
+             " to " + durationText(hi) + ", like 10s, 500ms or 1m30s";
+    }
     c.*field = *d;
+    return std::string();
+  };
+}
+
+std::string dns1123Rule(bool label);  // what a valid name is, for messages
+
+// A Secret/ConfigMap name (DNS-1123 subdomain) or a namespace (DNS-1123 label); "" = none.
+Setter objectNameSetter(std::string AgentConfig::*field, bool label) {
+  return [=](AgentConfig& c, const std::string& v) {
+    if (!v.empty()) {
+      auto st = label ? checkDns1123Label(v) : checkDns1123Subdomain(v);
+      if (!st) return dns1123Rule(label);
+    }
+    c.*field = v;
     return std::string();
   };
 }
@@ -99,16 +131,28 @@ std::optional<uint64_t> parseSize(std::string_view v) {
 const std::vector<OptionDef>& options() {
   static const std::vector<OptionDef> kOptions = {
       {"socket", "TS_SOCKET", "PATH", "/var/run/tailscale/tailscaled.sock",
-       "tailscaled's LocalAPI unix socket.", false, false, pathSetter(&AgentConfig::socket)},
+       "tailscaled's LocalAPI unix socket (a path of at most 107 bytes, the size of sun_path).",
+       false, false,
+       [](AgentConfig& c, const std::string& v) {
+         if (v.empty() || v.size() > kMaxSocketPathBytes) {
+           return "a non-empty path of at most " + std::to_string(kMaxSocketPathBytes) +
+                  " bytes (a unix socket address holds no more; this one has " +
+                  std::to_string(v.size()) +
+                  "): use a shorter path, e.g. mount the socket directory higher up";
+         }
+         c.socket = v;
+         return std::string();
+       }},
       {"secret", "TS_KUBE_SECRET", "NAME", "tailscale",
-       "Secret to publish the identity into; empty: no Secret target.", false, true,
-       stringSetter(&AgentConfig::secret)},
+       "Secret to publish the identity into (a DNS-1123 subdomain); empty: no Secret target.",
+       false, true, objectNameSetter(&AgentConfig::secret, false)},
       {"configmap", "TS_KUBE_CONFIGMAP", "NAME", "none",
-       "ConfigMap to publish the identity into; empty: no ConfigMap target.", false, true,
-       stringSetter(&AgentConfig::configmap)},
+       "ConfigMap to publish the identity into (a DNS-1123 subdomain); empty: no ConfigMap "
+       "target.",
+       false, true, objectNameSetter(&AgentConfig::configmap, false)},
       {"namespace", "POD_NAMESPACE", "NS", "the service account's, or the kubeconfig context's",
-       "Namespace of the Secret and ConfigMap.", false, true,
-       stringSetter(&AgentConfig::namespace_name)},
+       "Namespace of the Secret and ConfigMap (a DNS-1123 label).", false, true,
+       objectNameSetter(&AgentConfig::namespace_name, true)},
       {"kubeconfig", "KUBECONFIG", "PATH", "none: in-cluster service account",
        "kubeconfig file for running outside a cluster (a ':' list as in kubectl: empty entries "
        "and missing files are skipped, exactly one file must remain).",
@@ -155,29 +199,33 @@ const std::vector<OptionDef>& options() {
          return std::string();
        }},
       {"shutdown-timeout", "TS_SHUTDOWN_TIMEOUT", "DURATION", "10s",
-       "On SIGTERM/SIGINT, how long to try to flush the pending identity.", false, false,
-       durationSetter(&AgentConfig::shutdown_timeout)},
+       "On SIGTERM/SIGINT/SIGHUP, how long to try to flush the pending identity (0s to 1h).", false,
+       false, durationSetter(&AgentConfig::shutdown_timeout, milliseconds(0), kMaxShortDuration)},
       {"publish-wait", "TS_PUBLISH_WAIT", "MIN[:MAX]", "20ms:1s",
        "Quiet window before a write: wait until no change for MIN, but never longer than MAX "
-       "after the first change (a single value means MIN:4*MIN).",
+       "after the first change (a single value means MIN:4*MIN). Each from 0s to 1h.",
        false, false,
        [](AgentConfig& c, const std::string& v) {
-         const std::string accepted = "MIN:MAX durations with MIN <= MAX, like 20ms:1s";
+         const std::string accepted =
+             "MIN:MAX durations from 0s to 1h with MIN <= MAX, like 20ms:1s";
          const auto colon = v.find(':');
          auto lo = parseDuration(v.substr(0, colon));
-         if (!lo) return accepted;
+         if (!lo || *lo > kMaxShortDuration) return accepted;
          auto hi = colon == std::string::npos ? Result<milliseconds>(*lo * 4)
                                               : parseDuration(v.substr(colon + 1));
-         if (!hi || *hi < *lo) return accepted;
+         if (!hi || *hi < *lo || *hi > kMaxShortDuration) return accepted;
          c.publish_wait_min = *lo;
          c.publish_wait_max = *hi;
          return std::string();
        }},
       {"max-line-bytes", "TS_MAX_LINE_BYTES", "SIZE", "1Gi",
-       "Bus lines longer than this are skipped without being buffered.", false, false,
+       "Bus lines longer than this are skipped without being buffered (4096 to 16Gi).", false,
+       false,
        [](AgentConfig& c, const std::string& v) {
          const auto n = parseSize(v);
-         if (!n || *n < 4096) return std::string("a size of at least 4096, like 64Mi or 1Gi");
+         if (!n || *n < 4096 || *n > (16ull << 30)) {
+           return std::string("a size from 4096 to 16Gi, like 64Mi or 1Gi");
+         }
          c.max_line_bytes = *n;
          return std::string();
        }},
@@ -199,19 +247,23 @@ const std::vector<OptionDef>& options() {
        "/var/run/secrets/kubernetes.io/serviceaccount",
        "Service-account files (token, ca.crt, namespace) used in-cluster.", false, false,
        pathSetter(&AgentConfig::service_account_dir)},
-      {"api-qps", "TS_KUBE_API_QPS", "QPS", "5", "Client-side rate limit for API requests.", false,
+      {"api-qps", "TS_KUBE_API_QPS", "QPS", "5",
+       "Client-side rate limit for API requests (0.01 to 1000000 requests per second).", false,
        false,
        [](AgentConfig& c, const std::string& v) {
          char* end = nullptr;
          errno = 0;
          const double q = std::strtod(v.c_str(), &end);
-         if (v.empty() || *end != '\0' || errno != 0 || !std::isfinite(q) || q <= 0 || q > 1e6) {
-           return std::string("a number > 0, like 5 or 0.5");
+         // The lower bound keeps the limiter's wait (tokens owed / qps) finite and meaningful:
+         // 1e-300 would overflow it and disable the limit.
+         if (v.empty() || *end != '\0' || errno != 0 || !std::isfinite(q) || q < 0.01 || q > 1e6) {
+           return std::string("a number from 0.01 to 1000000, like 5 or 0.5");
          }
          c.api_qps = q;
          return std::string();
        }},
-      {"api-burst", "TS_KUBE_API_BURST", "N", "10", "Burst of the API rate limit.", false, false,
+      {"api-burst", "TS_KUBE_API_BURST", "N", "10", "Burst of the API rate limit (1 to 100000).",
+       false, false,
        [](AgentConfig& c, const std::string& v) {
          int n = 0;
          const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -231,6 +283,13 @@ const std::vector<OptionDef>& options() {
        "Delete the device keys when tailscaled is logged out (default: keep them, like "
        "containerboot).",
        true, false, boolSetter(&AgentConfig::clear_on_logout)},
+      {"drift-check-interval", "TS_KUBE_DRIFT_CHECK_INTERVAL", "DURATION", "60s",
+       "How often to re-read each target (one GET, plus up to 10% jitter) to repair keys someone "
+       "else deleted or changed; also done after every bus reconnect. 0 = only after a "
+       "reconnect; else 1s to 24h.",
+       false, false,
+       durationSetter(&AgentConfig::drift_check_interval, milliseconds(1'000),
+                      milliseconds(24 * 3'600'000), /*zero_ok=*/true)},
   };
   return kOptions;
 }
@@ -512,8 +571,14 @@ std::string helpText() {
       "  configmap-keys: [..]  identity keys the ConfigMap holds\n"
       "      default for both: [device_id, device_fqdn, device_ips, pod_uid]\n" +
       wrapped("accepted: " + allIdentityKeyNames(), 6) +
-      "\nExit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when it cannot start (e.g. the\n"
-      "admin port is taken), 2 for a configuration error (reported before anything is touched).\n";
+      "\nSignals: SIGTERM, SIGINT and SIGHUP flush the pending identity (within "
+      "--shutdown-timeout)\n"
+      "and exit; a second one exits at once. SIGUSR1/SIGUSR2 are logged and ignored.\n"
+      "\nExit status: 0 after a clean shutdown (SIGTERM/SIGINT/SIGHUP), 1 when it cannot start "
+      "(e.g.\n"
+      "the admin port is taken), 2 for a configuration error (reported before anything is "
+      "touched),\n"
+      "128 + the signal number when a second signal cut the shutdown short.\n";
   return out;
 }
 
@@ -539,6 +604,52 @@ Result<HostPort> parseHostPort(const std::string& s) {
   }
   if (host.empty()) host = "::";
   return HostPort{host, port};
+}
+
+namespace {
+bool isLowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+// [a-z0-9]([-a-z0-9]*[a-z0-9])?
+bool isDns1123Label(std::string_view s) {
+  if (s.empty() || !isLowerAlnum(s.front()) || !isLowerAlnum(s.back())) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return isLowerAlnum(c) || c == '-'; });
+}
+std::string quotedForError(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s.substr(0, 300)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += u < 0x20 || u == 0x7f || u >= 0x80 ? '?' : c;
+  }
+  return out + (s.size() > 300 ? "...\"" : "\"");
+}
+std::string dns1123Rule(bool label) {
+  return label ? "a valid namespace name: a DNS-1123 label is at most 63 characters of "
+                 "lower-case letters, digits and '-', starting and ending with a letter or digit "
+                 "(e.g. \"tailscale\")"
+               : "a valid Secret/ConfigMap name: a DNS-1123 subdomain is at most 253 characters "
+                 "of lower-case letters, digits, '-' and '.', starting and ending with a letter "
+                 "or digit (e.g. \"ts-state\"); no '_', '/' or upper case";
+}
+}  // namespace
+
+// As Kubernetes' validation.IsDNS1123Label (k8s.io/apimachinery/pkg/util/validation).
+Status checkDns1123Label(std::string_view s) {
+  if (s.size() <= 63 && isDns1123Label(s)) return {};
+  return Error{quotedForError(s) + " is not " + dns1123Rule(true)};
+}
+
+// As Kubernetes' validation.IsDNS1123Subdomain: dot-separated DNS-1123 labels, at most 253.
+Status checkDns1123Subdomain(std::string_view s) {
+  bool ok = !s.empty() && s.size() <= 253;
+  for (size_t pos = 0; ok;) {
+    const size_t dot = s.find('.', pos);
+    ok = isDns1123Label(s.substr(pos, dot == std::string_view::npos ? dot : dot - pos));
+    if (dot == std::string_view::npos) break;
+    pos = dot + 1;
+  }
+  if (ok) return {};
+  return Error{quotedForError(s) + " is not " + dns1123Rule(false)};
 }
 
 Result<milliseconds> parseDuration(const std::string& s) {

@@ -17,6 +17,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/identity.h"
@@ -27,6 +28,8 @@
 namespace tsk::agent {
 
 inline constexpr size_t kMaxConfigFileBytes = 1024 * 1024;
+// A unix socket address (sockaddr_un.sun_path) holds 108 bytes with the terminating NUL.
+inline constexpr size_t kMaxSocketPathBytes = 107;
 
 struct AgentConfig {
   std::string socket = "/var/run/tailscale/tailscaled.sock";
@@ -49,6 +52,7 @@ struct AgentConfig {
   std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
   double api_qps = 5.0;
   int api_burst = 10;
+  std::chrono::milliseconds drift_check_interval{60'000};  // 0 = only after a bus reconnect
   bool insecure_skip_tls_verify = false;
   bool create_objects = true;
   bool clear_on_logout = false;
@@ -82,5 +86,12 @@ Result<HostPort> parseHostPort(const std::string& s);
 
 // Go-style durations: "10s", "250ms", "1m30s", "1.5s", "0".
 Result<std::chrono::milliseconds> parseDuration(const std::string& s);
+
+// Kubernetes name rules (k8s.io/apimachinery/pkg/util/validation): a namespace is a DNS-1123
+// label, a Secret or ConfigMap name a DNS-1123 subdomain. The error quotes the name and says the
+// rule. Checked at start, for flags/env/file and for a namespace from the kubeconfig or the
+// service account alike, so a bad name is a configuration error (exit 2), not a 404 loop.
+Status checkDns1123Label(std::string_view s);
+Status checkDns1123Subdomain(std::string_view s);
 
 }  // namespace tsk::agent

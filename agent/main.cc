@@ -14,13 +14,16 @@
 //   TS_SHUTDOWN_TIMEOUT  flush deadline on SIGTERM     (10s)
 // and more: `ts-kube-agent --help` lists every option.
 //
-// Signals: the first SIGTERM/SIGINT stops watching and flushes the pending identity within
-// --shutdown-timeout; a second one during that flush exits at once, logging which keys of which
-// object were not written.
+// Signals: the first SIGTERM/SIGINT/SIGHUP stops watching and flushes the pending identity
+// within --shutdown-timeout; a second one during that flush exits at once, logging which keys of
+// which object were not written. SIGHUP is a shutdown like SIGTERM (the agent has no
+// configuration to reload, and dying at once by the default action would lose the pending
+// identity). SIGUSR1/SIGUSR2 are logged and ignored (their default action would kill the agent
+// silently); SIGPIPE is ignored (a closed socket is an error return, not a death).
 //
-// Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when the agent cannot start,
+// Exit status: 0 after a clean shutdown (SIGTERM/SIGINT/SIGHUP), 1 when the agent cannot start,
 // 2 for a configuration error (reported before anything is touched), 128 + the signal number
-// (143 SIGTERM, 130 SIGINT) when a second signal cut the shutdown short.
+// (143 SIGTERM, 130 SIGINT, 129 SIGHUP) when a second signal cut the shutdown short.
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -44,30 +47,56 @@
 
 namespace {
 
-// Blocks the shutdown signals in every thread (threads inherit the mask), so they queue for
-// main's signalfd.
-sigset_t blockShutdownSignals() {
+// Blocks the signals main handles in every thread (threads inherit the mask), so they queue
+// for main's signalfd; ignores SIGPIPE.
+sigset_t blockHandledSignals() {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
+  for (const int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&set, sig);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
   return set;
 }
 
 const char* signalName(int sig) {
-  return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal";
+  switch (sig) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    default:
+      return "signal";
+  }
 }
 
-// The next shutdown signal queued on `sfd` (blocking); 0 on error.
-int readSignal(int sfd) {
+// One signal from `sfd` (blocking): the number of a shutdown signal (SIGTERM, SIGINT, SIGHUP);
+// 0 for SIGUSR1/SIGUSR2, which are logged and ignored; -1 on a read error.
+int takeSignal(int sfd, tsk::Logger& log) {
   signalfd_siginfo info{};
+  ssize_t n = 0;
+  while ((n = read(sfd, &info, sizeof info)) < 0 && errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(sizeof info)) return -1;
+  const int sig = static_cast<int>(info.ssi_signo);
+  if (sig != SIGUSR1 && sig != SIGUSR2) return sig;
+  log.info(
+      "signal ignored: ts-kube-agent has no action for it (SIGTERM, SIGINT or SIGHUP shut it "
+      "down)",
+      {{"signal", signalName(sig)}, {"from_pid", std::to_string(info.ssi_pid)}});
+  return 0;
+}
+
+// The next shutdown signal, blocking; 0 on a read error.
+int readShutdownSignal(int sfd, tsk::Logger& log) {
   for (;;) {
-    const ssize_t n = read(sfd, &info, sizeof info);
-    if (n == static_cast<ssize_t>(sizeof info)) return static_cast<int>(info.ssi_signo);
-    if (n < 0 && errno == EINTR) continue;
-    return 0;
+    const int sig = takeSignal(sfd, log);
+    if (sig != 0) return sig < 0 ? 0 : sig;
   }
 }
 
@@ -87,10 +116,17 @@ int shutdownUnlessInterrupted(tsk::agent::Agent& agent, int signal_fd, tsk::Logg
     }
   });
   std::array<pollfd, 2> fds{{{done_fd, POLLIN, 0}, {signal_fd, POLLIN, 0}}};
-  while (poll(fds.data(), fds.size(), -1) < 0 && errno == EINTR) {
+  int sig = 0;
+  while (sig == 0) {
+    if (poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[0].revents != 0) break;  // the shutdown finished
+    // A signal is queued: a shutdown signal ends the wait; SIGUSR1/2 are logged and ignored.
+    if (fds[1].revents != 0) sig = takeSignal(signal_fd, log);
   }
-  if (fds[0].revents == 0 && fds[1].revents != 0) {
-    const int sig = readSignal(signal_fd);
+  if (sig > 0) {
     log.error("second signal received; exiting now without finishing the shutdown",
               {{"signal", signalName(sig)}});
     if (!agent.reportUnwritten()) {
@@ -107,8 +143,8 @@ int shutdownUnlessInterrupted(tsk::agent::Agent& agent, int signal_fd, tsk::Logg
 }  // namespace
 
 int main(int argc, char** argv) {
-  const sigset_t shutdown_signals = blockShutdownSignals();
-  const int signal_fd = signalfd(-1, &shutdown_signals, SFD_CLOEXEC);
+  const sigset_t handled_signals = blockHandledSignals();
+  const int signal_fd = signalfd(-1, &handled_signals, SFD_CLOEXEC);
   if (signal_fd < 0) {
     std::cerr << "ts-kube-agent: cannot watch for signals (signalfd): " << std::strerror(errno)
               << "\n";
@@ -137,7 +173,7 @@ int main(int argc, char** argv) {
     return st.error().code == 2 ? 2 : 1;
   }
 
-  const int sig = readSignal(signal_fd);
+  const int sig = readShutdownSignal(signal_fd, log);
   log.info("signal received; shutting down (a second signal exits at once)",
            {{"signal", signalName(sig)}});
   return shutdownUnlessInterrupted(agent, signal_fd, log);

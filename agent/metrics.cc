@@ -260,6 +260,20 @@ std::vector<pm::MetricFamily> AgentMetrics::collectScrapeTime() const {
       fl.sample(static_cast<double>(t.unchanged), {{"target", t.label}, {"result", "unchanged"}});
       fl.sample(static_cast<double>(t.failed), {{"target", t.label}, {"result", "failed"}});
     }
+    fl.family("ts_kube_agent_drift_checks_total",
+              "Re-reads of a target object believed in sync, to find external changes "
+              "(periodic and after each bus reconnect).",
+              kCounter);
+    for (const auto& t : targets) {
+      fl.sample(static_cast<double>(t.drift_checks), {{"target", t.label}});
+    }
+    fl.family("ts_kube_agent_drift_repairs_total",
+              "Writes that restored the identity after the target object was deleted or its keys "
+              "were changed by someone else (found by the periodic or reconnect re-read).",
+              kCounter);
+    for (const auto& t : targets) {
+      fl.sample(static_cast<double>(t.drift_repairs), {{"target", t.label}});
+    }
     fl.family("ts_kube_agent_identity_in_sync",
               "1 when the target object holds the latest identity.", kGauge);
     for (const auto& t : targets) fl.sample(t.in_sync ? 1 : 0, {{"target", t.label}});

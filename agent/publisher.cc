@@ -30,6 +30,20 @@ std::string millisText(milliseconds d) {
 
 }  // namespace
 
+k8s::DataChanges keysToWrite(const KeyValues& desired, const ObservedKeys& observed) {
+  k8s::DataChanges changes;
+  for (const auto& [key, value] : desired) {
+    if (isReservedKey(key)) continue;  // tailscaled's own state: never ours to write
+    const auto it = observed.find(key);
+    if (!value) {
+      if (it != observed.end()) changes.emplace(key, std::nullopt);
+    } else if (it == observed.end() || it->second != *value) {
+      changes.emplace(key, *value);  // absent, different, or not decodable
+    }
+  }
+  return changes;
+}
+
 struct Publisher::Target {
   explicit Target(PublishTarget t, const PublisherOptions& o)
       : spec(std::move(t)), backoff(o.retry_initial, o.retry_max) {}
@@ -45,12 +59,17 @@ struct Publisher::Target {
   std::string pending_keys;  // keys the last failed attempt could not write
   bool attempted = false;    // a first sync was tried (it skips the quiet window)
   bool gave_up = false;      // flushing at shutdown: a permanent error (403, 404, ...) seen
+  // A drift check failed or found the object differing: sync it again although the identity
+  // did not change.
+  bool stale = false;
+  bool repairing = false;                    // the object differed: the next write repairs it
+  std::optional<Clock::Monotonic> check_at;  // when to re-read the object (drift check)
   // Only touched by the publisher thread: our keys as the object holds them; nullopt = unknown,
   // read the object before the next write.
-  std::optional<std::map<std::string, std::string>> held;
+  std::optional<ObservedKeys> held;
   bool exists = true;  // the last GET found the object
 
-  bool dirty() const { return desired && desired_gen != synced_gen; }
+  bool dirty() const { return desired && (desired_gen != synced_gen || stale); }
   // Due without waiting for the quiet window: the very first sync after start (a restart
   // should be ready at once; bursts are what the window is for).
   bool immediate() const { return !attempted; }
@@ -92,6 +111,26 @@ void Publisher::wake() {
   cv_.notify_all();
 }
 
+void Publisher::checkSoon() {
+  {
+    std::lock_guard lock(mu_);
+    const auto now = clock_.monotonicNow();
+    for (auto& t : targets_) t->check_at = now;
+  }
+  cv_.notify_all();
+}
+
+bool Publisher::checkDue(const Target& t, Clock::Monotonic now) const {
+  return !flushing_ && t.desired && !t.dirty() && !t.gave_up && t.check_at && *t.check_at <= now;
+}
+
+std::optional<Clock::Monotonic> Publisher::nextCheck(Clock::Monotonic now) {
+  if (opts_.drift_check_interval <= milliseconds(0)) return std::nullopt;
+  const auto jitter_max = opts_.drift_check_interval.count() / 10;
+  std::uniform_int_distribution<int64_t> jitter(0, jitter_max);
+  return now + opts_.drift_check_interval + milliseconds(jitter(jitter_));
+}
+
 void Publisher::submit(const watcher::NodeState& state) {
   std::vector<std::optional<KeyValues>> ids;
   ids.reserve(targets_.size());
@@ -122,6 +161,7 @@ bool Publisher::somethingDue(Clock::Monotonic now) const {
   const auto due = window_.due();
   const bool window_due = flushing_ || (due && *due <= now);
   for (const auto& t : targets_) {
+    if (checkDue(*t, now)) return true;
     if (!t->dirty() || t->gave_up) continue;
     if (t->retry_at ? *t->retry_at <= now : (window_due || t->immediate())) return true;
   }
@@ -131,7 +171,11 @@ bool Publisher::somethingDue(Clock::Monotonic now) const {
 std::optional<Clock::Monotonic> Publisher::nextWake() const {
   std::optional<Clock::Monotonic> next;
   for (const auto& t : targets_) {
-    if (!t->dirty()) continue;
+    if (!t->dirty()) {
+      const bool checks = t->desired && t->check_at && !flushing_ && !t->gave_up;
+      if (checks && (!next || *t->check_at < *next)) next = t->check_at;
+      continue;
+    }
     const auto at = t->retry_at ? t->retry_at : window_.due();
     if (at && (!next || *at < *next)) next = at;
   }
@@ -166,6 +210,8 @@ void Publisher::syncDueTargets() {
     Target* target;
     KeyValues desired;
     uint64_t gen;
+    bool reread;  // read the object first, whatever we believe it holds
+    bool check;   // only a drift check: the identity did not change
   };
   std::vector<Job> jobs;
   bool flushing = false;
@@ -177,10 +223,15 @@ void Publisher::syncDueTargets() {
     const bool window_due = flushing_ || (due && *due <= now);
     if (window_due) window_.clear();
     for (auto& t : targets_) {
+      const bool reread = t->check_at && *t->check_at <= now;
+      if (checkDue(*t, now)) {
+        jobs.push_back({t.get(), *t->desired, t->desired_gen, true, true});
+        continue;
+      }
       if (!t->dirty() || t->gave_up) continue;
       if (t->retry_at ? *t->retry_at > now : !(window_due || t->immediate())) continue;
       t->attempted = true;
-      jobs.push_back({t.get(), *t->desired, t->desired_gen});
+      jobs.push_back({t.get(), *t->desired, t->desired_gen, reread, false});
     }
     busy_ = true;
   }
@@ -189,11 +240,21 @@ void Publisher::syncDueTargets() {
     Target& t = *job.target;
     Error error;
     std::vector<std::string> changed;
-    const Outcome outcome = syncTarget(t, job.desired, error, changed);
+    const Outcome outcome = syncTarget(t, job.desired, job.reread, error, changed);
     std::lock_guard lock(mu_);
     flushing = flushing_;  // a flush may have begun while the request was in flight
     auto& st = t.status;
+    const bool read_failed = job.check && outcome == Outcome::Failed && changed.empty();
+    if (job.check && !read_failed) ++st.drift_checks;
+    if (job.check && !changed.empty() && !t.repairing) {
+      t.repairing = true;
+      log_.warn(
+          "the object no longer holds the latest identity (deleted, or keys changed by someone "
+          "else); rewriting the keys that differ",
+          {{"object", st.object}, {"keys", joinKeys(changed)}});
+    }
     if (outcome == Outcome::Failed) {
+      if (job.check) t.stale = true;  // retried with backoff until the object is repaired
       ++st.failed;
       // Warn on a new kind of error and every tenth repeat; the rest at debug level.
       const bool news = error.message != st.last_error || st.failed % 10 == 1;
@@ -208,11 +269,20 @@ void Publisher::syncDueTargets() {
       const auto delay = flushing ? opts_.flush_retry : t.backoff.next();
       t.retry_at = clock_.monotonicNow() + delay;
       log_.log(news ? LogLevel::Warn : LogLevel::Debug,
-               "identity write failed; retrying with the latest identity",
+               read_failed ? "drift check failed: cannot read the object; retrying"
+                           : "identity write failed; retrying with the latest identity",
                {{"object", st.object}, {"error", error.message}, {"retry_in", millisText(delay)}});
       continue;
     }
     if (!st.last_error.empty()) log_.info("identity in sync again", {{"object", st.object}});
+    t.check_at = nextCheck(clock_.monotonicNow());
+    if (job.check && outcome == Outcome::Unchanged) {  // no drift: nothing else to record
+      log_.debug("drift check: the object holds the latest identity", {{"object", st.object}});
+      continue;
+    }
+    const bool repaired = t.repairing && outcome == Outcome::Written;
+    t.repairing = false;
+    t.stale = false;
     t.synced_gen = job.gen;
     t.retry_at.reset();
     t.backoff.reset();
@@ -222,7 +292,12 @@ void Publisher::syncDueTargets() {
     if (outcome == Outcome::Written) {
       ++st.written;
       st.last_write = clock_.wallNow();
-      log_.info("identity written", {{"object", st.object}, {"keys", joinKeys(changed)}});
+      if (repaired) {
+        ++st.drift_repairs;
+        log_.info("identity repaired", {{"object", st.object}, {"keys", joinKeys(changed)}});
+      } else {
+        log_.info("identity written", {{"object", st.object}, {"keys", joinKeys(changed)}});
+      }
     } else {
       ++st.unchanged;
       log_.debug("identity unchanged; nothing written", {{"object", st.object}});
@@ -236,34 +311,27 @@ void Publisher::syncDueTargets() {
   cv_.notify_all();
 }
 
-Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, Error& error,
-                                         std::vector<std::string>& changed_keys) {
+Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, bool reread,
+                                         Error& error, std::vector<std::string>& changed_keys) {
+  if (reread) t.held.reset();
   if (!t.held) {
-    auto got = t.spec.store->get();
+    k8s::KeyFilter ours;
+    for (const auto& [k, v] : desired) ours.insert(k);
+    auto got = t.spec.store->get(ours);
     if (!got) {
       error = got.error();
       return Outcome::Failed;
     }
-    std::map<std::string, std::string> held;
+    ObservedKeys held;
     t.exists = got->has_value();
     if (got->has_value()) {
-      for (const auto& [k, v] : (*got)->data) {
-        if (desired.contains(k)) held.emplace(k, v);
-      }
+      for (const auto& [k, v] : (*got)->data) held.emplace(k, v);
+      for (const auto& k : (*got)->undecodable) held.emplace(k, std::nullopt);
     }
     t.held = std::move(held);
   }
 
-  k8s::DataChanges changes;
-  for (const auto& [key, value] : desired) {
-    if (isReservedKey(key)) continue;  // tailscaled's own state: never ours to write
-    const auto it = t.held->find(key);
-    if (!value) {
-      if (it != t.held->end()) changes.emplace(key, std::nullopt);
-    } else if (it == t.held->end() || it->second != *value) {
-      changes.emplace(key, *value);
-    }
-  }
+  const k8s::DataChanges changes = keysToWrite(desired, *t.held);
   for (const auto& [k, v] : changes) changed_keys.push_back(k);
   if (changes.empty()) return Outcome::Unchanged;
 

@@ -15,6 +15,13 @@
 // - The object is read once (GET) before the first write, and again after a failed write; the
 //   publisher then writes only keys whose values differ from what the object holds, as one
 //   strategic-merge PATCH per target. A restart with an unchanged identity writes nothing.
+//   Only our keys are decoded: a bad value in someone else's key never blocks a write, a bad
+//   value in one of ours counts as "differs" and is rewritten.
+// - Drift: someone may delete the object or overwrite our keys. Every drift_check_interval
+//   (plus up to 10 % jitter), and at once after checkSoon() (the agent calls it on every bus
+//   reconnect), the publisher re-reads each object that it believes in sync (one GET) and
+//   writes only the keys that differ; nothing when nothing differs. Until the object holds the
+//   latest identity again, status() says it is not in sync and why; drift_repairs counts repairs.
 // - Bursts coalesce in a quiet window (consul-template's `wait`): a write happens once no
 //   change arrived for wait_min, and at the latest wait_max after the first change. The first
 //   sync after start does not wait: a restarted agent is ready at once.
@@ -27,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,7 +85,23 @@ struct PublisherOptions {
   std::chrono::milliseconds retry_initial{1'000};
   std::chrono::milliseconds retry_max{30'000};
   std::chrono::milliseconds flush_retry{200};  // between attempts while flushing at shutdown
+  // How often an object believed in sync is re-read to catch external changes; 0 = only when
+  // checkSoon() asks.
+  std::chrono::milliseconds drift_check_interval{60'000};
 };
+
+// Our keys as the object holds them: value, or nullopt when the key is present but its value
+// cannot be decoded (so it differs from any value we want). Keys absent from the object are
+// absent here.
+using ObservedKeys = std::map<std::string, std::optional<std::string>>;
+
+// The write that makes an object holding `observed` hold `desired`: only the keys that differ
+// (nullopt: delete the key); tailscaled's reserved keys never. The single place that decides
+// which keys a write touches, for the first sync, every later one and every drift repair alike:
+// a policy for keys another writer owns (e.g. skip keys whose managedFields entry names another
+// field manager, as upstream containerboot writes the same keys) belongs here, fed by the same
+// GET.
+k8s::DataChanges keysToWrite(const KeyValues& desired, const ObservedKeys& observed);
 
 // What /readyz and /metrics read, per target.
 struct TargetStatus {
@@ -89,6 +113,8 @@ struct TargetStatus {
   uint64_t written = 0;
   uint64_t unchanged = 0;
   uint64_t failed = 0;
+  uint64_t drift_checks = 0;   // re-reads of an object believed in sync that got an answer
+  uint64_t drift_repairs = 0;  // writes that restored keys someone else changed or deleted
   std::optional<Clock::Wall> last_write;  // last successful write (or confirmed unchanged)
 };
 
@@ -118,6 +144,10 @@ class Publisher {
   // at once, also while a flush runs on another thread. Returns whether anything was pending.
   bool reportUnwritten() const;
 
+  // Re-read every object at once and repair any drift (after a bus reconnect: whatever
+  // happened meanwhile is caught without waiting for the periodic check). Thread-safe.
+  void checkSoon();
+
   // Wakes the thread to re-check its deadlines (tests with a ManualClock).
   void wake();
 
@@ -133,8 +163,10 @@ class Publisher {
   bool somethingDue(Clock::Monotonic now) const;
   std::optional<Clock::Monotonic> nextWake() const;
   void syncDueTargets();
-  Outcome syncTarget(Target& t, const KeyValues& desired, Error& error,
+  Outcome syncTarget(Target& t, const KeyValues& desired, bool reread, Error& error,
                      std::vector<std::string>& changed_keys);
+  bool checkDue(const Target& t, Clock::Monotonic now) const;
+  std::optional<Clock::Monotonic> nextCheck(Clock::Monotonic now);
   // Logs each target with an unwritten identity; `no_error_reason` when no attempt failed yet.
   void logUnwritten(const std::string& no_error_reason) const;
 
@@ -149,7 +181,8 @@ class Publisher {
   bool stopping_ = false;
   bool flushing_ = false;
   bool alive_ = false;
-  bool busy_ = false;  // an API call is in flight
+  bool busy_ = false;                                // an API call is in flight
+  std::minstd_rand jitter_{std::random_device{}()};  // drift-check jitter; under mu_
   std::thread thread_;
 };
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -143,17 +144,31 @@ class ApiClient {
 struct ObjectData {
   std::string resource_version;
   std::map<std::string, std::string> data;  // decoded values (Secret base64 is undone)
+  // Keys present whose value cannot be decoded (not a string, or not valid base64 in a Secret's
+  // `data` / a ConfigMap's `binaryData`). Such a key is reported here, not in `data`, and does
+  // not fail the read: a bad value in a key someone else owns must not stop the owner of other
+  // keys, and the owner of this key can treat it as "differs" and rewrite it.
+  std::set<std::string> undecodable;
 };
+
+// The keys get() decodes; empty = all of them. Values of other keys are neither decoded nor
+// kept (a shared Secret also holds tailscaled's private state, which is none of the caller's
+// business).
+using KeyFilter = std::set<std::string>;
 
 using DataChanges = std::map<std::string, std::optional<std::string>>;  // nullopt = delete key
 
 // A Secret or ConfigMap: get, create, and a strategic-merge PATCH of `data` touching only the
 // given keys, with fieldManager. Errors name verb, resource, namespace and name; a 403 also names
 // the Role rule that would allow it; a 404 without create permission says which rule is missing.
+// get() checks that the answer is the object asked for (kind, metadata.name and
+// metadata.namespace) and refuses anything else: a 200 for another object is an error.
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
-  virtual Result<std::optional<ObjectData>> get() = 0;  // nullopt: the object does not exist
+  // nullopt: the object does not exist. Decodes only the keys in `only` (all when empty).
+  virtual Result<std::optional<ObjectData>> get(const KeyFilter& only) = 0;
+  Result<std::optional<ObjectData>> get() { return get(KeyFilter{}); }
   virtual Status create(const std::map<std::string, std::string>& data) = 0;
   virtual Status patch(const DataChanges& changes, bool create_if_missing) = 0;
   virtual std::string describe() const = 0;  // e.g. "secret tailscale/ts-state"

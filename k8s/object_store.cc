@@ -43,12 +43,12 @@ class KubeObjectStore final : public ObjectStore {
         name_(std::move(name)),
         resource_(kind == Kind::Secret ? "secrets" : "configmaps") {}
 
-  Result<std::optional<ObjectData>> get() override {
+  Result<std::optional<ObjectData>> get(const KeyFilter& only) override {
     auto resp = api_.request("GET", objectPath(), resource_);
     if (!resp) return prefixed("get", resp.error());
     if (resp->status == 404) return std::optional<ObjectData>();
     if (!isSuccess(resp->status)) return failure("get", *resp);
-    return decodeObject(resp->body);
+    return decodeObject(resp->body, only);
   }
 
   Status create(const std::map<std::string, std::string>& data) override {
@@ -164,51 +164,82 @@ class KubeObjectStore final : public ObjectStore {
       data[key] = std::move(encoded).value();
     }
     json object = {{"apiVersion", "v1"},
-                   {"kind", kind_ == Kind::Secret ? "Secret" : "ConfigMap"},
+                   {"kind", kindName()},
                    {"metadata", {{"name", name_}, {"namespace", ns_}}}};
     if (kind_ == Kind::Secret) object["type"] = "Opaque";
     if (!data.empty()) object["data"] = std::move(data);
     return object.dump();
   }
 
-  Result<std::optional<ObjectData>> decodeObject(const std::string& body) const {
+  std::string kindName() const { return kind_ == Kind::Secret ? "Secret" : "ConfigMap"; }
+
+  // The answer must be the object asked for: a proxy, a wrong server URL or a misbehaving server
+  // can answer 200 with some other object, whose keys must not be taken for ours.
+  Status checkIdentity(const json& object) const {
+    const auto text = [](const json& parent, const char* field) -> std::string {
+      if (!parent.is_object()) return "";
+      const auto it = parent.find(field);
+      return it != parent.end() && it->is_string() ? it->get<std::string>() : "";
+    };
+    const std::string kind = text(object, "kind");
+    const auto meta = object.find("metadata");
+    const std::string name = meta != object.end() ? text(*meta, "name") : "";
+    const std::string ns = meta != object.end() ? text(*meta, "namespace") : "";
+    if (kind == kindName() && name == name_ && ns == ns_) return {};
+    const auto shown = [](const std::string& s) {
+      return s.empty() ? std::string("(none)") : "\"" + s.substr(0, 253) + "\"";
+    };
+    return Error{"get " + describe() + ": the API server answered with another object (kind " +
+                 shown(kind) + ", namespace " + shown(ns) + ", name " + shown(name) +
+                 "); refusing it. Check that the kubeconfig's server URL points at the API "
+                 "server itself and not at a proxy or another service"};
+  }
+
+  Result<std::optional<ObjectData>> decodeObject(const std::string& body,
+                                                 const KeyFilter& only) const {
     const json object = json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (!object.is_object()) {
       return Error{"get " + describe() + ": the API server's answer is not a JSON object"};
     }
+    if (auto st = checkIdentity(object); !st) return st.error();
     ObjectData out;
     if (auto meta = object.find("metadata"); meta != object.end() && meta->is_object()) {
       if (auto rv = meta->find("resourceVersion"); rv != meta->end() && rv->is_string()) {
         out.resource_version = rv->get<std::string>();
       }
     }
-    auto status = decodeMap(object, "data", kind_ == Kind::Secret, out.data);
+    auto status = decodeMap(object, "data", kind_ == Kind::Secret, only, out);
     if (!status) return status.error();
     if (kind_ == Kind::ConfigMap) {
-      status = decodeMap(object, "binaryData", /*base64=*/true, out.data);
+      status = decodeMap(object, "binaryData", /*base64=*/true, only, out);
       if (!status) return status.error();
     }
     return std::optional<ObjectData>(std::move(out));
   }
 
-  Status decodeMap(const json& object, const char* field, bool base64,
-                   std::map<std::string, std::string>& out) const {
+  // One map of the object. A value that is not a string or not valid base64 goes into
+  // `undecodable` (only for the keys asked for); it never fails the whole read.
+  Status decodeMap(const json& object, const char* field, bool base64, const KeyFilter& only,
+                   ObjectData& out) const {
     auto it = object.find(field);
     if (it == object.end() || it->is_null()) return {};
     if (!it->is_object()) return Error{"get " + describe() + ": `" + field + "` is not a map"};
     for (const auto& [key, value] : it->items()) {
+      if (!only.empty() && !only.contains(key)) continue;
       if (!value.is_string()) {
-        return Error{"get " + describe() + ": " + field + "[\"" + key + "\"] is not a string"};
+        out.undecodable.insert(key);
+        continue;
       }
       if (!base64) {
-        out[key] = value.get<std::string>();
+        out.data[key] = value.get<std::string>();
         continue;
       }
       auto decoded = base64Decode(value.get_ref<const std::string&>());
       if (!decoded) {
-        return Error{"get " + describe() + ": " + field + "[\"" + key + "\"] is not valid base64"};
+        out.undecodable.insert(key);
+        continue;
       }
-      out[key] = std::move(*decoded);
+      out.data[key] = std::move(*decoded);
     }
     return {};
   }

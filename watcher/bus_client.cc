@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -357,6 +358,19 @@ struct BusClient::Impl {
                  " ms: tailscaled is overloaded or hung"};
   }
 
+  // What is at `path` when it is not a socket ("a directory", ...); nullopt for a socket or
+  // when it cannot be told (connect() says ECONNREFUSED for all of these).
+  static std::optional<std::string> notASocket(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    if (S_ISSOCK(st.st_mode)) return std::nullopt;
+    if (S_ISDIR(st.st_mode)) return "a directory";
+    if (S_ISREG(st.st_mode)) return "a regular file";
+    if (S_ISFIFO(st.st_mode)) return "a FIFO (named pipe)";
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) return "a device file";
+    return "a special file";
+  }
+
   Error connectError(int err) const {
     const std::string& p = opts.socket_path;
     switch (err) {
@@ -365,6 +379,13 @@ struct BusClient::Impl {
                      " does not exist: is tailscaled running, and is its socket directory "
                      "shared with this container (--socket)?"};
       case ECONNREFUSED:
+        if (auto what = notASocket(p)) {
+          return Error{p + " is " + *what +
+                       ", not a unix socket, so the agent can never connect to it: --socket "
+                       "(TS_SOCKET) must name the socket tailscaled creates (tailscaled "
+                       "--socket), e.g. /var/run/tailscale/tailscaled.sock; remove what is "
+                       "there or fix the path"};
+        }
         return Error{"connection refused on " + p +
                      ": nothing is listening (tailscaled is stopped or restarting)"};
       case EACCES:

@@ -12,8 +12,11 @@
 //     requests (max_attempts per logical request, at most PATCH + POST + PATCH);
 //   - every error names the object (kind and name) and is one line without control characters,
 //     and never contains the bearer token;
+//   - a GET answer for another object (kind, metadata.name or metadata.namespace not the ones
+//     asked for) is refused;
 //   - a successful GET returns exactly the keys of `data` (and a ConfigMap's `binaryData`), with
-//     Secret values equal to what OpenSSL's base64 decoder makes of canonical base64;
+//     Secret values equal to what OpenSSL's base64 decoder makes of canonical base64, and every
+//     key whose value is not a string or not such base64 in `undecodable` (never an error);
 //   - error texts for any status and body are printable and bounded.
 #include <httplib.h>
 #include <openssl/evp.h>
@@ -25,6 +28,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -253,8 +257,19 @@ void checkGet(const Result<std::optional<k8s::ObjectData>>& got, const ScriptedR
     if (got) fuzzFailure("GET accepted a body that is not a JSON object");
     return;
   }
+  const auto text = [](const nlohmann::json& j, const char* field) -> std::string {
+    if (!j.is_object() || !j.contains(field) || !j[field].is_string()) return "";
+    return j[field].get<std::string>();
+  };
+  const auto meta = doc.contains("metadata") ? doc["metadata"] : nlohmann::json();
+  const bool ours = text(doc, "kind") == (secret ? "Secret" : "ConfigMap") &&
+                    text(meta, "name") == kName && text(meta, "namespace") == kNamespace;
+  if (!ours) {
+    if (got) fuzzFailure("GET accepted an answer for another object");
+    return;
+  }
   std::map<std::string, std::string> want;
-  bool known = true;
+  std::set<std::string> undecodable;
   for (const char* field : {"data", "binaryData"}) {
     const bool base64 = secret || std::string_view(field) == "binaryData";
     if (!secret || std::string_view(field) == "data") {
@@ -262,24 +277,29 @@ void checkGet(const Result<std::optional<k8s::ObjectData>>& got, const ScriptedR
       if (it == doc.end() || it->is_null()) continue;
       if (!it->is_object()) return;  // an error is right; its text is checked elsewhere
       for (const auto& [k, v] : it->items()) {
-        if (!v.is_string()) return;
+        if (!v.is_string()) {
+          undecodable.insert(k);
+          continue;
+        }
         if (!base64) {
           want[k] = v.get<std::string>();
           continue;
         }
         auto decoded = opensslBase64(v.get<std::string>());
         if (!decoded) {
-          known = false;
-          continue;
+          // Not canonical: OpenSSL may still decode it where the client does not (or the other
+          // way round); only that it is not an error is checked.
+          if (!got) fuzzFailure("GET failed on a bad value in one key: " + got.error().message);
+          return;
         }
         want[k] = *decoded;
       }
     }
   }
-  if (!known) return;
   if (!got) fuzzFailure("GET rejected a well-formed object: " + got.error().message);
   if (!*got) fuzzFailure("GET answered 2xx but the client says the object does not exist");
   if ((*got)->data != want) fuzzFailure("GET decoded the object's data wrong");
+  if ((*got)->undecodable != undecodable) fuzzFailure("GET reported the wrong undecodable keys");
 }
 
 void checkErrorTexts(std::string_view body, int status) {

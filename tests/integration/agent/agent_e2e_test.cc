@@ -7,7 +7,11 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 
+#include <sys/stat.h>
+
+#include "k8s/base64.h"
 #include "tests/integration/agent/agent_fixture.h"
 
 namespace tsk::agent::e2e {
@@ -420,6 +424,131 @@ TEST_F(AgentE2E, ConfigurationErrorExitsTwoBeforeTouchingAnything) {
   EXPECT_TRUE(agent.logContains("--publish-wait")) << agent.logs();
   EXPECT_EQ(emu().requestLog().size(), 0u);
   EXPECT_EQ(sim().stats().connections_total, 0u);
+}
+
+// Someone deletes the Secret. While the agent may not recreate it, /readyz and
+// identity_in_sync say so (they used to stay 200 and 1); once it may, the next drift check
+// recreates it, and the repair is counted.
+TEST_F(AgentE2E, DeletedSecretMakesTheAgentUnreadyUntilTheDriftCheckRecreatesIt) {
+  auto& agent = startSynced({"--drift-check-interval=1s"});
+  emu().setRbac(agentPolicy({"get", "patch"}));  // no create for now
+  ASSERT_LT(emu().store().remove(kube_emu::Resource::kSecrets, kNs, kSecret, {}).code, 300);
+  std::string reason;
+  ASSERT_TRUE(eventually([&] {
+    return readyzStatus(agent, &reason) == 503 &&
+           reason.find("cannot create secrets \"ts-state\"") != std::string::npos;
+  })) << reason
+      << agent.logs();
+  EXPECT_EQ(metric(agent, "ts_kube_agent_identity_in_sync{target=\"secret\"}"), 0);
+  EXPECT_TRUE(secretData().empty());
+  emu().setRbac(agentPolicy({"get", "create", "patch"}));
+  ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
+  EXPECT_TRUE(eventually([&] { return readyzStatus(agent) == 200; }));
+  EXPECT_EQ(metric(agent, "ts_kube_agent_identity_in_sync{target=\"secret\"}"), 1);
+  EXPECT_EQ(metric(agent, "ts_kube_agent_drift_repairs_total{target=\"secret\"}"), 1);
+  EXPECT_TRUE(agent.logContains("no longer holds the latest identity")) << agent.logs();
+}
+
+// Someone overwrites one of the agent's keys. Repeated identical SelfChanges do not repair it
+// (they cost nothing, by design); the bus reconnect does, at once (periodic checks are off
+// here), and writes only that key.
+TEST_F(AgentE2E, KeyOverwrittenBySomeoneElseIsRepairedAfterABusReconnect) {
+  auto& agent = startSynced({"--drift-check-interval=0"});
+  const auto overwritten = emu().store().patch(
+      kube_emu::Resource::kSecrets, kNs, kSecret, kube_emu::PatchType::kStrategicMerge,
+      R"({"data":{"device_fqdn":")" + k8s::base64Encode("evil.example.") + R"("}})",
+      {"someone-else"});
+  ASSERT_LT(overwritten.code, 300);
+  const auto seq = lastSeq();
+  const double reconnects = metric(agent, "ts_kube_agent_bus_reconnects_total").value_or(0);
+  tsbus_sim::RestartOptions restart;
+  restart.down = milliseconds(100);
+  sim().restart(restart);
+  ASSERT_TRUE(eventually([&] {
+    return metric(agent, "ts_kube_agent_bus_reconnects_total").value_or(0) >= reconnects + 1;
+  }));
+  ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
+  const auto writes = awaitWrites(seq, 1);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(patchedKeys(writes[0]), std::vector<std::string>{"device_fqdn"});
+  EXPECT_TRUE(eventually(
+      [&] { return metric(agent, "ts_kube_agent_drift_repairs_total{target=\"secret\"}") == 1; }));
+  EXPECT_EQ(readyzStatus(agent), 200);
+}
+
+TEST_F(AgentE2E, SighupShutsDownLikeSigtermFlushingThePendingIdentity) {
+  auto& agent = startSynced({"--publish-wait=30s:60s"});  // the window would hold it for 30 s
+  tsbus_sim::IdentityUpdate update;
+  update.addresses = std::vector<std::string>{"100.90.12.80"};
+  ASSERT_NO_FATAL_FAILURE(selfChangeSeenBy(agent, update));
+  ASSERT_EQ(kill(agent.pid(), SIGHUP), 0);
+  ASSERT_TRUE(eventually([&] { return !agent.running(); })) << agent.logs();
+  EXPECT_EQ(agent.terminate(), 0) << agent.logs();  // used to die by the signal (129)
+  EXPECT_TRUE(agent.logContains("SIGHUP")) << agent.logs();
+  EXPECT_EQ(secretData()["device_ips"], R"(["100.90.12.80"])") << agent.logs();
+  EXPECT_TRUE(agent.logContains("shutdown complete: identity in sync")) << agent.logs();
+}
+
+TEST_F(AgentE2E, Sigusr1AndSigusr2AreLoggedAndIgnored) {
+  auto& agent = startSynced();
+  for (const int sig : {SIGUSR1, SIGUSR2}) ASSERT_EQ(kill(agent.pid(), sig), 0);
+  ASSERT_TRUE(agent.waitForLog("SIGUSR2")) << agent.logs();
+  EXPECT_TRUE(agent.logContains("signal ignored")) << agent.logs();
+  EXPECT_TRUE(agent.logContains("SIGUSR1")) << agent.logs();
+  EXPECT_TRUE(agent.running());
+  EXPECT_EQ(readyzStatus(agent), 200);
+  EXPECT_EQ(agent.terminate(), 0);  // SIGTERM still shuts it down
+}
+
+TEST_F(AgentE2E, InvalidObjectNamesAndAnOverlongSocketPathExitTwoSayingTheRule) {
+  struct Case {
+    std::vector<std::string> flags;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"--secret", "Bad_Name"}, "DNS-1123 subdomain"},
+      {{"--secret=a/b"}, "DNS-1123 subdomain"},
+      {{"--namespace=a/b"}, "DNS-1123 label"},
+      {{"--socket=/" + std::string(107, 's')}, "at most 107 bytes"},
+  };
+  for (const auto& c : cases) {
+    auto& agent = startAgent(c.flags);
+    EXPECT_TRUE(eventually([&] { return !agent.running(); })) << c.flags[0];
+    EXPECT_EQ(agent.terminate(), 2) << agent.logs();
+    EXPECT_TRUE(agent.logContains(c.says)) << agent.logs();
+  }
+  // A namespace from the kubeconfig context is checked the same way.
+  std::ifstream in(kubeconfig_path_);
+  std::string kubeconfig((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto at = kubeconfig.find("namespace: tailscale");
+  ASSERT_NE(at, std::string::npos);
+  kubeconfig.replace(at, std::string("namespace: tailscale").size(), "namespace: Bad_NS");
+  const std::string bad_kubeconfig = temp_dir_ + "/bad-ns.kubeconfig";
+  std::ofstream(bad_kubeconfig) << kubeconfig;
+  auto& agent = startAgent({"--kubeconfig=" + bad_kubeconfig, "--namespace="});
+  EXPECT_TRUE(eventually([&] { return !agent.running(); }));
+  EXPECT_EQ(agent.terminate(), 2) << agent.logs();
+  EXPECT_TRUE(agent.logContains("kubeconfig context")) << agent.logs();
+  EXPECT_TRUE(agent.logContains("DNS-1123 label")) << agent.logs();
+  EXPECT_EQ(emu().requestLog().size(), 0u);
+  EXPECT_EQ(sim().stats().connections_total, 0u);
+}
+
+TEST_F(AgentE2E, SocketPathThatIsNotASocketSaysWhatItIs) {
+  const std::string dir = temp_dir_ + "/dir.sock";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  const std::string file = temp_dir_ + "/file.sock";
+  std::ofstream(file) << "x";
+  const std::string fifo = temp_dir_ + "/fifo.sock";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const auto& [path, what] : std::vector<std::pair<std::string, std::string>>{
+           {dir, "is a directory"}, {file, "is a regular file"}, {fifo, "is a FIFO"}}) {
+    auto& agent = startAgent({"--socket=" + path});
+    ASSERT_TRUE(agent.waitForLog(what)) << agent.logs();
+    EXPECT_TRUE(agent.logContains("not a unix socket")) << agent.logs();
+    EXPECT_FALSE(agent.logContains("nothing is listening")) << agent.logs();
+    EXPECT_EQ(agent.terminate(), 0);
+  }
 }
 
 }  // namespace

@@ -116,8 +116,8 @@ class AgentRealApiServer : public ::testing::Test {
     return *agents_.back();
   }
 
-  AgentProcess& startSynced() {
-    auto& agent = startAgent();
+  AgentProcess& startSynced(const std::vector<std::string>& extra = {}) {
+    auto& agent = startAgent(extra);
     EXPECT_GT(agent.adminPort(), 0) << agent.logs();
     EXPECT_TRUE(eventually([&] { return readyz(agent) == 200; })) << agent.logs();
     return agent;
@@ -226,6 +226,34 @@ TEST_F(AgentRealApiServer, RbacDeniesPatchReadyzSaysWhyAndTheLogNamesTheRule) {
   EXPECT_NE(reason.find("patch"), std::string::npos) << reason;
   EXPECT_TRUE(agent.waitForLog(R"(verbs: [\"patch\"])")) << agent.logs();
   EXPECT_EQ(secretData()["device_id"], "stale");
+}
+
+// Drift against a real API server: the Secret is deleted, then one of the agent's keys is
+// overwritten by another client under its own field manager; each time the agent's drift check
+// restores exactly what differs, and /readyz and identity_in_sync follow.
+TEST_F(AgentRealApiServer, DeletedSecretAndOverwrittenKeysAreRepairedByTheDriftCheck) {
+  setUpServiceAccount(kRulesWithCreate);
+  auto& agent = startSynced({"--drift-check-interval=1s"});
+  kubectl({"delete", "secret", "ts-state", "-n", ns_});
+  ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
+  ASSERT_TRUE(eventually([&] {
+    return metric(agent, R"(ts_kube_agent_drift_repairs_total{target="secret"})") == 1;
+  })) << agent.logs();
+  EXPECT_TRUE(eventually([&] { return readyz(agent) == 200; }));
+
+  const double patches_before =
+      metric(agent, R"(ts_kube_agent_api_requests_total{code="200",verb="PATCH"})");
+  kubectl({"patch", "secret", "ts-state", "-n", ns_, "--field-manager=someone-else", "-p",
+           R"({"stringData":{"device_fqdn":"evil.example."}})"});
+  ASSERT_EQ(secretData()["device_fqdn"], "evil.example.");
+  ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
+  ASSERT_TRUE(eventually([&] {
+    return metric(agent, R"(ts_kube_agent_drift_repairs_total{target="secret"})") == 2;
+  })) << agent.logs();
+  EXPECT_EQ(metric(agent, R"(ts_kube_agent_api_requests_total{code="200",verb="PATCH"})"),
+            patches_before + 1);
+  EXPECT_EQ(metric(agent, R"(ts_kube_agent_identity_in_sync{target="secret"})"), 1);
+  EXPECT_TRUE(agent.logContains(R"("keys":"device_fqdn")")) << agent.logs();
 }
 
 }  // namespace

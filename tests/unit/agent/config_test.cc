@@ -225,7 +225,96 @@ TEST(Config, BadValuesNameOptionAndAcceptedValues) {
   EXPECT_NE(err.find("--api-qps"), std::string::npos) << err;
 
   err = parseError({"--max-line-bytes=12"});
-  EXPECT_NE(err.find("at least 4096"), std::string::npos) << err;
+  EXPECT_NE(err.find("from 4096 to 16Gi"), std::string::npos) << err;
+}
+
+// Each numeric or duration option has a documented range; a value outside it is an error naming
+// the option and the range (exit 2 at start), never a silent overflow.
+TEST(Config, NumericAndDurationOptionsAreBoundedNamingTheRange) {
+  struct Case {
+    std::string flag;
+    std::string range;
+  };
+  const std::vector<Case> cases = {
+      // 1e-300 QPS used to be accepted: the limiter's wait overflowed and the limit was off.
+      {"--api-qps=1e-300", "from 0.01 to 1000000"},
+      {"--api-qps=0.001", "from 0.01 to 1000000"},
+      {"--api-qps=1e7", "from 0.01 to 1000000"},
+      {"--api-burst=0", "from 1 to 100000"},
+      {"--api-burst=100001", "from 1 to 100000"},
+      // Up to 31 years used to be accepted (a flush or a quiet window nobody would wait out).
+      {"--shutdown-timeout=100000h", "from 0s to 1h"},
+      {"--shutdown-timeout=61m", "from 0s to 1h"},
+      {"--publish-wait=0ms:100000h", "from 0s to 1h"},
+      {"--publish-wait=2h", "from 0s to 1h"},
+      {"--max-line-bytes=17Gi", "from 4096 to 16Gi"},
+      {"--drift-check-interval=500ms", "0 (off) or a duration from 1s to 24h"},
+      {"--drift-check-interval=25h", "0 (off) or a duration from 1s to 24h"},
+  };
+  for (const auto& c : cases) {
+    const auto err = parseError({c.flag});
+    const std::string name = c.flag.substr(0, c.flag.find('='));
+    EXPECT_NE(err.find(name), std::string::npos) << c.flag << ": " << err;
+    EXPECT_NE(err.find(c.range), std::string::npos) << c.flag << ": " << err;
+  }
+  // The bounds themselves are accepted.
+  const auto cfg = parseOk({"--api-qps=0.01", "--api-burst=100000", "--shutdown-timeout=1h",
+                            "--publish-wait=0ms:1h", "--max-line-bytes=16Gi"});
+  EXPECT_DOUBLE_EQ(cfg.api_qps, 0.01);
+  EXPECT_EQ(cfg.api_burst, 100000);
+  EXPECT_EQ(cfg.shutdown_timeout, milliseconds(3'600'000));
+  EXPECT_EQ(cfg.publish_wait_max, milliseconds(3'600'000));
+  EXPECT_EQ(cfg.max_line_bytes, 16ull << 30);
+}
+
+TEST(Config, DriftCheckIntervalHasAFlagAnEnvironmentVariableAndADefault) {
+  EXPECT_EQ(parseOk({}).drift_check_interval, milliseconds(60'000));
+  EXPECT_EQ(parseOk({"--drift-check-interval=1s"}).drift_check_interval, milliseconds(1'000));
+  EXPECT_EQ(parseOk({"--drift-check-interval=0"}).drift_check_interval, milliseconds(0));
+  EXPECT_EQ(parseOk({}, {{"TS_KUBE_DRIFT_CHECK_INTERVAL", "5m"}}).drift_check_interval,
+            milliseconds(300'000));
+  TempYaml yaml("drift-check-interval: 24h\n");
+  EXPECT_EQ(parseOk({"--config", yaml.path()}).drift_check_interval, milliseconds(24 * 3'600'000));
+  const auto help = helpText();
+  EXPECT_NE(help.find("--drift-check-interval"), std::string::npos);
+  EXPECT_NE(help.find("TS_KUBE_DRIFT_CHECK_INTERVAL"), std::string::npos);
+}
+
+TEST(Config, ObjectNamesAreValidatedAtStartSayingTheRule) {
+  for (const std::string& flag : std::vector<std::string>{
+           "--secret=Bad_Name", "--secret=a/b", "--configmap=UPPER", "--configmap=-lead",
+           "--secret=trail.", "--secret=a..b", "--secret=" + std::string(254, 'a')}) {
+    const auto err = parseError({flag});
+    EXPECT_NE(err.find(flag.substr(0, flag.find('='))), std::string::npos) << flag << ": " << err;
+    EXPECT_NE(err.find("DNS-1123 subdomain"), std::string::npos) << flag << ": " << err;
+    EXPECT_NE(err.find("lower-case letters, digits, '-' and '.'"), std::string::npos) << err;
+  }
+  for (const std::string& flag :
+       std::vector<std::string>{"--namespace=a/b", "--namespace=Tailscale", "--namespace=a.b",
+                                "--namespace=" + std::string(64, 'a')}) {
+    const auto err = parseError({flag});
+    EXPECT_NE(err.find("--namespace"), std::string::npos) << flag << ": " << err;
+    EXPECT_NE(err.find("DNS-1123 label"), std::string::npos) << flag << ": " << err;
+  }
+  auto err = parseError({}, {{"TS_KUBE_SECRET", "Bad_Name"}});
+  EXPECT_NE(err.find("TS_KUBE_SECRET"), std::string::npos) << err;
+  // Valid names, and "" (no target / the default namespace) still work.
+  const auto cfg = parseOk({"--secret=ts-state.v1", "--configmap=" + std::string(253, 'a'),
+                            "--namespace=" + std::string(63, 'n')});
+  EXPECT_EQ(cfg.secret, "ts-state.v1");
+  EXPECT_TRUE(parseOk({"--secret=", "--namespace="}).secret.empty());
+  EXPECT_TRUE(checkDns1123Label("tailscale").ok());
+  EXPECT_FALSE(checkDns1123Label("").ok());
+  EXPECT_FALSE(checkDns1123Subdomain("").ok());
+}
+
+TEST(Config, SocketPathLongerThanSunPathIsAConfigurationError) {
+  const std::string longest = "/" + std::string(kMaxSocketPathBytes - 1, 's');
+  EXPECT_EQ(parseOk({"--socket=" + longest}).socket, longest);
+  const auto err = parseError({"--socket=" + longest + "s"});
+  EXPECT_NE(err.find("--socket"), std::string::npos) << err;
+  EXPECT_NE(err.find("at most 107 bytes"), std::string::npos) << err;
+  EXPECT_NE(err.find("this one has 108"), std::string::npos) << err;
 }
 
 TEST(Config, BadValueInTheFileNamesFileLineAndKey) {

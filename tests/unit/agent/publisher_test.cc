@@ -377,6 +377,116 @@ TEST_F(PublisherTest, ConfigMapTargetHoldsPlainStrings) {
   EXPECT_EQ((*cm)["data"]["device_ips"], R"(["100.64.0.1"])");
 }
 
+// Drift: the object changed behind the publisher's back. The checks run on the publisher's
+// clock: a test moves it past the interval plus the largest jitter (10 %).
+constexpr milliseconds kPastDriftCheck{66'001};
+
+TEST_F(PublisherTest, DeletedSecretIsRecreatedAtTheNextDriftCheck) {
+  startSynced(options());
+  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
+  ASSERT_TRUE(storedSecret().empty());
+  advance(kPastDriftCheck);
+  ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
+  EXPECT_EQ(storedSecret(), (Data{{"device_id", "n0"},
+                                  {"device_fqdn", "node-0.tail1.ts.net."},
+                                  {"device_ips", R"(["100.64.0.0"])"}}));
+  EXPECT_TRUE(secretStatus().in_sync);
+  EXPECT_EQ(secretStatus().written, 2u);
+  EXPECT_EQ(requests("POST").size(), 2u);
+}
+
+TEST_F(PublisherTest, KeysOverwrittenBySomeoneElseAreRewrittenAndOnlyThose) {
+  startSynced(options());
+  // Another client (its own field manager) changes one of our keys and adds one of its own.
+  const auto patched = emu_->store().patch(
+      kube_emu::Resource::kSecrets, kNs, "ts-state", kube_emu::PatchType::kStrategicMerge,
+      R"({"data":{"device_id":")" + k8s::base64Encode("evil") + R"(","theirs":")" +
+          k8s::base64Encode("x") + R"("}})",
+      {"someone-else"});
+  ASSERT_LT(patched.code, 300) << patched.body;
+  const size_t patches_before = requests("PATCH").size();
+  advance(kPastDriftCheck);
+  ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
+  EXPECT_EQ(storedSecret().at("device_id"), "n0");
+  EXPECT_EQ(storedSecret().at("theirs"), "x");  // not ours: left alone
+  const auto patches = requests("PATCH");
+  ASSERT_EQ(patches.size(), patches_before + 1);
+  const auto body = nlohmann::json::parse(patches.back().body);
+  EXPECT_EQ(body["data"].size(), 1u) << body.dump();  // only the key that differed
+  EXPECT_TRUE(body["data"].contains("device_id")) << body.dump();
+}
+
+TEST_F(PublisherTest, DriftChecksWithNothingChangedReadButNeverWrite) {
+  startSynced(options());
+  const size_t gets_before = requests("GET").size();
+  for (uint64_t i = 1; i <= 3; ++i) {
+    advance(kPastDriftCheck);
+    ASSERT_TRUE(eventually([&] { return secretStatus().drift_checks == i; })) << i;
+  }
+  ASSERT_TRUE(eventually([&] { return requests("GET").size() == gets_before + 3; }));
+  EXPECT_EQ(writes(), writes_before_);
+  const auto st = secretStatus();
+  EXPECT_TRUE(st.in_sync);
+  EXPECT_EQ(st.drift_repairs, 0u);
+  EXPECT_EQ(st.written, 1u);
+  EXPECT_EQ(st.unchanged, 0u);  // a check is not a publish attempt
+}
+
+TEST_F(PublisherTest, DriftThatCannotBeRepairedKeepsItOutOfSyncSayingWhy) {
+  auto o = options();
+  o.create_objects = false;
+  seedSecret({});
+  startSynced(o);
+  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
+  advance(kPastDriftCheck);
+  ASSERT_TRUE(eventually([&] { return !secretStatus().in_sync; }));
+  EXPECT_NE(secretStatus().last_error.find("does not exist"), std::string::npos)
+      << secretStatus().last_error;
+  EXPECT_FALSE(publisher_->allInSync());
+  // Someone recreates it: the retry (with backoff, not waiting for the next check) repairs it.
+  seedSecret({{"other", "v"}});
+  advance(milliseconds(4'000));
+  ASSERT_TRUE(eventually([&] { return secretStatus().in_sync; })) << secretStatus().last_error;
+  EXPECT_EQ(secretStatus().drift_repairs, 1u);
+  EXPECT_EQ(storedSecret().at("device_id"), "n0");
+  EXPECT_EQ(storedSecret().at("other"), "v");
+}
+
+TEST_F(PublisherTest, CheckSoonRepairsWithoutWaitingForTheInterval) {
+  startSynced(options());
+  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
+  publisher_->checkSoon();  // what the agent calls after a bus reconnect; the clock stays put
+  ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
+  EXPECT_EQ(storedSecret().at("device_id"), "n0");
+}
+
+TEST_F(PublisherTest, ZeroIntervalMeansNoPeriodicCheck) {
+  auto o = options();
+  o.drift_check_interval = milliseconds(0);
+  startSynced(o);
+  const size_t gets = requests("GET").size();
+  advance(std::chrono::hours(48));
+  // A second, different identity is the barrier: anything a check would do comes before it.
+  publisher_->submitIdentities({identity("n1", R"(["100.64.0.0"])")});
+  advance(milliseconds(20));
+  ASSERT_TRUE(eventually([&] { return secretStatus().written == 2; }));
+  EXPECT_EQ(requests("GET").size(), gets);
+}
+
+TEST(KeysToWrite, OnlyKeysThatDifferAndUndecodableOnesCountAsDiffering) {
+  const KeyValues desired = {{"device_id", "n1"},          {"device_fqdn", "a.ts.net."},
+                             {"device_ips", "[]"},         {"pod_uid", std::nullopt},  // to delete
+                             {"tags", std::nullopt},          // to delete, absent already
+                             {"_machinekey", "never ours"}};  // reserved
+  const ObservedKeys observed = {{"device_id", "n1"},
+                                 {"device_fqdn", std::nullopt},  // present, not decodable
+                                 {"pod_uid", std::nullopt}};     // present, not decodable
+  const k8s::DataChanges want = {
+      {"device_fqdn", "a.ts.net."}, {"device_ips", "[]"}, {"pod_uid", std::nullopt}};
+  EXPECT_EQ(keysToWrite(desired, observed), want);
+  EXPECT_TRUE(keysToWrite({{"device_id", "n1"}}, {{"device_id", "n1"}}).empty());
+}
+
 TEST(QuietWindow, DueAtMinAfterTheLastChangeCappedAtMaxAfterTheFirst) {
   QuietWindow w(milliseconds(20), milliseconds(100));
   const Clock::Monotonic t0{std::chrono::seconds(10)};
