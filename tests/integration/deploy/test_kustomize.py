@@ -11,16 +11,15 @@ import unittest
 
 import k8s_schema
 from deploylib import (AGENT_CONTAINER, KUSTOMIZE_DIR, agent_container_problems, container,
-                       env_of, helm_render, main, objects, one, pod_spec, restricted_violations,
-                       run, selector_matches, tool, yaml_to_json)
+                       env_of, helm_render, kubectl_bin, main, objects, one, pod_spec,
+                       restricted_violations, run, selector_matches, yaml_to_json)
 
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
-REGENERATE = ("the base is stale: run deploy/regenerate.py "
-              "--helm-render <build>/tools/helm-render/helm-render")
+REGENERATE = "the base is stale: run deploy/regenerate.py"
 
 
 def kustomize(path):
-    out = run([tool("TSK_KUBECTL", "kubectl"), "kustomize", path]).stdout
+    out = run([kubectl_bin(), "kustomize", path]).stdout
     return yaml_to_json(out, is_text=True)
 
 
@@ -83,7 +82,6 @@ class Base(unittest.TestCase):
 class Overlays(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        tool("TSK_KUBECTL", "kubectl")
         cls.tmp = tempfile.mkdtemp(prefix="kustomize-", dir=os.environ.get("TSK_WORK_DIR"))
 
     @classmethod
@@ -125,7 +123,7 @@ class Yamllint(unittest.TestCase):
             self.skipTest("yamllint not found; run scripts/install-deps.sh")
         config = os.path.join(os.path.dirname(KUSTOMIZE_DIR), ".yamllint")
         run([yamllint, "--strict", "-c", config, KUSTOMIZE_DIR])
-        rendered = run([tool("TSK_KUBECTL", "kubectl"), "kustomize", KUSTOMIZE_DIR]).stdout
+        rendered = run([kubectl_bin(), "kustomize", KUSTOMIZE_DIR]).stdout
         p = run([yamllint, "--strict", "-c", config, "-"], stdin=rendered, check=False)
         self.assertEqual(p.returncode, 0, p.stdout)
 
