@@ -5,6 +5,7 @@ security and RBAC properties hold, and the base equals the Helm chart's defaults
 
 import copy
 import os
+import re
 import shutil
 import tempfile
 import unittest
@@ -102,6 +103,26 @@ class Overlays(unittest.TestCase):
         for rb in (one(objs, "RoleBinding", "ts-kube-agent"),
                    one(objs, "RoleBinding", "ts-kube-agent-tailscaled")):
             self.assertEqual(rb["subjects"][0]["namespace"], "tailscale")
+
+    def test_example_overlays_commented_component_works_as_its_comment_says(self):
+        """The example overlay's commented `components:` for clusters before 1.29, switched on
+        in a copy of deploy/kustomize (its paths are relative to the overlay), builds and gives
+        the chart's 1.28 Deployment."""
+        tree = os.path.join(tempfile.mkdtemp(dir=self.tmp), "kustomize")
+        shutil.copytree(KUSTOMIZE_DIR, tree)
+        path = os.path.join(tree, "overlays", "example", "kustomization.yaml")
+        with open(path) as f:
+            text = f.read()
+        m = re.search(r"^# components:\n(#   - .*\n?)+", text, re.M)
+        self.assertIsNotNone(m, "the overlay lacks the commented components: block")
+        with open(path, "w") as f:
+            f.write(text.replace(m[0], re.sub(r"^# ?", "", m[0], flags=re.M)))
+        p = run([kubectl_bin(), "kustomize", os.path.dirname(path)], check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        spec = pod_spec(one(yaml_to_json(p.stdout, is_text=True), "Deployment"))
+        self.assertNotIn("initContainers", spec)
+        self.assertEqual([c["name"] for c in spec["containers"]][:2],
+                         ["tailscaled", AGENT_CONTAINER])
 
     def test_regular_sidecar_component_matches_the_chart_on_1_28(self):
         objs = self.overlay("resources:\n  - @KUSTOMIZE@/base\n"
