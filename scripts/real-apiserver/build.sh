@@ -83,14 +83,18 @@ cache_key() {
   } | sha256sum | cut -c1-16
 }
 
-# True when every binary in $1 is there and reports the pinned version.
+# True when every binary in $1 is there and reports the pinned version. Each output is read
+# whole before matching: `cmd | grep -q` under pipefail fails at random when grep exits first
+# and cmd gets SIGPIPE.
 bin_dir_is_good() {
-  local d=$1
+  local d=$1 out
   [[ -f "$d/.complete" ]] || return 1
-  "$d/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $KUBE_VERSION" || return 1
-  "$d/kubectl" version --client 2>/dev/null | grep -q "Client Version: $KUBE_VERSION" || return 1
-  "$d/etcd" --version 2>/dev/null | grep -q '^etcd Version: 3\.6\.' || return 1
-  "$d/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION" || return 1
+  out=$("$d/kube-apiserver" --version 2>/dev/null) && [[ "$out" == "Kubernetes $KUBE_VERSION" ]] ||
+    return 1
+  out=$("$d/kubectl" version --client 2>/dev/null) && [[ "$out" == *"Client Version: $KUBE_VERSION"* ]] ||
+    return 1
+  out=$("$d/etcd" --version 2>/dev/null) && [[ "$out" == *"etcd Version: 3.6."* ]] || return 1
+  out=$("$d/helm" version --short 2>/dev/null) && [[ "$out" == "$HELM_VERSION"* ]] || return 1
   local c
   for c in kube-controller-manager kube-scheduler; do [[ -x "$d/$c" ]] || return 1; done
 }
