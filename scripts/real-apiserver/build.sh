@@ -111,8 +111,8 @@ if bin_dir_is_good "$BIN"; then
   exit 0
 fi
 if [[ $check_only -eq 1 ]]; then
-  die "no good build in $BIN (key $KEY); run scripts/real-apiserver/build.sh (about 20 min cold on \
-2 cores, then cached)"
+  die "no good build in $BIN (key $KEY); run scripts/real-apiserver/build.sh (once: \
+a cold build takes 10+ min on 2 cores, then it is cached)"
 fi
 
 as_root() {
