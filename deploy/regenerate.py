@@ -6,10 +6,11 @@
   deploy/prometheus/prometheusrule.yaml             <- deploy/prometheus/ts-kube-agent.rules.yaml
   the sidecar snippet in deploy/helm/ts-kube-agent/README.md <- the chart's agent container
 
-    deploy/regenerate.py --helm-render <build>/tools/helm-render/helm-render
+    deploy/regenerate.py [--helm PATH]
 
-(build helm-render with `cmake --build <build> --target helm-render`). The deploy tests fail
-with a difference whenever one of these is stale. Python 3 standard library only.
+The chart is rendered by `helm template` (default: the pinned Helm that
+scripts/real-apiserver/build.sh builds and caches). The deploy tests fail with a difference
+whenever one of these is stale. Python 3 standard library only.
 """
 
 import argparse
@@ -48,10 +49,17 @@ GENERATED = ("# Generated from the Helm chart's defaults (release \"ts-kube-agen
 HELM_ONLY = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 
 
-def render(helm_render, *args):
-    return subprocess.run([helm_render, "--name", "ts-kube-agent", "--namespace", "default"]
-                          + list(args) + [CHART], check=True, capture_output=True,
-                          text=True).stdout
+def render(helm, *args):
+    return subprocess.run([helm, "template", "ts-kube-agent", CHART, "--namespace", "default"]
+                          + list(args), check=True, capture_output=True, text=True).stdout
+
+
+def pinned_helm():
+    script = os.path.join(os.path.dirname(DEPLOY), "scripts", "real-apiserver", "build.sh")
+    p = subprocess.run([script, "--check"], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(p.stderr.strip() + "\n(or pass --helm PATH)")
+    return os.path.join(p.stdout.strip().splitlines()[-1], "helm")
 
 
 def write(path, text):
@@ -60,9 +68,9 @@ def write(path, text):
     print("wrote", os.path.relpath(path, os.path.dirname(DEPLOY)))
 
 
-def kustomize_base(helm_render):
+def kustomize_base(helm):
     files = {}
-    for doc in render(helm_render).split("---\n# Source: ")[1:]:
+    for doc in render(helm).split("---\n# Source: ")[1:]:
         source, body = doc.split("\n", 1)
         name, header = BASE_FILES[source.rsplit("/", 1)[1]]
         body = "\n".join(l for l in body.split("\n") if not any(k in l for k in HELM_ONLY))
@@ -95,8 +103,8 @@ spec:
 """ + indented)
 
 
-def readme_snippet(helm_render):
-    out = render(helm_render, "--show-only", "templates/deployment.yaml")
+def readme_snippet(helm):
+    out = render(helm, "--show-only", "templates/deployment.yaml")
     m = re.search(r"^        - name: ts-kube-agent\n.*?(?=^      containers:)", out, re.M | re.S)
     container = "".join(l[6:] + "\n" for l in m[0].splitlines())
     path = os.path.join(CHART, "README.md")
@@ -111,11 +119,13 @@ def readme_snippet(helm_render):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--helm-render", default=os.environ.get("TSK_HELM_RENDER", "helm-render"))
+    ap.add_argument("--helm", default=os.environ.get("TSK_HELM"),
+                    help="helm binary (default: scripts/real-apiserver/build.sh's cached one)")
     args = ap.parse_args()
-    kustomize_base(args.helm_render)
+    helm = args.helm or pinned_helm()
+    kustomize_base(helm)
     rules_copies()
-    readme_snippet(args.helm_render)
+    readme_snippet(helm)
 
 
 if __name__ == "__main__":

@@ -1,30 +1,43 @@
 #!/usr/bin/env bash
-# Builds a real kube-apiserver (upstream v1.20.2 from Debian bookworm's `kubernetes` source
-# package, compiled with Debian's Go 1.19) and caches it. When the cached binary exists this
-# script downloads nothing and builds nothing; it prints the binary's path and exits.
+# Builds the control plane and the tools the real-API-server and chart suites run, from the pinned
+# Go wrapper modules in tools/go/ (kube: kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl; etcd; helm), with Go >= 1.26 and the Go module proxy, and caches the binaries under a
+# key made of those modules' go.mod/go.sum/sources, the Go version and the build flags. When the
+# cache holds that key this script builds nothing, needs no network and prints the bin dir.
 #
-# Usage: scripts/real-apiserver/build.sh [--rebuild]
-#   --rebuild   run `make` again on the kept source tree (about 10 s when nothing changed)
+# Usage: scripts/real-apiserver/build.sh [--check]
+#   --check   print the bin dir if the cache is good, else exit 1 saying what is missing (no build)
 # Environment:
-#   TSK_APISERVER_CACHE  cache dir (default /var/cache/ts-kube-agent/kube-apiserver)
-# Output: the last line on stdout is the absolute path of the binary; progress goes to stderr
-# and the full build log to $CACHE/build.log. Exits non-zero with a message saying what is
-# missing when it cannot build. See scripts/real-apiserver/README.md.
+#   TSK_APISERVER_CACHE  cache dir (default /var/cache/ts-kube-agent/control-plane)
+#   TSK_GO               the go command (default /usr/local/go/bin/go, else `go` on PATH)
+# Output: the last line on stdout is the absolute bin dir; progress goes to stderr and the full
+# build log to $CACHE/build.log. Exits non-zero with a message saying what is missing when it
+# cannot build. See scripts/real-apiserver/README.md.
 set -euo pipefail
 
-CACHE="${TSK_APISERVER_CACHE:-/var/cache/ts-kube-agent/kube-apiserver}"
-BIN="$CACHE/bin/kube-apiserver"
-GO_BIN_DIR=/usr/lib/go-1.19/bin
-REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
-SRC_LIST=/etc/apt/sources.list.d/ts-kube-agent-deb-src.sources
-BUILD_PKGS=(dpkg-dev golang-1.19-go make rsync golang-github-modern-go-reflect2-dev etcd-server)
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+MODS="$ROOT/tools/go"
+CACHE="${TSK_APISERVER_CACHE:-/var/cache/ts-kube-agent/control-plane}"
+GO_MIN_MINOR=26 # k8s.io/kubernetes v1.37.2's go.mod says `go 1.26.0`
 
-rebuild=0
+# What is built, and how. Part of the cache key: changing a line here rebuilds.
+KUBE_VERSION=v1.37.2
+HELM_VERSION=v4.3.2
+KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+KUBE_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
+-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 \
+-X k8s.io/component-base/version.gitTreeState=clean"
+HELM_LDFLAGS="-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION \
+-X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+ETCD_LDFLAGS="-s -w"
+
+check_only=0
 for arg in "$@"; do
   case "$arg" in
-    --rebuild) rebuild=1 ;;
+    --check) check_only=1 ;;
     -h | --help)
-      sed -n '2,12p' "$0"
+      sed -n '2,15p' "$0"
       exit 0
       ;;
     *)
@@ -40,11 +53,66 @@ die() {
   exit 1
 }
 
-binary_is_good() { [[ -x "$BIN" ]] && "$BIN" --version 2>/dev/null | grep -q 'Kubernetes v1\.20'; }
+find_go() {
+  local go="${TSK_GO:-}"
+  if [[ -z "$go" ]]; then
+    if [[ -x /usr/local/go/bin/go ]]; then go=/usr/local/go/bin/go; else go=$(command -v go || true); fi
+  fi
+  [[ -n "$go" && -x "$go" ]] || die "no Go toolchain found (looked at \$TSK_GO, /usr/local/go/bin/go, \
+PATH); install Go >= 1.$GO_MIN_MINOR at /usr/local/go or set TSK_GO"
+  local v
+  v=$(GOTOOLCHAIN=local "$go" env GOVERSION 2>/dev/null) || die "'$go env GOVERSION' failed"
+  local minor
+  minor=$(sed -E 's/^go1\.([0-9]+).*/\1/' <<<"$v")
+  [[ "$minor" =~ ^[0-9]+$ && "$minor" -ge $GO_MIN_MINOR ]] ||
+    die "$go is $v; k8s.io/kubernetes $KUBE_VERSION needs Go >= 1.$GO_MIN_MINOR (Debian's golang-1.19 \
+is too old): install it at /usr/local/go or set TSK_GO"
+  GO="$go"
+  GO_VERSION="$v"
+}
 
-if [[ $rebuild -eq 0 ]] && binary_is_good; then
+# The cache key: every input of the build. sha256 of the module files, the Go version and the
+# flags above, so a changed pin, Go or flag gets its own directory.
+cache_key() {
+  {
+    (cd "$MODS" && find kube etcd helm -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) |
+      LC_ALL=C sort | xargs sha256sum)
+    echo "$GO_VERSION"
+    printf '%s\n' "$KUBE_VERSION" "$HELM_VERSION" "${KUBE_CMDS[@]}" "$KUBE_LDFLAGS" "$HELM_LDFLAGS" \
+      "$ETCD_LDFLAGS"
+  } | sha256sum | cut -c1-16
+}
+
+# True when every binary in $1 is there and reports the pinned version. Each output is read
+# whole before matching: `cmd | grep -q` under pipefail fails at random when grep exits first
+# and cmd gets SIGPIPE.
+bin_dir_is_good() {
+  local d=$1 out
+  [[ -f "$d/.complete" ]] || return 1
+  out=$("$d/kube-apiserver" --version 2>/dev/null) && [[ "$out" == "Kubernetes $KUBE_VERSION" ]] ||
+    return 1
+  out=$("$d/kubectl" version --client 2>/dev/null) && [[ "$out" == *"Client Version: $KUBE_VERSION"* ]] ||
+    return 1
+  out=$("$d/etcd" --version 2>/dev/null) && [[ "$out" == *"etcd Version: 3.6."* ]] || return 1
+  out=$("$d/helm" version --short 2>/dev/null) && [[ "$out" == "$HELM_VERSION"* ]] || return 1
+  local c
+  for c in kube-controller-manager kube-scheduler; do [[ -x "$d/$c" ]] || return 1; done
+}
+
+for m in kube etcd helm; do
+  [[ -f "$MODS/$m/go.mod" && -f "$MODS/$m/go.sum" ]] || die "$MODS/$m/go.mod or go.sum missing"
+done
+find_go
+KEY=$(cache_key)
+BIN="$CACHE/$KEY/bin"
+
+if bin_dir_is_good "$BIN"; then
   echo "$BIN"
   exit 0
+fi
+if [[ $check_only -eq 1 ]]; then
+  die "no good build in $BIN (key $KEY); run scripts/real-apiserver/build.sh (once: \
+a cold build takes 10+ min on 2 cores, then it is cached)"
 fi
 
 as_root() {
@@ -53,10 +121,9 @@ as_root() {
   elif command -v sudo >/dev/null; then
     sudo "$@"
   else
-    die "'$*' needs root and sudo is not installed; run this script as root once to fill the cache $CACHE"
+    die "'$*' needs root and sudo is not installed; create $CACHE writable by you or set TSK_APISERVER_CACHE"
   fi
 }
-
 mkdir -p "$CACHE" 2>/dev/null || as_root install -d -m 0755 -o "$(id -u)" -g "$(id -g)" "$CACHE" ||
   die "cannot create the cache dir $CACHE; set TSK_APISERVER_CACHE to a writable dir"
 [[ -w "$CACHE" ]] || die "cache dir $CACHE is not writable; set TSK_APISERVER_CACHE to a writable dir"
@@ -67,115 +134,44 @@ if ! flock -n 9; then
   log "another build holds $CACHE/.build.lock; waiting for it"
   flock 9
 fi
-if [[ $rebuild -eq 0 ]] && binary_is_good; then
+if bin_dir_is_good "$BIN"; then
   echo "$BIN"
   exit 0
 fi
 
-install_build_packages() {
-  local missing=() p
-  for p in "${BUILD_PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  log "installing ${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
-    die "apt-get update failed; cannot install ${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
-}
-
-# The archive URI of the machine's own Debian sources (deb822 or one-line format).
-debian_archive_uri() {
-  local uri=""
-  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
-    uri=$(awk '/^URIs:/ {for (i = 2; i <= NF; i++) if ($i !~ /security/) {print $i; exit}}' \
-      /etc/apt/sources.list.d/debian.sources)
-  fi
-  if [[ -z "$uri" && -f /etc/apt/sources.list ]]; then
-    uri=$(awk '$1 == "deb" && $0 ~ /bookworm/ && $0 !~ /security/ {
-      for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file|mirror):/) {print $i; exit}}' /etc/apt/sources.list)
-  fi
-  echo "${uri:-http://deb.debian.org/debian}"
-}
-
-ensure_deb_src() {
-  if grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/ &&
-    apt-cache showsrc kubernetes >/dev/null 2>&1; then
-    return 0
-  fi
-  local uri
-  uri=$(debian_archive_uri)
-  log "adding deb-src for bookworm main ($uri) as $SRC_LIST"
-  as_root tee "$SRC_LIST" >/dev/null <<EOF
-# Added by ts-kube-agent scripts/real-apiserver/build.sh: source packages to build kube-apiserver.
-Types: deb-src
-URIs: $uri
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
-    die "apt-get update failed after adding $SRC_LIST"
-}
-
-fetch_source() {
-  local dl="$CACHE/download" tree="$CACHE/src/kubernetes"
-  if [[ -f "$tree/hack/lib/golang.sh" ]]; then
-    return 0
-  fi
-  ensure_deb_src
-  mkdir -p "$dl"
-  if ! compgen -G "$dl/kubernetes_*.dsc" >/dev/null; then
-    log "downloading the kubernetes source package"
-    (cd "$dl" && apt-get source --download-only kubernetes >>"$CACHE/build.log" 2>&1) ||
-      die "apt-get source --download-only kubernetes failed (see $CACHE/build.log)"
-  fi
-  log "unpacking the source package"
-  rm -rf "$CACHE/src"
-  mkdir -p "$CACHE/src"
-  local dscs=("$dl"/kubernetes_*.dsc)
-  local dsc="${dscs[0]}"
-  dpkg-source -x "$dsc" "$tree.partial" >>"$CACHE/build.log" 2>&1 ||
-    die "dpkg-source -x $dsc failed (see $CACHE/build.log)"
-  mv "$tree.partial" "$tree"
-}
-
-# The vendored reflect2 v1.0.1 breaks at run time with Go >= 1.18; Debian's 1.0.2 is compatible.
-swap_reflect2() {
-  local tree="$CACHE/src/kubernetes" dst
-  dst="$tree/vendor/github.com/modern-go/reflect2"
-  [[ -d "$REFLECT2_SRC" ]] || die "$REFLECT2_SRC missing: install golang-github-modern-go-reflect2-dev"
-  rm -rf "$dst"
-  mkdir -p "$dst"
-  cp -a "$REFLECT2_SRC"/. "$dst"/
-}
-
-run_make() {
-  local tree="$CACHE/src/kubernetes"
-  [[ -x "$GO_BIN_DIR/go" ]] || die "$GO_BIN_DIR/go missing: install golang-1.19-go"
-  log "make WHAT=cmd/kube-apiserver (first build takes about 3 minutes on 2 cores)"
-  (
-    cd "$tree"
-    export PATH="$GO_BIN_DIR:$PATH" CGO_ENABLED=0 GO111MODULE=off GOFLAGS="" GOPROXY=off
-    export GOCACHE="$CACHE/gocache" GOTOOLCHAIN=local
-    export KUBE_GIT_VERSION=v1.20.2 KUBE_GIT_TREE_STATE=clean KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20
-    make WHAT=cmd/kube-apiserver
-  ) >>"$CACHE/build.log" 2>&1 || die "make WHAT=cmd/kube-apiserver failed; last lines of $CACHE/build.log:
-$(tail -n 25 "$CACHE/build.log")"
-  local out="$tree/_output/bin/kube-apiserver"
-  [[ -x "$out" ]] || die "make succeeded but $out is missing"
-  mkdir -p "$CACHE/bin"
-  cp "$out" "$BIN.tmp"
-  mv -f "$BIN.tmp" "$BIN"
-  binary_is_good || die "$BIN does not report Kubernetes v1.20: $("$BIN" --version 2>&1 | head -n1)"
-}
-
 started=$(date +%s)
 : >"$CACHE/build.log"
-install_build_packages
-fetch_source
-swap_reflect2
-run_make
-log "built $("$BIN" --version) in $(($(date +%s) - started)) s"
+PARTIAL="$CACHE/$KEY/bin.partial"
+rm -rf "$PARTIAL"
+mkdir -p "$PARTIAL"
+
+# $1 module dir, $2 ldflags, $3.. packages. GOFLAGS=-mod=readonly: the committed go.sum is the
+# pin; a module missing from it is an error, never a silent upgrade.
+go_build() {
+  local mod=$1 ldflags=$2
+  shift 2
+  log "go build in tools/go/$(basename "$mod"): $* (progress in $CACHE/build.log)"
+  (
+    cd "$mod"
+    export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0
+    nice -n 10 "$GO" build -trimpath -ldflags "$ldflags" -o "$PARTIAL/" "$@"
+  ) >>"$CACHE/build.log" 2>&1 || die "go build of $* failed (Go $GO_VERSION, \
+GOPROXY=$("$GO" env GOPROXY)); the first build needs the Go module proxy to download the modules \
+pinned in $mod/go.sum. Last lines of $CACHE/build.log:
+$(tail -n 25 "$CACHE/build.log")"
+}
+
+pkgs=()
+for c in "${KUBE_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+go_build "$MODS/kube" "$KUBE_LDFLAGS" "${pkgs[@]}"
+go_build "$MODS/etcd" "$ETCD_LDFLAGS" .
+[[ -x "$PARTIAL/etcd" ]] || die "the etcd build left no binary at $PARTIAL/etcd"
+go_build "$MODS/helm" "$HELM_LDFLAGS" helm.sh/helm/v4/cmd/helm
+touch "$PARTIAL/.complete"
+bin_dir_is_good "$PARTIAL" || die "built binaries in $PARTIAL do not report the pinned versions: \
+$("$PARTIAL/kube-apiserver" --version 2>&1 | head -n1), $("$PARTIAL/etcd" --version 2>&1 | head -n1), \
+$("$PARTIAL/helm" version --short 2>&1 | head -n1)"
+rm -rf "$BIN"
+mv "$PARTIAL" "$BIN"
+log "built in $(($(date +%s) - started)) s: $(cd "$BIN" && du -sh --apparent-size -- * | tr '\t' ' ' | paste -sd, -)"
 echo "$BIN"

@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# Starts a real kube-apiserver (built by build.sh) and Debian's etcd on 127.0.0.1, with
-# certificates, tokens and a kubeconfig generated into DIR. Returns once /readyz answers 200;
-# both processes keep running in the background until `stop.sh DIR`.
+# Starts a control plane on 127.0.0.1: etcd, kube-apiserver and kube-controller-manager (built
+# and cached by build.sh), with certificates, tokens and kubeconfigs generated into DIR. Returns
+# once the API server's /readyz answers 200, the controller-manager's /healthz answers 200 and
+# its service-account controller has created the `default` ServiceAccount; the three processes
+# keep running in the background until `stop.sh DIR`. No kubelet and no scheduler: Pods are
+# admitted and stay Pending.
 #
 # Usage: scripts/real-apiserver/start.sh DIR
 # Environment:
-#   TSK_APISERVER_BIN            kube-apiserver binary (default: the one build.sh cached)
-#   TSK_APISERVER_CACHE          build.sh's cache dir (default /var/cache/ts-kube-agent/kube-apiserver)
-#   TSK_ETCD_BIN                 etcd binary (default /usr/bin/etcd, Debian's etcd-server)
-#   TSK_APISERVER_READY_TIMEOUT  seconds to wait for /readyz (default 90)
-# Writes DIR/env (KEY=VALUE lines: URL, ports, pids, CA, token and kubeconfig paths),
-# DIR/admin.kubeconfig (token auth), DIR/admin-cert.kubeconfig (client-certificate auth),
-# DIR/pki/, DIR/etcd-data/ and the two logs DIR/etcd.log and DIR/kube-apiserver.log.
+#   TSK_APISERVER_CACHE          build.sh's cache dir (default /var/cache/ts-kube-agent/control-plane)
+#   TSK_CONTROL_PLANE_BIN_DIR    a bin dir with the binaries build.sh makes (default: its cache)
+#   TSK_APISERVER_BIN            kube-apiserver binary (default: build.sh's cached one)
+#   TSK_CONTROLLER_MANAGER_BIN   kube-controller-manager binary (default: build.sh's cached one)
+#   TSK_ETCD_BIN                 etcd binary (default: build.sh's cached one)
+#   TSK_APISERVER_READY_TIMEOUT  seconds to wait for each component (default 90)
+# Writes DIR/env (KEY=VALUE lines: URL, ports, pids, CA, token and kubeconfig paths, the tool
+# paths), DIR/admin.kubeconfig (token auth), DIR/admin-cert.kubeconfig (client-certificate
+# auth), DIR/pki/, DIR/etcd-data/ and the logs DIR/etcd.log, DIR/kube-apiserver.log and
+# DIR/kube-controller-manager.log.
 # If DIR holds a running instance it is stopped first. See scripts/real-apiserver/README.md.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-CACHE="${TSK_APISERVER_CACHE:-/var/cache/ts-kube-agent/kube-apiserver}"
-APISERVER_BIN="${TSK_APISERVER_BIN:-$CACHE/bin/kube-apiserver}"
-ETCD_BIN="${TSK_ETCD_BIN:-/usr/bin/etcd}"
 READY_TIMEOUT="${TSK_APISERVER_READY_TIMEOUT:-90}"
 SA_ISSUER="https://kubernetes.default.svc.cluster.local"
 
@@ -34,10 +37,18 @@ DIR="$(cd "$1" && pwd)"
 [[ "$DIR" =~ ^[A-Za-z0-9._/+-]+$ ]] ||
   die "DIR '$DIR' has characters other than letters, digits and ._/+-; pick a plainer path"
 
-[[ -x "$APISERVER_BIN" ]] || die "kube-apiserver not found at $APISERVER_BIN; run \
-scripts/real-apiserver/build.sh first (about 3 minutes once, cached afterwards) or set TSK_APISERVER_BIN"
-[[ -x "$ETCD_BIN" ]] || die "etcd not found at $ETCD_BIN; install Debian's etcd-server \
-(apt-get install etcd-server) or set TSK_ETCD_BIN"
+# start.sh never builds: build.sh --check prints the cached bin dir or says how to fill it.
+BIN_DIR="${TSK_CONTROL_PLANE_BIN_DIR:-}"
+if [[ -z "$BIN_DIR" ]]; then
+  BIN_DIR=$("$HERE/build.sh" --check) || die "the control plane is not built; run \
+scripts/real-apiserver/build.sh first (once; cached afterwards)"
+fi
+APISERVER_BIN="${TSK_APISERVER_BIN:-$BIN_DIR/kube-apiserver}"
+CONTROLLER_MANAGER_BIN="${TSK_CONTROLLER_MANAGER_BIN:-$BIN_DIR/kube-controller-manager}"
+ETCD_BIN="${TSK_ETCD_BIN:-$BIN_DIR/etcd}"
+for b in "$APISERVER_BIN" "$CONTROLLER_MANAGER_BIN" "$ETCD_BIN"; do
+  [[ -x "$b" ]] || die "$b is not an executable; unset TSK_*_BIN to use build.sh's cache"
+done
 for tool in openssl curl; do
   command -v "$tool" >/dev/null || die "$tool not found; install it (scripts/install-deps.sh)"
 done
@@ -51,9 +62,10 @@ rm -rf "$DIR/pki" "$DIR/etcd-data" "$DIR/env" "$DIR/pids" "$DIR"/*.kubeconfig "$
 started_at=$(date +%s.%N)
 ETCD_PID=""
 APISERVER_PID=""
+CONTROLLER_MANAGER_PID=""
 cleanup_on_failure() {
   local pid
-  for pid in $APISERVER_PID $ETCD_PID; do kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in $CONTROLLER_MANAGER_PID $APISERVER_PID $ETCD_PID; do kill -KILL "$pid" 2>/dev/null || true; done
 }
 on_exit() {
   local status=$?
@@ -86,11 +98,17 @@ EOF
       -subj "/O=system:masters/CN=tsk-admin-cert" 2>/dev/null
     openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
       -extfile client.ext -out admin.crt 2>/dev/null
+    # The controller-manager's own identity: the built-in ClusterRoleBinding
+    # system:kube-controller-manager binds this user name.
+    openssl req -newkey rsa:2048 -nodes -keyout controller-manager.key -out cm.csr \
+      -subj "/CN=system:kube-controller-manager" 2>/dev/null
+    openssl x509 -req -in cm.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile client.ext -out controller-manager.crt 2>/dev/null
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
     openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
     openssl rand -hex 32 >admin.token
     printf '%s,tsk-admin,tsk-admin-uid,"system:masters"\n' "$(cat admin.token)" >tokens.csv
-    rm -f server.csr admin.csr server.ext client.ext ca.srl
+    rm -f server.csr admin.csr cm.csr server.ext client.ext ca.srl
   ) || die "openssl failed to generate the certificates in $PKI"
 }
 
@@ -180,7 +198,7 @@ start_apiserver() {
     setsid "$APISERVER_BIN" \
       --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
       --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
-      --secure-port="$APISERVER_PORT" --insecure-port=0 \
+      --secure-port="$APISERVER_PORT" \
       --cert-dir="$PKI" \
       --tls-cert-file="$PKI/server.crt" --tls-private-key-file="$PKI/server.key" \
       --client-ca-file="$PKI/ca.crt" \
@@ -253,7 +271,83 @@ contexts:
     namespace: default
 current-context: tsk-real
 EOF
+  cat >"$DIR/controller-manager.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: tsk-real
+  cluster:
+    server: $server
+    certificate-authority: $PKI/ca.crt
+users:
+- name: system:kube-controller-manager
+  user:
+    client-certificate: $PKI/controller-manager.crt
+    client-key: $PKI/controller-manager.key
+contexts:
+- name: tsk-real
+  context:
+    cluster: tsk-real
+    user: system:kube-controller-manager
+current-context: tsk-real
+EOF
   chmod 0600 "$DIR"/*.kubeconfig
+}
+
+controller_manager_healthy() {
+  [[ "$(curl -sS -k --max-time 2 -o /dev/null -w '%{http_code}' \
+    "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz" 2>/dev/null)" == 200 ]]
+}
+
+# The service-account controller has run once the namespace `default` has its ServiceAccount:
+# from then on new namespaces get theirs, TokenRequest works for them and Pods are admitted.
+default_service_account_exists() {
+  [[ "$(curl -sS --max-time 2 -o /dev/null -w '%{http_code}' --cacert "$PKI/ca.crt" \
+    -H "Authorization: Bearer $(cat "$PKI/admin.token")" \
+    "https://127.0.0.1:$APISERVER_PORT/api/v1/namespaces/default/serviceaccounts/default" \
+    2>/dev/null)" == 200 ]]
+}
+
+# Service-account tokens (the token controller signs with sa.key, the API server verifies with
+# sa.pub), the kube-root-ca.crt ConfigMap in every namespace, namespace deletion and garbage
+# collection all come from here.
+start_controller_manager() {
+  local attempt
+  for attempt in 1 2 3; do
+    CONTROLLER_MANAGER_PORT=$(pick_port)
+    while [[ $CONTROLLER_MANAGER_PORT == "$APISERVER_PORT" ]]; do CONTROLLER_MANAGER_PORT=$(pick_port); done
+    setsid "$CONTROLLER_MANAGER_BIN" \
+      --kubeconfig="$DIR/controller-manager.kubeconfig" \
+      --authentication-kubeconfig="$DIR/controller-manager.kubeconfig" \
+      --authorization-kubeconfig="$DIR/controller-manager.kubeconfig" \
+      --bind-address=127.0.0.1 --secure-port="$CONTROLLER_MANAGER_PORT" \
+      --cert-dir="$PKI/controller-manager-serving" \
+      --service-account-private-key-file="$PKI/sa.key" \
+      --root-ca-file="$PKI/ca.crt" \
+      --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
+      --use-service-account-credentials=true \
+      --leader-elect=false \
+      --profiling=false \
+      >"$DIR/kube-controller-manager.log" 2>&1 </dev/null &
+    CONTROLLER_MANAGER_PID=$!
+    echo "kube-controller-manager $CONTROLLER_MANAGER_PID" >>"$DIR/pids"
+    local rc=0
+    wait_until "$CONTROLLER_MANAGER_PID" kube-controller-manager "$DIR/kube-controller-manager.log" \
+      controller_manager_healthy || rc=$?
+    if [[ $rc -eq 0 ]]; then
+      wait_until "$CONTROLLER_MANAGER_PID" kube-controller-manager "$DIR/kube-controller-manager.log" \
+        default_service_account_exists || rc=$?
+    fi
+    [[ $rc -eq 0 ]] && return 0
+    if grep -q "address already in use" "$DIR/kube-controller-manager.log"; then
+      log "controller-manager port taken by someone else (attempt $attempt); trying another"
+      continue
+    fi
+    echo "real-apiserver/start: ERROR: kube-controller-manager exited during start; last lines of $DIR/kube-controller-manager.log:" >&2
+    tail -n 30 "$DIR/kube-controller-manager.log" >&2
+    exit 1
+  done
+  die "kube-controller-manager could not bind a free port after 3 attempts"
 }
 
 write_env() {
@@ -274,6 +368,12 @@ TSK_ETCD_CLIENT_PORT=$ETCD_CLIENT_PORT
 TSK_ETCD_PEER_PORT=$ETCD_PEER_PORT
 TSK_ETCD_PID=$ETCD_PID
 TSK_ETCD_LOG=$DIR/etcd.log
+TSK_CONTROLLER_MANAGER_PORT=$CONTROLLER_MANAGER_PORT
+TSK_CONTROLLER_MANAGER_PID=$CONTROLLER_MANAGER_PID
+TSK_CONTROLLER_MANAGER_LOG=$DIR/kube-controller-manager.log
+TSK_CONTROL_PLANE_BIN_DIR=$BIN_DIR
+TSK_KUBECTL=$BIN_DIR/kubectl
+TSK_HELM=$BIN_DIR/helm
 EOF
   mv "$DIR/env.tmp" "$DIR/env"
 }
@@ -282,8 +382,10 @@ make_pki
 start_etcd
 start_apiserver
 write_kubeconfigs
+start_controller_manager
 write_env
 elapsed=$(awk -v a="$started_at" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
-log "ready in ${elapsed} s at https://127.0.0.1:$APISERVER_PORT (kube-apiserver pid $APISERVER_PID \
-$(proc_rss_mib "$APISERVER_PID") MiB RSS, etcd pid $ETCD_PID $(proc_rss_mib "$ETCD_PID") MiB RSS); \
-env in $DIR/env, kubeconfig $DIR/admin.kubeconfig"
+log "ready in ${elapsed} s at https://127.0.0.1:$APISERVER_PORT ($("$APISERVER_BIN" --version); \
+kube-apiserver pid $APISERVER_PID $(proc_rss_mib "$APISERVER_PID") MiB RSS, etcd pid $ETCD_PID \
+$(proc_rss_mib "$ETCD_PID") MiB RSS, kube-controller-manager pid $CONTROLLER_MANAGER_PID \
+$(proc_rss_mib "$CONTROLLER_MANAGER_PID") MiB RSS); env in $DIR/env, kubeconfig $DIR/admin.kubeconfig"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops the kube-apiserver and etcd that `start.sh DIR` started, by the pids it recorded in
+# Stops the kube-controller-manager, kube-apiserver and etcd that `start.sh DIR` started, by the pids it recorded in
 # DIR/pids. A pid is only signalled while its command line still names DIR (so a recycled pid
 # is never touched). SIGTERM, then SIGKILL after 10 s. Idempotent: nothing running is success.
 # Keeps DIR's logs; removes DIR/env and DIR/pids.
@@ -20,7 +20,7 @@ ours() { [[ -r "/proc/$1/cmdline" ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -
 
 pids=()
 if [[ -f "$DIR/pids" ]]; then
-  # The API server first, then etcd (reverse start order).
+  # Reverse start order: the controller-manager, the API server, then etcd.
   while read -r _ pid; do
     [[ "$pid" =~ ^[0-9]+$ ]] && pids=("$pid" "${pids[@]}")
   done <"$DIR/pids"

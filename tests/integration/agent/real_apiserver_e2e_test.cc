@@ -1,7 +1,8 @@
-// The write-path scenarios of agent_e2e_tests against a real kube-apiserver v1.20 + etcd
-// (scripts/real-apiserver, started once by the ctest fixture `real_apiserver`). The agent binary
-// runs "in cluster": a service-account directory with a bound token from the TokenRequest API,
-// the server's CA and the namespace, plus KUBERNETES_SERVICE_HOST/PORT. tailscaled is tsbus-sim.
+// The write-path scenarios of agent_e2e_tests against a real control plane (kube-apiserver and
+// kube-controller-manager v1.37.2, etcd 3.6: scripts/real-apiserver, started once by the ctest
+// fixture `real_apiserver`). The agent binary runs "in cluster": a service-account directory
+// with a bound token from the TokenRequest API, the server's CA and the namespace, plus
+// KUBERNETES_SERVICE_HOST/PORT. tailscaled is tsbus-sim.
 // A real server has no request log, so writes are counted with the agent's own
 // ts_kube_agent_api_requests_total and checked with resourceVersion and managedFields.
 #include <gtest/gtest.h>
@@ -47,7 +48,7 @@ class AgentRealApiServer : public ::testing::Test {
     auto loaded = tsk::testing::RealApiServer::load(TSK_REAL_APISERVER_ENV);
     ASSERT_TRUE(loaded.ok()) << loaded.error().message;
     server_ = *loaded;
-    kubectl_ = std::make_unique<tsk::testing::Kubectl>(server_.admin_kubeconfig);
+    kubectl_ = std::make_unique<tsk::testing::Kubectl>(server_.admin_kubeconfig, server_.kubectl);
     ns_ = tsk::testing::uniqueNamespace("agent");
     socket_ = (dir_.path() / "tailscaled.sock").string();
     tsbus_sim::SimOptions o;
@@ -92,15 +93,30 @@ class AgentRealApiServer : public ::testing::Test {
                                       "Role, name: ts-kube-agent}\nsubjects:\n- {kind: "
                                       "ServiceAccount, name: ts-kube-agent, namespace: " +
                                       ns_ + "}\n");
+    const auto sa = dir_.path() / "sa";
+    std::filesystem::create_directories(sa);
+    std::ofstream(sa / "token") << mintToken();
+    std::ofstream(sa / "ca.crt") << tsk::testing::readFile(server_.ca_file);
+    std::ofstream(sa / "namespace") << ns_;
+  }
+
+  // A bound token for the agent's ServiceAccount from the TokenRequest API.
+  std::string mintToken() const {
     std::string token = kubectl({"create", "token", "ts-kube-agent", "-n", ns_, "--duration=1h"});
     while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
       token.pop_back();
     }
-    const auto sa = dir_.path() / "sa";
-    std::filesystem::create_directories(sa);
-    std::ofstream(sa / "token") << token;
-    std::ofstream(sa / "ca.crt") << tsk::testing::readFile(server_.ca_file);
-    std::ofstream(sa / "namespace") << ns_;
+    return token;
+  }
+
+  // The HTTP status the API server answers a GET of the Secret made with `token`, once, with no
+  // retry (curl; kubectl would retry a 429 itself).
+  std::string statusFor(const std::string& token) const {
+    const auto out = tsk::testing::runCommand(
+        {"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "--cacert",
+         server_.ca_file, "-H", "Authorization: Bearer " + token,
+         server_.url + "/api/v1/namespaces/" + ns_ + "/secrets/ts-state"});
+    return out.out + out.err;
   }
 
   AgentProcess& startAgent(const std::vector<std::string>& extra = {}) {
@@ -254,6 +270,30 @@ TEST_F(AgentRealApiServer, DeletedSecretAndOverwrittenKeysAreRepairedByTheDriftC
             patches_before + 1);
   EXPECT_EQ(metric(agent, R"(ts_kube_agent_identity_in_sync{target="secret"})"), 1);
   EXPECT_TRUE(agent.logContains(R"("keys":"device_fqdn")")) << agent.logs();
+}
+
+// The kubelet rotates the projected token by swapping the file; after the old token is revoked
+// (the ServiceAccount recreated: a new UID), the agent's next write gets 401, re-reads the file
+// and succeeds with the new token, without a restart.
+TEST_F(AgentRealApiServer, RevokedTokenAndRotatedFileKeepTheAgentWriting) {
+  setUpServiceAccount(kRulesWithCreate);
+  const std::string first_token = tsk::testing::readFile(dir_.path() / "sa" / "token");
+  auto& agent = startSynced();
+  kubectl({"delete", "serviceaccount", "ts-kube-agent", "-n", ns_});
+  kubectl({"create", "serviceaccount", "ts-kube-agent", "-n", ns_});
+  ASSERT_TRUE(eventually([&] { return statusFor(first_token) == "401"; }, std::chrono::seconds(60)))
+      << "the revoked token was still accepted after 60 s: " << statusFor(first_token);
+  tsk::testing::writeFileAtomically(dir_.path() / "sa" / "token", mintToken());
+
+  tsbus_sim::IdentityUpdate update;
+  update.addresses = std::vector<std::string>{"100.90.12.36", "fd7a:115c:a1e0::6a01:c24"};
+  sim_->selfChange(update);
+  ASSERT_TRUE(eventually([&] {
+    return secretData()["device_ips"] == R"(["100.90.12.36","fd7a:115c:a1e0::6a01:c24"])";
+  })) << agent.logs();
+  EXPECT_GE(metric(agent, R"(ts_kube_agent_api_requests_total{code="401",verb="PATCH"})"), 1)
+      << "the write after the revocation was not first answered 401";
+  EXPECT_TRUE(eventually([&] { return readyz(agent) == 200; })) << agent.logs();
 }
 
 }  // namespace

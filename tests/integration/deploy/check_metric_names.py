@@ -2,28 +2,29 @@
 """Checks that every PromQL expression in Grafana dashboards and Prometheus rule files uses only
 metric names (and label names) that the agent really exports.
 
-    check_metric_names.py --metrics agent-metrics.txt [--helm-render PATH] FILE...
+    check_metric_names.py --metrics agent-metrics.txt FILE...
     check_metric_names.py --metrics http://127.0.0.1:9002/metrics deploy/grafana/*.json ...
 
 --metrics is a Prometheus text exposition: a file, or an http:// URL (a running agent's
 /metrics). FILEs: *.json are Grafana dashboards (every "expr", and label_values() in template
-variables); *.yaml/*.yml are Prometheus rule files or PrometheusRule objects (parsed with
-helm-render --yaml2json; --helm-render or $TSK_HELM_RENDER gives its path).
+variables); *.yaml/*.yml are Prometheus rule files or PrometheusRule objects (parsed with Debian's
+python3-yaml).
 
 A name is known when the exposition has a sample or a # TYPE line for it (so histogram
 _bucket/_sum/_count series count). A label in a selector ({label="..."}) must appear on some
 sample of that metric, unless it is a scrape target label (namespace, pod, job, ...) or the
 metric has no samples yet. Exit status 1 lists every unknown name with its file and expression.
-Standard library only.
+Standard library and python3-yaml only.
 """
 
 import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import urllib.request
+
+import yaml
 
 TARGET_LABELS = {"namespace", "pod", "job", "instance", "container", "service", "endpoint",
                  "node", "__name__"}
@@ -122,12 +123,14 @@ def dashboard_expressions(path):
     return out
 
 
-def rule_expressions(path, helm_render):
-    p = subprocess.run([helm_render, "--yaml2json", path], capture_output=True, text=True)
-    if p.returncode != 0:
-        raise SystemExit(f"{path}: cannot parse: {p.stderr.strip()}")
+def rule_expressions(path):
+    try:
+        with open(path) as f:
+            docs = [d for d in yaml.safe_load_all(f) if d is not None]
+    except (OSError, yaml.YAMLError) as e:
+        raise SystemExit(f"{path}: cannot parse: {e}")
     out = []
-    for doc in json.loads(p.stdout):
+    for doc in docs:
         groups = doc.get("groups") or (doc.get("spec") or {}).get("groups") or []
         for g in groups:
             for r in g.get("rules") or []:
@@ -158,7 +161,6 @@ def check(expressions, metrics, allow):
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--metrics", required=True, help="exposition file or http:// URL")
-    ap.add_argument("--helm-render", default=os.environ.get("TSK_HELM_RENDER", "helm-render"))
     ap.add_argument("--allow", action="append", default=[],
                     help="a metric name to accept although /metrics lacks it (e.g. up)")
     ap.add_argument("files", nargs="+")
@@ -169,7 +171,7 @@ def main(argv):
         if f.endswith(".json"):
             expressions += dashboard_expressions(f)
         elif f.endswith((".yaml", ".yml")):
-            expressions += rule_expressions(f, args.helm_render)
+            expressions += rule_expressions(f)
         else:
             raise SystemExit(f"{f}: expected a dashboard (.json) or a rule file (.yaml)")
     if not expressions:

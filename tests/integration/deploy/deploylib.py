@@ -1,12 +1,14 @@
-"""Shared helpers for the deploy tests (Python 3 standard library only).
+"""Shared helpers for the deploy tests (Python 3 and Debian's python3-yaml).
 
 The tests get their tools from the environment, which tests/integration/deploy/CMakeLists.txt
-sets: TSK_SOURCE_DIR (the repository), TSK_HELM_RENDER (tools/helm-render, built by the
-deploy.helm_render.build fixture), TSK_KUBECTL, TSK_PROMTOOL, TSK_YAMLLINT (empty when not
-found). A missing tool makes the test exit 77, which ctest reports as Skipped with the reason.
+sets: TSK_SOURCE_DIR (the repository), TSK_PROMTOOL, TSK_YAMLLINT (empty when not found). A
+missing Debian tool makes the test exit 77, which ctest reports as Skipped with the reason.
+Helm and kubectl are the pinned builds of scripts/real-apiserver/build.sh (helm v4.3.2, kubectl
+v1.37.2; the real_apiserver_binary fixture builds them first): a missing build fails the test
+with build.sh's message, it never skips. TSK_HELM / TSK_KUBECTL override them.
 
-YAML is parsed by helm-render (-o json / --yaml2json): Go's yaml.v2 with JSON semantics, the same
-decoding Helm and kubectl apply use, so no YAML library is needed here.
+YAML is parsed with python3-yaml (safe_load, YAML 1.1 like the yaml.v2/sigs.k8s.io/yaml decoding
+Helm and kubectl apply use).
 """
 
 import json
@@ -14,6 +16,8 @@ import os
 import subprocess
 import sys
 import unittest
+
+import yaml
 
 SKIP = 77
 
@@ -44,49 +48,99 @@ def tool(env_name, what):
     return path
 
 
-def run(cmd, check=True, stdin=None, cwd=None):
+_BIN_DIR = None
+
+
+def control_plane_bin_dir():
+    """The bin dir of scripts/real-apiserver/build.sh's cache (helm, kubectl, kube-apiserver...).
+
+    $TSK_CONTROL_PLANE_BIN_DIR, else build.sh --check, which never builds; fails (not skips)
+    saying how to build."""
+    global _BIN_DIR
+    if _BIN_DIR is None and os.environ.get("TSK_CONTROL_PLANE_BIN_DIR"):
+        _BIN_DIR = os.environ["TSK_CONTROL_PLANE_BIN_DIR"]
+    if _BIN_DIR is None:
+        script = os.path.join(SOURCE_DIR, "scripts", "real-apiserver", "build.sh")
+        p = subprocess.run([script, "--check"], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"FAIL: the pinned Helm/kubectl are not built: {p.stderr.strip()}")
+        _BIN_DIR = p.stdout.strip().splitlines()[-1]
+    return _BIN_DIR
+
+
+def helm_bin():
+    return os.environ.get("TSK_HELM") or os.path.join(control_plane_bin_dir(), "helm")
+
+
+def kubectl_bin():
+    return os.environ.get("TSK_KUBECTL") or os.path.join(control_plane_bin_dir(), "kubectl")
+
+
+def run(cmd, check=True, stdin=None, cwd=None, env=None):
     """Runs cmd, returns CompletedProcess with text output; raises with stderr on failure."""
-    p = subprocess.run(cmd, input=stdin, capture_output=True, text=True, cwd=cwd)
+    p = subprocess.run(cmd, input=stdin, capture_output=True, text=True, cwd=cwd, env=env)
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stderr}{p.stdout}")
     return p
 
 
-def helm_render(*args, chart=CHART_DIR, kube="1.30.0", apis=(), name="rel", namespace="ns1",
-                values=None, notes_out=None, check=True):
-    """Renders the chart; returns a list of (source, object), or the failed process."""
-    cmd = [tool("TSK_HELM_RENDER", "helm-render"), "-o", "json", "--name", name,
-           "--namespace", namespace, "--kube-version", kube]
+def helm_template_cmd(*args, chart=CHART_DIR, kube="1.30.0", apis=(), name="rel",
+                      namespace="ns1", values=None):
+    """`helm template NAME CHART` for a cluster of version `kube` serving `apis`."""
+    cmd = [helm_bin(), "template", name, chart, "--namespace", namespace, "--kube-version", kube]
     for a in apis:
-        cmd += ["-a", a]
+        cmd += ["--api-versions", a]
     for k, v in (values or {}).items():
         cmd += ["--set", f"{k}={v}"]
-    if notes_out:
-        cmd += ["--notes-out", notes_out]
-    cmd += list(args) + [chart]
-    p = run(cmd, check=check)
+    return cmd + list(args)
+
+
+def split_rendered(stream):
+    """`helm template`'s YAML stream as a list of (source, object): source is the template
+    named by each document's "# Source: <chart>/templates/<file>" line."""
+    out = []
+    for doc in stream.split("\n---\n"):
+        source = ""
+        for line in doc.splitlines():
+            if line.startswith("# Source: "):
+                source = line[len("# Source: "):]
+                break
+        obj = yaml.safe_load(doc)
+        if obj is not None:
+            out.append((source, obj))
+    return out
+
+
+def helm_render(*args, chart=CHART_DIR, kube="1.30.0", apis=(), name="rel", namespace="ns1",
+                values=None, check=True):
+    """Renders the chart with `helm template`; returns a list of (source, object), or the
+    failed process."""
+    p = run(helm_template_cmd(*args, chart=chart, kube=kube, apis=apis, name=name,
+                              namespace=namespace, values=values), check=check)
     if p.returncode != 0:
         return p
-    return [(d["source"], d["object"]) for d in json.loads(p.stdout)]
+    return split_rendered("\n" + p.stdout)
 
 
 def helm_render_yaml(*args, chart=CHART_DIR, kube="1.30.0", apis=(), values=None):
     """Renders the chart as the YAML stream `helm template` prints."""
-    cmd = [tool("TSK_HELM_RENDER", "helm-render"), "--name", "rel", "--namespace", "ns1",
-           "--kube-version", kube]
-    for a in apis:
-        cmd += ["-a", a]
+    return run(helm_template_cmd(*args, chart=chart, kube=kube, apis=apis, values=values)).stdout
+
+
+def helm_notes(chart=CHART_DIR, name="rel", namespace="ns1", values=None):
+    """NOTES.txt as `helm install` prints it (a client-side dry run: no cluster needed, and
+    the capabilities are Helm's defaults, so no monitoring.coreos.com/v1)."""
+    cmd = [helm_bin(), "install", name, chart, "--namespace", namespace, "--dry-run=client",
+           "-o", "json"]
     for k, v in (values or {}).items():
         cmd += ["--set", f"{k}={v}"]
-    return run(cmd + list(args) + [chart]).stdout
+    return json.loads(run(cmd).stdout)["info"]["notes"]
 
 
 def yaml_to_json(path_or_text, is_text=False):
     """Parses a multi-document YAML file (or text) into a list of objects."""
-    cmd = [tool("TSK_HELM_RENDER", "helm-render"), "--yaml2json"]
-    if is_text:
-        return json.loads(run(cmd + ["-"], stdin=path_or_text).stdout)
-    return json.loads(run(cmd + [path_or_text]).stdout)
+    text = path_or_text if is_text else read_text(path_or_text)
+    return [d for d in yaml.safe_load_all(text) if d is not None]
 
 
 def objects(rendered):

@@ -4,11 +4,10 @@
 # PromQL expression of the Grafana dashboard and the alert rules uses only metric and label
 # names that page really has. The README's `make demo` is exercised on the way.
 #
-#   live_metrics.sh BUILD_DIR     (environment: TSK_SOURCE_DIR, TSK_HELM_RENDER, TSK_PROMTOOL)
+#   live_metrics.sh BUILD_DIR     (environment: TSK_SOURCE_DIR, TSK_PROMTOOL)
 set -euo pipefail
 build=${1:?usage: live_metrics.sh BUILD_DIR}
 src=${TSK_SOURCE_DIR:?TSK_SOURCE_DIR is not set}
-: "${TSK_HELM_RENDER:?TSK_HELM_RENDER is not set (the deploy_helm_render fixture builds it)}"
 promtool=${TSK_PROMTOOL:-}
 if [[ -z "$promtool" ]]; then
   echo "live_metrics: promtool is missing (Debian package prometheus; scripts/install-deps.sh installs it)" >&2
@@ -27,6 +26,6 @@ echo "live_metrics: $(grep -c '^ts_kube_agent_' "$work/metrics.txt") ts_kube_age
 
 "$promtool" check metrics <"$work/metrics.txt"
 python3 "$src/tests/integration/deploy/check_metric_names.py" --metrics "$work/metrics.txt" \
-  --helm-render "$TSK_HELM_RENDER" "$src/deploy/grafana/ts-kube-agent-dashboard.json" \
+  "$src/deploy/grafana/ts-kube-agent-dashboard.json" \
   "$src/deploy/prometheus/ts-kube-agent.rules.yaml"
 echo "live_metrics: dashboard and rules use only what the live agent exports"

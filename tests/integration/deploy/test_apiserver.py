@@ -1,13 +1,11 @@
 #!/usr/bin/env python3
-"""The manifests against a real kube-apiserver (v1.20.2, scripts/real-apiserver, started by the
-real_apiserver ctest fixture): the chart's and the kustomize base's objects are created in a
-fresh namespace with kubectl's strict validation, then the RBAC is exercised for real with the
-service account's own token: patch of the named Secret allowed, anything else forbidden.
-
-v1.20 predates native sidecars (Kubernetes 1.29): it knows no Container.restartPolicy and
-forbids probes on init containers, so for the native rendering the sidecars are validated as the
-regular containers they were before 1.29 (as_v1_20_pod); everything else is checked as is.
-ServiceMonitor/PrometheusRule need the Prometheus Operator's CRDs: not here."""
+"""The manifests against the real control plane (kube-apiserver + kube-controller-manager
+v1.37.2 and etcd 3.6, scripts/real-apiserver, started by the real_apiserver ctest fixture): the
+chart's objects (native sidecars and regular containers) and the kustomize base's are created in
+a fresh namespace with kubectl's strict (server-side field) validation, then the RBAC is
+exercised for real with the service account's own token from the TokenRequest API: patch of the
+named Secret allowed, anything else forbidden. ServiceMonitor/PrometheusRule need the
+Prometheus Operator's CRDs: not here."""
 
 import base64
 import json
@@ -15,8 +13,8 @@ import os
 import secrets
 import unittest
 
-from deploylib import (KUSTOMIZE_DIR, read_text, SKIP, helm_render, main, objects, run, tool,
-                       yaml_to_json)
+from deploylib import (KUSTOMIZE_DIR, helm_render, kubectl_bin, main, objects, read_text, run,
+                       SKIP, yaml_to_json)
 
 
 def read_env():
@@ -32,27 +30,10 @@ def read_env():
     return env
 
 
-def as_v1_20_pod(objs):
-    """Native sidecars (init containers with restartPolicy Always, probes allowed) as the
-    regular containers v1.20 knows, so that every one of their fields is still validated."""
-    for o in objs:
-        if o["kind"] != "Deployment":
-            continue
-        spec = o["spec"]["template"]["spec"]
-        sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy")]
-        for c in sidecars:
-            c.pop("restartPolicy")
-        spec["initContainers"] = [c for c in spec.get("initContainers") or [] if c not in sidecars]
-        if not spec["initContainers"]:
-            del spec["initContainers"]
-        spec["containers"] = sidecars + spec["containers"]
-    return objs
-
-
 class RealApiServer(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.kubectl_bin = tool("TSK_KUBECTL", "kubectl")
+        cls.kubectl_bin = kubectl_bin()
         cls.env = read_env()
         cls.kubeconfig = cls.env["TSK_APISERVER_KUBECONFIG"]
 
@@ -134,7 +115,10 @@ class RealApiServer(unittest.TestCase):
 
     def test_chart_native_sidecar_objects_are_accepted(self):
         ns = self.fresh_namespace()
-        objs = as_v1_20_pod(objects(helm_render(name="rel", namespace=ns)))
+        objs = objects(helm_render(name="rel", namespace=ns, kube="v1.37.2"))
+        spec = [o for o in objs if o["kind"] == "Deployment"][0]["spec"]["template"]["spec"]
+        self.assertEqual([c.get("restartPolicy") for c in spec["initContainers"]],
+                         ["Always", "Always"])
         self.create(ns, objs)
 
     def test_chart_configmap_and_create_combination_is_accepted(self):
@@ -153,7 +137,7 @@ class RealApiServer(unittest.TestCase):
     def test_kustomize_base_is_accepted_and_rbac_holds(self):
         ns = self.fresh_namespace()
         rendered = self.kubectl("kustomize", KUSTOMIZE_DIR).stdout
-        objs = as_v1_20_pod(yaml_to_json(rendered, is_text=True))
+        objs = yaml_to_json(rendered, is_text=True)
         for o in objs:
             for s in o.get("subjects") or []:
                 s["namespace"] = ns  # what an overlay's `namespace:` does

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The Helm chart, rendered by helm-render (Go text/template + sprig, as Helm does) for the
-defaults and the main value combinations; the rendered objects are checked field by field."""
+"""The Helm chart, rendered by `helm template` (the pinned Helm v4 of
+scripts/real-apiserver/build.sh) for the defaults and the main value combinations; the rendered
+objects are checked field by field."""
 
 import os
 import re
@@ -10,9 +11,9 @@ import unittest
 
 import k8s_schema
 from deploylib import (AGENT_CONTAINER, CHART_DIR, SOURCE_DIR, STANDARD_LABELS,
-                       agent_container_problems, container, env_of, find, helm_render,
-                       helm_render_yaml, main, objects, one, pod_spec, read_text,
-                       restricted_violations, run, selector_matches, tool, yaml_to_json)
+                       agent_container_problems, container, env_of, find, helm_notes,
+                       helm_render, helm_render_yaml, main, objects, one, pod_spec, read_text,
+                       restricted_violations, run, selector_matches, yaml_to_json)
 
 MONITORING = "monitoring.coreos.com/v1"
 FULLNAME = "rel-ts-kube-agent"  # release "rel", chart "ts-kube-agent"
@@ -305,11 +306,10 @@ class Metrics(unittest.TestCase):
         self.assertEqual(sm["spec"]["namespaceSelector"], {"matchNames": ["ns1"]})
 
     def test_no_service_monitor_without_the_api_and_notes_say_why(self):
-        notes = os.path.join(tempfile.mkdtemp(), "NOTES.txt")
-        objs = objects(helm_render(values={"metrics.serviceMonitor.enabled": "true"},
-                                   notes_out=notes))
+        objs = objects(helm_render(values={"metrics.serviceMonitor.enabled": "true"}))
         self.assertEqual(find(objs, "ServiceMonitor"), [])
-        self.assertIn("does not serve\nmonitoring.coreos.com/v1", read_text(notes))
+        notes = helm_notes(values={"metrics.serviceMonitor.enabled": "true"})
+        self.assertIn("does not serve\nmonitoring.coreos.com/v1", notes)
 
     def test_no_service_monitor_when_disabled(self):
         self.assertEqual(find(render(apis=[MONITORING]), "ServiceMonitor"), [])
@@ -337,9 +337,7 @@ class Metrics(unittest.TestCase):
 
 class Notes(unittest.TestCase):
     def test_notes_say_how_to_check_it_worked(self):
-        notes = os.path.join(tempfile.mkdtemp(), "NOTES.txt")
-        helm_render(values={"targets.configMap.enabled": "true"}, notes_out=notes)
-        text = read_text(notes)
+        text = helm_notes(values={"targets.configMap.enabled": "true"})
         for want in ("Secret    ns1/rel-ts-kube-agent", "ConfigMap ns1/rel-ts-kube-agent",
                      "rollout status deployment/rel-ts-kube-agent", "/readyz",
                      "get secret rel-ts-kube-agent -o jsonpath='{.data.device_fqdn}'"):
@@ -422,7 +420,6 @@ class NamedSidecarTemplate(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        tool("TSK_HELM_RENDER", "helm-render")
         cls.dir = tempfile.mkdtemp(prefix="tiny-chart-")
         os.makedirs(os.path.join(cls.dir, "templates"))
         shutil.copytree(CHART_DIR, os.path.join(cls.dir, "charts", "ts-kube-agent"))

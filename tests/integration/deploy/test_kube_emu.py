@@ -14,8 +14,8 @@ import tempfile
 import time
 import unittest
 
-from deploylib import (KUSTOMIZE_DIR, helm_render, main, objects, read_text, run, tool,
-                       yaml_to_json)
+from deploylib import (KUSTOMIZE_DIR, helm_render, kubectl_bin, main, objects, read_text, run,
+                       tool, yaml_to_json)
 
 SERVED_KINDS = ("Secret", "ConfigMap")
 
@@ -23,7 +23,7 @@ SERVED_KINDS = ("Secret", "ConfigMap")
 class KubeEmu(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.kubectl_bin = tool("TSK_KUBECTL", "kubectl")
+        cls.kubectl_bin = kubectl_bin()
         emu = tool("TSK_KUBE_EMU", "kube-emu (build the kube-emu target)")
         cls.dir = tempfile.mkdtemp(prefix="kube-emu-", dir=os.environ.get("TSK_WORK_DIR"))
         cls.kubeconfig = os.path.join(cls.dir, "kubeconfig")

@@ -5,22 +5,22 @@ security and RBAC properties hold, and the base equals the Helm chart's defaults
 
 import copy
 import os
+import re
 import shutil
 import tempfile
 import unittest
 
 import k8s_schema
 from deploylib import (AGENT_CONTAINER, KUSTOMIZE_DIR, agent_container_problems, container,
-                       env_of, helm_render, main, objects, one, pod_spec, restricted_violations,
-                       run, selector_matches, tool, yaml_to_json)
+                       env_of, helm_render, kubectl_bin, main, objects, one, pod_spec,
+                       restricted_violations, run, selector_matches, yaml_to_json)
 
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
-REGENERATE = ("the base is stale: run deploy/regenerate.py "
-              "--helm-render <build>/tools/helm-render/helm-render")
+REGENERATE = "the base is stale: run deploy/regenerate.py"
 
 
 def kustomize(path):
-    out = run([tool("TSK_KUBECTL", "kubectl"), "kustomize", path]).stdout
+    out = run([kubectl_bin(), "kustomize", path]).stdout
     return yaml_to_json(out, is_text=True)
 
 
@@ -83,7 +83,6 @@ class Base(unittest.TestCase):
 class Overlays(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        tool("TSK_KUBECTL", "kubectl")
         cls.tmp = tempfile.mkdtemp(prefix="kustomize-", dir=os.environ.get("TSK_WORK_DIR"))
 
     @classmethod
@@ -105,6 +104,26 @@ class Overlays(unittest.TestCase):
                    one(objs, "RoleBinding", "ts-kube-agent-tailscaled")):
             self.assertEqual(rb["subjects"][0]["namespace"], "tailscale")
 
+    def test_example_overlays_commented_component_works_as_its_comment_says(self):
+        """The example overlay's commented `components:` for clusters before 1.29, switched on
+        in a copy of deploy/kustomize (its paths are relative to the overlay), builds and gives
+        the chart's 1.28 Deployment."""
+        tree = os.path.join(tempfile.mkdtemp(dir=self.tmp), "kustomize")
+        shutil.copytree(KUSTOMIZE_DIR, tree)
+        path = os.path.join(tree, "overlays", "example", "kustomization.yaml")
+        with open(path) as f:
+            text = f.read()
+        m = re.search(r"^# components:\n(#   - .*\n?)+", text, re.M)
+        self.assertIsNotNone(m, "the overlay lacks the commented components: block")
+        with open(path, "w") as f:
+            f.write(text.replace(m[0], re.sub(r"^# ?", "", m[0], flags=re.M)))
+        p = run([kubectl_bin(), "kustomize", os.path.dirname(path)], check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        spec = pod_spec(one(yaml_to_json(p.stdout, is_text=True), "Deployment"))
+        self.assertNotIn("initContainers", spec)
+        self.assertEqual([c["name"] for c in spec["containers"]][:2],
+                         ["tailscaled", AGENT_CONTAINER])
+
     def test_regular_sidecar_component_matches_the_chart_on_1_28(self):
         objs = self.overlay("resources:\n  - @KUSTOMIZE@/base\n"
                             "components:\n  - @KUSTOMIZE@/components/regular-sidecar\n")
@@ -125,7 +144,7 @@ class Yamllint(unittest.TestCase):
             self.skipTest("yamllint not found; run scripts/install-deps.sh")
         config = os.path.join(os.path.dirname(KUSTOMIZE_DIR), ".yamllint")
         run([yamllint, "--strict", "-c", config, KUSTOMIZE_DIR])
-        rendered = run([tool("TSK_KUBECTL", "kubectl"), "kustomize", KUSTOMIZE_DIR]).stdout
+        rendered = run([kubectl_bin(), "kustomize", KUSTOMIZE_DIR]).stdout
         p = run([yamllint, "--strict", "-c", config, "-"], stdin=rendered, check=False)
         self.assertEqual(p.returncode, 0, p.stdout)
 

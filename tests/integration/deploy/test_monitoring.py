@@ -125,8 +125,7 @@ class Dashboard(unittest.TestCase):
 
 class MetricNames(unittest.TestCase):
     def checker(self, metrics, *files):
-        return check_metric_names.main(["--metrics", metrics, "--helm-render",
-                                        tool("TSK_HELM_RENDER", "helm-render")] + list(files))
+        return check_metric_names.main(["--metrics", metrics] + list(files))
 
     def test_dashboard_and_rules_use_only_exported_metric_names(self):
         self.assertEqual(self.checker(METRICS, DASHBOARD, RULES,

@@ -74,12 +74,13 @@ Result<RealApiServer> RealApiServer::load(const std::string& default_env_file) {
     }
     *target = vars[key];
   }
+  if (!vars["TSK_KUBECTL"].empty()) server.kubectl = vars["TSK_KUBECTL"];
   return server;
 }
 
 CommandOutput Kubectl::run(const std::vector<std::string>& args,
                            const std::optional<std::string>& stdin_text) const {
-  std::vector<std::string> argv = {"kubectl", "--kubeconfig=" + kubeconfig_};
+  std::vector<std::string> argv = {kubectl_, "--kubeconfig=" + kubeconfig_};
   argv.insert(argv.end(), args.begin(), args.end());
   return runCommand(argv, stdin_text);
 }

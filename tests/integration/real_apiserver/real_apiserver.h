@@ -3,7 +3,7 @@
 // scripts/real-apiserver/start.sh (ctest starts it once, as the `real_apiserver` fixture).
 //
 //   auto server = RealApiServer::load();          // reads DIR/env; fails the test if absent
-//   Kubectl kubectl(server->admin_kubeconfig);    // the real kubectl, as cluster admin
+//   Kubectl kubectl(server->admin_kubeconfig, server->kubectl);  // kubectl v1.37.2, as admin
 //   auto out = kubectl.run({"get", "secret", "x", "-n", ns, "-o", "json"});
 //   TempDir dir;                                  // removed with everything in it
 #include <filesystem>
@@ -24,6 +24,8 @@ struct RealApiServer {
   std::string admin_token_file;
   std::string admin_kubeconfig;       // token auth (system:masters)
   std::string admin_cert_kubeconfig;  // client-certificate auth (system:masters)
+  // The kubectl built with the control plane (TSK_KUBECTL), else "kubectl" on PATH.
+  std::string kubectl = "kubectl";
 
   // Reads the env file named by $TSK_REAL_APISERVER_ENV, else `default_env_file`. The error
   // says how to start the server.
@@ -40,16 +42,19 @@ struct CommandOutput {
 CommandOutput runCommand(const std::vector<std::string>& argv,
                          const std::optional<std::string>& stdin_text = std::nullopt);
 
-// Runs the real kubectl with a fixed kubeconfig. Arguments are passed verbatim (no shell).
+// Runs the real kubectl (`kubectl`: a path, or a name looked up on PATH) with a fixed
+// kubeconfig. Arguments are passed verbatim (no shell).
 class Kubectl {
  public:
-  explicit Kubectl(std::string kubeconfig) : kubeconfig_(std::move(kubeconfig)) {}
+  explicit Kubectl(std::string kubeconfig, std::string kubectl = "kubectl")
+      : kubeconfig_(std::move(kubeconfig)), kubectl_(std::move(kubectl)) {}
   // `stdin_text`, when given, is fed to kubectl's standard input (for `apply -f -`).
   CommandOutput run(const std::vector<std::string>& args,
                     const std::optional<std::string>& stdin_text = std::nullopt) const;
 
  private:
   std::string kubeconfig_;
+  std::string kubectl_;
 };
 
 // A fresh directory under $TMPDIR (or /tmp), removed recursively on destruction.

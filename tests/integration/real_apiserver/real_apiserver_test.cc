@@ -111,7 +111,7 @@ class RealApiServerTest : public ::testing::Test {
     auto loaded = RealApiServer::load(TSK_REAL_APISERVER_ENV);
     ASSERT_TRUE(loaded.ok()) << loaded.error().message;
     server_ = *loaded;
-    kubectl_ = std::make_unique<Kubectl>(server_.admin_kubeconfig);
+    kubectl_ = std::make_unique<Kubectl>(server_.admin_kubeconfig, server_.kubectl);
     ns_ = testing::uniqueNamespace(::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
 

@@ -20,6 +20,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -682,19 +683,29 @@ TEST_F(LeastPrivilegeTest, KustomizeBaseRoleIsTheLeastThatWorks) {
   proveLeastPrivilege(parseManifests(manifests), "default");
 }
 
-// The chart rendered with a ConfigMap target the chart does not create (so the Role also grants
-// configmaps create), through tools/helm-render when it was built (the deploy tests' fixture).
+// The chart rendered by `helm template` (the pinned Helm of scripts/real-apiserver/build.sh,
+// fixture real_apiserver_binary) with a ConfigMap target the chart does not create (so the Role
+// also grants configmaps create).
 TEST_F(LeastPrivilegeTest, HelmChartRoleWithCreatedConfigMapIsTheLeastThatWorks) {
-  const std::string helm_render = TSK_HELM_RENDER;
-  if (helm_render.empty() || access(helm_render.c_str(), X_OK) != 0) {
-    GTEST_SKIP() << "tools/helm-render is not built (" << helm_render
-                 << "); the security.helm_render fixture builds it with Go";
+  // $TSK_CONTROL_PLANE_BIN_DIR, else the cache build.sh --check names (it never builds).
+  const char* bin_dir_env = std::getenv("TSK_CONTROL_PLANE_BIN_DIR");
+  std::string bin_dir = bin_dir_env != nullptr ? bin_dir_env : "";
+  if (bin_dir.empty()) {
+    const std::string bin_dir_file = dir_.path() + "/bin-dir";
+    const std::string check =
+        std::string(TSK_SOURCE_DIR) + "/scripts/real-apiserver/build.sh --check > " + bin_dir_file;
+    ASSERT_EQ(std::system(check.c_str()), 0)
+        << "the pinned Helm is not built; run scripts/real-apiserver/build.sh";
+    bin_dir = readWholeFile(bin_dir_file);
+    while (!bin_dir.empty() && std::isspace(static_cast<unsigned char>(bin_dir.back()))) {
+      bin_dir.pop_back();
+    }
   }
   const std::string out = dir_.path() + "/rendered.yaml";
-  const std::string cmd = helm_render +
-                          " --namespace tailscale --set targets.configMap.enabled=true" +
-                          " --set targets.configMap.create=false ts-kube-agent " + TSK_SOURCE_DIR +
-                          "/deploy/helm/ts-kube-agent > " + out;
+  const std::string cmd = bin_dir + "/helm template ts-kube-agent " + TSK_SOURCE_DIR +
+                          "/deploy/helm/ts-kube-agent --namespace tailscale" +
+                          " --set targets.configMap.enabled=true" +
+                          " --set targets.configMap.create=false > " + out;
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const Rendered r = parseManifests(readWholeFile(out));
   EXPECT_TRUE(std::any_of(r.grants.begin(), r.grants.end(), [](const Grant& g) {
