@@ -12,7 +12,7 @@ BUILD_PKGS=(
 )
 TEST_PKGS=(
   openssl kubectl prometheus yamllint python3 curl time procps iproute2
-  clang libclang-rt-14-dev gnuplot-nox clang-format python3-yaml
+  clang libclang-rt-14-dev gnuplot-nox clang-format python3-yaml ccache
 )
 # Not Debian packages: Go >= 1.26 at /usr/local/go and the Go module proxy, for the pinned
 # control plane and Helm that scripts/real-apiserver/build.sh builds once and caches.
