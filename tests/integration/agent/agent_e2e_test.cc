@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 
 #include "tests/integration/agent/agent_fixture.h"
 
@@ -90,6 +91,38 @@ TEST_F(AgentE2E, PromtoolAcceptsTheRunningAgentsMetrics) {
   while (fgets(buf, sizeof buf, p)) out += buf;
   EXPECT_EQ(pclose(p), 0) << out;
   EXPECT_EQ(out, "");
+}
+
+// A tailscaled version with invalid UTF-8 (in the Tailscale-Version header and every Notify's
+// Version) used to become a label value promtool rejects: the whole scrape failed.
+TEST_F(AgentE2E, PromtoolAcceptsTheMetricsAfterAnInvalidUtf8Version) {
+  if (std::string(TSK_PROMTOOL).empty()) GTEST_SKIP() << "promtool not installed (prometheus)";
+  auto opts = defaultSimOptions();
+  opts.version = "1.80\xff\xfe";
+  restartSim(opts);
+  auto& agent = startSynced();
+  sim().errMessage("bad \xff byte");
+  ASSERT_TRUE(agent.waitForLog("tailscaled reported an error")) << agent.logs();
+  const std::string body = httpGet(agent.adminPort(), "/metrics").body;
+  EXPECT_NE(body.find("ts_kube_agent_tailscaled_info{version=\"1.80\xef\xbf\xbd\xef\xbf\xbd\"}"),
+            std::string::npos)
+      << body;
+  const std::string path = temp_dir_ + "/metrics.txt";
+  std::ofstream(path) << body;
+  const std::string cmd = std::string(TSK_PROMTOOL) + " check metrics < " + path + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  EXPECT_EQ(pclose(p), 0) << out;
+  EXPECT_EQ(out, "");
+  // Every log line the agent wrote (JSON) parses, the ErrMessage one included.
+  std::istringstream lines(agent.logs());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    EXPECT_FALSE(nlohmann::json::parse(line, nullptr, false).is_discarded()) << line;
+  }
 }
 
 TEST_F(AgentE2E, ExistingSecretKeepsTailscaledKeysAndGetsOnePatch) {
