@@ -215,6 +215,15 @@ std::vector<pm::MetricFamily> AgentMetrics::collectScrapeTime() const {
     fl.single("ts_kube_agent_bus_reconnects_total",
               "Connections to the IPN bus after the first one.", kCounter,
               static_cast<double>(st.connects > 0 ? st.connects - 1 : 0));
+    fl.family("ts_kube_agent_bus_invalid_self_nodes_total",
+              "Self nodes from the bus that failed validation and were not published, by "
+              "problem (the last valid identity stays published).",
+              kCounter);
+    for (int i = 1; i < watcher::kSelfProblemCount; ++i) {
+      fl.sample(static_cast<double>(st.invalid_self_nodes[i]),
+                {{"problem",
+                  std::string(watcher::selfProblemName(static_cast<watcher::SelfProblem>(i)))}});
+    }
     fl.single("ts_kube_agent_self_changes_total",
               "Changes of the self node (by value; repeated identical SelfChange messages do "
               "not count).",

@@ -11,8 +11,7 @@ namespace tsk::watcher {
 namespace {
 
 constexpr std::array<std::string_view, kSelfProblemCount> kProblemNames = {
-    "none",         "empty_stable_id", "empty_name",
-    "invalid_text", "invalid_address", "address_prefix_length"};
+    "none", "empty_name", "invalid_text", "invalid_address", "address_prefix_length"};
 
 // How a value is quoted in a problem's detail: bounded, valid UTF-8.
 std::string quoted(std::string_view v) {
@@ -120,7 +119,6 @@ SelfCheck validateSelf(const SelfNode& raw) {
     if (hasControl(v)) return std::string(field) + " " + quoted(v) + " holds a control character";
     return {};
   };
-  if (raw.stable_id.empty()) return fail(SelfProblem::EmptyStableId, "StableID is empty");
   if (raw.name.empty()) return fail(SelfProblem::EmptyName, "Name is empty");
   for (const auto& [field, value] :
        {std::pair<std::string_view, const std::string*>{"StableID", &raw.stable_id},

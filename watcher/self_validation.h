@@ -9,8 +9,9 @@
 //   const SelfCheck c = validateSelf(raw);
 //   if (c.node) use(*c.node); else log(selfProblemName(c.problem), c.detail);
 //
-// Rules:
-//   - StableID and Name are non-empty;
+// Rules (a node without a StableID, or outside the network map, is no identity at all:
+// SelfNode::hasIdentity decides that before this is asked):
+//   - Name is non-empty;
 //   - every kept string (StableID, Name, KeyExpiry, Hostname, Tags) is valid UTF-8 without
 //     control characters;
 //   - each address is an IP (ipnstate.PeerStatus.TailscaleIPs) or an IP prefix
@@ -30,14 +31,13 @@ namespace tsk::watcher {
 
 enum class SelfProblem : uint8_t {
   None,
-  EmptyStableId,
   EmptyName,
   InvalidText,          // a string that is not valid UTF-8 or holds a control character
   InvalidAddress,       // not an IP or IP prefix
   AddressPrefixLength,  // a prefix length that does not fit the address family
 };
-inline constexpr int kSelfProblemCount = 6;
-// "empty_stable_id", "empty_name", "invalid_text", "invalid_address", "address_prefix_length"
+inline constexpr int kSelfProblemCount = 5;
+// "empty_name", "invalid_text", "invalid_address", "address_prefix_length"
 // (metric label values); "none".
 std::string_view selfProblemName(SelfProblem p);
 

@@ -194,6 +194,33 @@ TEST(Metrics, InvalidUtf8FromTheBusBecomesAValidBoundedLabel) {
   EXPECT_EQ(status, 0) << out << "\n--- metrics ---\n" << text;
 }
 
+// Self nodes the reducer refused (not published) are counted by problem, every problem listed.
+TEST(Metrics, InvalidSelfNodesAreCountedByProblem) {
+  AgentMetrics m;
+  AgentMetrics::Sources src;
+  src.watcher_stats = [] {
+    watcher::WatcherStats s;
+    s.invalid_self_nodes[static_cast<int>(watcher::SelfProblem::AddressPrefixLength)] = 3;
+    s.invalid_self_nodes[static_cast<int>(watcher::SelfProblem::EmptyName)] = 1;
+    return s;
+  };
+  m.setSources(src);
+  const std::string text = m.serialize();
+  EXPECT_NE(
+      text.find("ts_kube_agent_bus_invalid_self_nodes_total{problem=\"address_prefix_length\"} 3"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("ts_kube_agent_bus_invalid_self_nodes_total{problem=\"empty_name\"} 1"),
+            std::string::npos);
+  for (const char* p : {"invalid_text", "invalid_address"}) {
+    EXPECT_NE(text.find("ts_kube_agent_bus_invalid_self_nodes_total{problem=\"" + std::string(p) +
+                        "\"} 0"),
+              std::string::npos)
+        << p;
+  }
+  EXPECT_EQ(text.find("problem=\"none\""), std::string::npos);
+}
+
 TEST(Metrics, PeerCountsAbsentWhenNotKnown) {
   AgentMetrics m;
   AgentMetrics::Sources src;

@@ -2,7 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
+
+#include "tests/unit/watcher/notify_test_support.h"
+#include "watcher/node_state_reducer.h"
+#include "watcher/notify_parser.h"
 
 namespace tsk::watcher {
 namespace {
@@ -88,11 +94,8 @@ TEST(ValidateSelf, AnInvalidAddressMakesTheNodeInvalid) {
   EXPECT_EQ(c.detail, "address \"not-an-ip\" is not an IP address");
 }
 
-TEST(ValidateSelf, StableIdAndNameMustBeNonEmpty) {
+TEST(ValidateSelf, NameMustBeNonEmpty) {
   auto s = goodNode();
-  s.stable_id.clear();
-  EXPECT_EQ(validateSelf(s).problem, SelfProblem::EmptyStableId);
-  s = goodNode();
   s.name.clear();
   EXPECT_EQ(validateSelf(s).problem, SelfProblem::EmptyName);
 }
@@ -117,6 +120,127 @@ TEST(ValidateSelf, TextMustBeValidUtf8WithoutControlCharacters) {
   auto s = goodNode();
   s.host_name = "caf\xc3\xa9";  // UTF-8 is fine
   EXPECT_TRUE(validateSelf(s).node);
+}
+
+// ---- the reducer applies only valid self nodes -------------------------------------------------
+
+// Parser -> reducer, as the watcher wires them.
+class Pipeline final : public ReducingHandler {
+ public:
+  explicit Pipeline(Logger& log = Logger::null()) : ReducingHandler(log, {}), parser(*this) {}
+  bool feed(std::string_view bytes) {
+    changed = false;
+    parser.feed(bytes);
+    return changed;
+  }
+  const NodeState& state() const { return reducer.state(); }
+  uint64_t invalid(SelfProblem p) const {
+    return reducer.invalidSelfNodes()[static_cast<size_t>(p)];
+  }
+  void onNotify(const Notify& n) override { changed |= reducer.apply(n); }
+  void onMalformed(std::string_view, size_t) override { ++malformed; }
+  void onOversized(size_t) override {}
+  void onLineAborted() override { changed |= reducer.onLineAborted(); }
+
+  NotifyParser parser;
+  bool changed = false;
+  int malformed = 0;
+};
+
+template <typename Body>
+std::string capturedLog(Body&& body) {
+  char* buf = nullptr;
+  size_t len = 0;
+  std::FILE* f = open_memstream(&buf, &len);
+  {
+    Logger log(f);
+    body(log);
+  }
+  std::fclose(f);
+  std::string out(buf, len);
+  std::free(buf);
+  return out;
+}
+
+size_t occurrences(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
+  return n;
+}
+
+const std::string kNode =
+    R"("ID":1,"StableID":"nSdcr7Qx2CNTRL","Name":"demo-0.tail3f9a2c.ts.net.",)";
+
+std::string selfChange(const std::string& addresses) {
+  return R"({"SelfChange":{)" + kNode + R"("Addresses":)" + addresses + "}}\n";
+}
+
+TEST(NodeStateReducer, PublishesAddressesAsCanonicalBareIps) {
+  Pipeline p;
+  EXPECT_TRUE(p.feed(selfChange(R"(["100.90.12.34/32","FD7A:115C:A1E0:0:0:0:6A01:0C22/128"])")));
+  ASSERT_TRUE(p.state().self);
+  EXPECT_EQ(p.state().self->addresses,
+            (std::vector<std::string>{"100.90.12.34", "fd7a:115c:a1e0::6a01:c22"}));
+}
+
+// `100.64.0.1/99`, "not-an-ip" and an empty StableID used to be published verbatim.
+TEST(NodeStateReducer, AnInvalidSelfNodeIsNotAppliedAndTheLastValidOneStays) {
+  Pipeline p;
+  ASSERT_TRUE(p.feed(selfChange(R"(["100.90.12.34/32"])")));
+  const NodeState before = p.state();
+  EXPECT_FALSE(p.feed(selfChange(R"(["100.64.0.1/99"])")));
+  EXPECT_FALSE(p.feed(selfChange(R"(["not-an-ip"])")));
+  EXPECT_FALSE(p.feed(R"({"SelfChange":{"ID":1,"StableID":"n1","Name":""}})"
+                      "\n"));
+  EXPECT_FALSE(p.feed("{\"SelfChange\":{\"ID\":1,\"StableID\":\"n\xff\",\"Name\":\"x.\"}}\n"));
+  EXPECT_EQ(p.state(), before);
+  EXPECT_EQ(p.malformed, 0);  // the lines are fine; the nodes are not
+  EXPECT_EQ(p.invalid(SelfProblem::AddressPrefixLength), 1u);
+  EXPECT_EQ(p.invalid(SelfProblem::InvalidAddress), 1u);
+  EXPECT_EQ(p.invalid(SelfProblem::EmptyName), 1u);
+  EXPECT_EQ(p.invalid(SelfProblem::InvalidText), 1u);
+  EXPECT_EQ(p.reducer.selfChanges(), 1u);
+}
+
+TEST(NodeStateReducer, AnInitialStatusWithAnInvalidSelfKeepsTheLastIdentityButAppliesTheState) {
+  Pipeline p;
+  ASSERT_TRUE(p.feed(selfChange(R"(["100.90.12.34/32"])")));
+  const auto self = p.state().self;
+  EXPECT_TRUE(p.feed(R"({"InitialStatus":{"BackendState":"Running","Self":{"ID":"nSdcr7Qx2CNTRL",)"
+                     R"("DNSName":"demo-0.tail3f9a2c.ts.net.","TailscaleIPs":["100.64.0.1/33"]},)"
+                     R"("CurrentTailnet":{"Name":"example.com"}}})"
+                     "\n"));
+  EXPECT_EQ(p.state().state, BackendState::Running);
+  EXPECT_EQ(p.state().tailnet_name, "");  // the tailnet comes with a valid identity only
+  EXPECT_EQ(p.state().self, self);
+  EXPECT_EQ(p.invalid(SelfProblem::AddressPrefixLength), 1u);
+}
+
+TEST(NodeStateReducer, EachDistinctProblemIsLoggedOnceAndAllAreCounted) {
+  const std::string log = capturedLog([](Logger& l) {
+    Pipeline p(l);
+    for (int i = 0; i < 5; ++i) p.feed(selfChange(R"(["100.64.0.1/99"])"));
+    for (int i = 0; i < 5; ++i) p.feed(selfChange(R"(["not-an-ip"])"));
+    EXPECT_EQ(p.invalid(SelfProblem::AddressPrefixLength), 5u);
+    EXPECT_EQ(p.invalid(SelfProblem::InvalidAddress), 5u);
+  });
+  EXPECT_EQ(occurrences(log, "not published"), 2u) << log;
+  EXPECT_EQ(occurrences(log, "problem=address_prefix_length"), 1u) << log;
+  EXPECT_NE(log.find("over 32 for IPv4"), std::string::npos) << log;
+  EXPECT_EQ(occurrences(log, "problem=invalid_address"), 1u) << log;
+}
+
+// A second "SelfChange" on the line (empty, or null) used to replace the node or be ignored.
+TEST(NodeStateReducer, ALineWithASecondSelfChangeChangesNothing) {
+  Pipeline p;
+  ASSERT_TRUE(p.feed(selfChange(R"(["100.90.12.34/32"])")));
+  const NodeState before = p.state();
+  EXPECT_FALSE(p.feed(R"({"SelfChange":{)" + kNode +
+                      R"("Addresses":["100.64.0.9/32"]},"SelfChange":{}})" + "\n"));
+  EXPECT_FALSE(p.feed(R"({"SelfChange":{)" + kNode +
+                      R"("Addresses":["100.64.0.9/32"]},"SelfChange":null})" + "\n"));
+  EXPECT_EQ(p.malformed, 2);
+  EXPECT_EQ(p.state(), before);
 }
 
 }  // namespace
