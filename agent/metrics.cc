@@ -13,6 +13,8 @@
 #include <prometheus/gauge.h>
 #include <prometheus/text_serializer.h>
 
+#include "common/text.h"
+
 namespace tsk::agent {
 namespace {
 
@@ -34,8 +36,11 @@ class FamilyList {
   void family(std::string name, std::string help, pm::MetricType type) {
     out_.push_back({std::move(name), std::move(help), type, {}});
   }
+  // Every label value is made valid UTF-8 and bounded (common/text.h): some come from the bus
+  // (the tailscaled version), and one invalid byte makes Prometheus reject the whole scrape.
   void sample(double value, std::vector<pm::ClientMetric::Label> labels = {}) {
     pm::ClientMetric m;
+    for (auto& l : labels) l.value = displayText(l.value, kMaxLabelBytes);
     m.label = std::move(labels);
     switch (out_.back().type) {
       case pm::MetricType::Counter:
@@ -169,7 +174,7 @@ void AgentMetrics::recordSelfChange(Clock::Wall when) {
 
 void AgentMetrics::onRequest(std::string_view verb, std::string_view /*resource*/, int code,
                              std::chrono::duration<double> seconds) {
-  const std::string v(verb);
+  const std::string v = displayText(verb, kMaxLabelBytes);
   const std::string c = code > 0 ? std::to_string(code) : "error";
   api_requests_->Add({{"verb", v}, {"code", c}}).Increment();
   api_duration_->Add({{"verb", v}}, kDurationBuckets).Observe(seconds.count());
@@ -210,6 +215,15 @@ std::vector<pm::MetricFamily> AgentMetrics::collectScrapeTime() const {
     fl.single("ts_kube_agent_bus_reconnects_total",
               "Connections to the IPN bus after the first one.", kCounter,
               static_cast<double>(st.connects > 0 ? st.connects - 1 : 0));
+    fl.family("ts_kube_agent_bus_invalid_self_nodes_total",
+              "Self nodes from the bus that failed validation and were not published, by "
+              "problem (the last valid identity stays published).",
+              kCounter);
+    for (int i = 1; i < watcher::kSelfProblemCount; ++i) {
+      fl.sample(static_cast<double>(st.invalid_self_nodes[i]),
+                {{"problem",
+                  std::string(watcher::selfProblemName(static_cast<watcher::SelfProblem>(i)))}});
+    }
     fl.single("ts_kube_agent_self_changes_total",
               "Changes of the self node (by value; repeated identical SelfChange messages do "
               "not count).",

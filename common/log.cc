@@ -3,6 +3,8 @@
 #include <chrono>
 #include <ctime>
 
+#include "common/text.h"
+
 namespace tsk {
 namespace {
 
@@ -77,19 +79,22 @@ void appendJsonEscaped(std::string& out, std::string_view s) {
 
 void Logger::log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
   if (level < min_ || out_ == nullptr) return;
+  // Every message and field value is made valid UTF-8 and bounded first (common/text.h): a
+  // field may hold text from the bus or a server.
+  const std::string text = displayText(msg, kMaxLogFieldBytes);
   std::string line;
   line.reserve(128);
   if (format_ == LogFormat::Json) {
     line += "{\"ts\":\"" + timestamp() + "\",\"level\":\"";
     line += levelName(level, false);
     line += "\",\"msg\":\"";
-    appendJsonEscaped(line, msg);
+    appendJsonEscaped(line, text);
     line += '"';
     for (const auto& [k, v] : fields) {
       line += ",\"";
-      appendJsonEscaped(line, k);
+      appendJsonEscaped(line, displayText(k, kMaxLogFieldBytes));
       line += "\":\"";
-      appendJsonEscaped(line, v);
+      appendJsonEscaped(line, displayText(v, kMaxLogFieldBytes));
       line += '"';
     }
     line += "}\n";
@@ -98,10 +103,11 @@ void Logger::log(LogLevel level, std::string_view msg, std::initializer_list<Log
     line += ' ';
     line += levelName(level, true);
     line += ' ';
-    line += msg;
-    for (const auto& [k, v] : fields) {
+    line += text;
+    for (const auto& [k, raw] : fields) {
+      const std::string v = displayText(raw, kMaxLogFieldBytes);
       line += ' ';
-      line += k;
+      line += displayText(k, kMaxLogFieldBytes);
       line += '=';
       if (needsQuotes(v)) {
         line += '"';

@@ -2,7 +2,9 @@
 // Logger: structured log lines to a stream (stderr in production), as text
 //   2026-11-26T15:04:05.123Z INFO bus connected socket=/tmp/ts.sock
 // or as one JSON object per line ({"ts":...,"level":"info","msg":...,"socket":...}).
-// Thread-safe. Callers never pass tokens, keys or Secret values as fields.
+// Thread-safe. Callers never pass tokens, keys or Secret values as fields. The message and every
+// field value are written as valid UTF-8 of at most kMaxLogFieldBytes (common/text.h), so text
+// from the bus or a server can neither break a JSON line nor make it unbounded.
 #include <cstdio>
 #include <initializer_list>
 #include <mutex>

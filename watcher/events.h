@@ -11,8 +11,9 @@
 
 namespace tsk::watcher {
 
-// ipn.State (docs/PROTOCOL.md#backend-states). Values outside 0-6 are kept as Unknown with the raw
-// number/string.
+// ipn.State (docs/PROTOCOL.md#backend-states). A Notify.State that is not an integer 0-6 makes
+// the line malformed (NotifyParser); Unknown is an InitialStatus.BackendState string the agent
+// does not know.
 enum class BackendState : int {
   NoState = 0,
   InUseOtherUser = 1,
@@ -33,7 +34,8 @@ struct SelfNode {
   std::string stable_id;               // Node.StableID / PeerStatus.ID
   int64_t node_id = 0;                 // Node.ID / PeerStatus.NodeID (H); 0 when absent
   std::string name;                    // Node.Name / PeerStatus.DNSName, trailing dot kept
-  std::vector<std::string> addresses;  // bare IPs in tailscaled's order (prefix length stripped)
+  std::vector<std::string> addresses;  // as sent, in tailscaled's order: IP prefixes (Node) or IPs
+                                       // (PeerStatus); validateSelf makes them canonical bare IPs
   std::string key_expiry;              // RFC 3339 as sent; "" when absent or the zero time
   std::vector<std::string> tags;       // e.g. "tag:k8s"
   std::string host_name;               // Hostinfo.Hostname / PeerStatus.HostName

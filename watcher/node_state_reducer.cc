@@ -117,12 +117,15 @@ bool NodeStateReducer::applyInitialStatus(const InitialStatus& st,
   next.synced = true;
   next.state = state ? *state : st.state;
   if (st.self && st.self->hasIdentity()) {
-    SelfNode self = *st.self;
-    self.in_network_map.reset();
-    next.self = mergeGaps(state_.self, std::move(self));
-    next.identity_pending = false;
-    next.tailnet_name = st.tailnet_name;
-    next.magic_dns_suffix = st.magic_dns_suffix;
+    // A Self that fails validation changes nothing of the identity: the last valid one stays,
+    // with its tailnet; the rest of the snapshot (state, peers) still applies.
+    if (auto self = validated(*st.self)) {
+      self->in_network_map.reset();
+      next.self = mergeGaps(state_.self, std::move(*self));
+      next.identity_pending = false;
+      next.tailnet_name = st.tailnet_name;
+      next.magic_dns_suffix = st.magic_dns_suffix;
+    }
   } else {
     // The empty Self of a daemon without a netmap (or none at all): no identity yet. The last
     // one stays, and so does the tailnet it is in (CurrentTailnet is null without a netmap), so
@@ -142,8 +145,25 @@ bool NodeStateReducer::applyInitialStatus(const InitialStatus& st,
   return changed;
 }
 
-bool NodeStateReducer::applySelf(const SelfNode& self) {
-  if (!self.hasIdentity()) {
+std::optional<SelfNode> NodeStateReducer::validated(const SelfNode& raw) {
+  SelfCheck check = validateSelf(raw);
+  if (check.node) return std::move(check.node);
+  const auto i = static_cast<size_t>(check.problem);
+  ++invalid_self_nodes_[i];
+  ++invalid_total_;
+  if ((logged_problems_ & (1u << i)) == 0) {
+    logged_problems_ |= 1u << i;
+    log_.warn(
+        "bus: a self node failed validation and is not published; the last valid identity "
+        "stays (later ones with this problem are counted in "
+        "ts_kube_agent_bus_invalid_self_nodes_total, not logged)",
+        {{"problem", std::string(selfProblemName(check.problem))}, {"detail", check.detail}});
+  }
+  return std::nullopt;
+}
+
+bool NodeStateReducer::applySelf(const SelfNode& raw) {
+  if (!raw.hasIdentity()) {
     // tailscale `ipn/ipnlocal` sends SelfChange only for a netmap with a valid self node.
     if (!warned_selfchange_without_id_) {
       warned_selfchange_without_id_ = true;
@@ -151,9 +171,11 @@ bool NodeStateReducer::applySelf(const SelfNode& self) {
     }
     return false;
   }
+  auto self = validated(raw);
+  if (!self) return false;
   const bool was_pending = state_.identity_pending;
   state_.identity_pending = false;
-  SelfNode next = mergeGaps(state_.self, self);
+  SelfNode next = mergeGaps(state_.self, std::move(*self));
   next.in_network_map.reset();
   if (state_.self && *state_.self == next) return was_pending;
   if (!state_.self || identityDiffers(*state_.self, next)) ++self_changes_;

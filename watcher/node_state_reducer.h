@@ -13,8 +13,10 @@
 //
 // Rules: an InitialStatus replaces everything (the resync) except a self node with an identity,
 // which only a self node with an identity replaces (see NodeState::identity_pending); a
-// SelfChange replaces the self node only if it differs and has an identity; Notify.State sets the
-// state, and with no State the InitialStatus's BackendState does (containerboot's rule: tailscale
+// SelfChange replaces the self node only if it differs and has an identity; a self node with an
+// identity that validateSelf refuses (from either message) is counted, logged once per distinct
+// problem and not applied, so the last valid identity stays; Notify.State sets the state, and
+// with no State the InitialStatus's BackendState does (containerboot's rule: tailscale
 // cmd/containerboot/main.go notifyState). With peer tracking, the peer counts come from the
 // PeerTracker fed by the peer callbacks; without it, from the InitialStatus snapshot.
 #include <cstdint>
@@ -25,6 +27,7 @@
 #include "common/log.h"
 #include "watcher/events.h"
 #include "watcher/peer_tracker.h"
+#include "watcher/self_validation.h"
 
 namespace tsk::watcher {
 
@@ -82,10 +85,15 @@ class NodeStateReducer {
   // docs/PROTOCOL.md#the-self-node-node-and-peerstatus).
   uint64_t selfChanges() const { return self_changes_; }
   const PeerTracker& peers() const { return peers_; }
+  // Self nodes refused by validateSelf, by SelfProblem (index), and their sum.
+  const uint64_t (&invalidSelfNodes() const)[kSelfProblemCount] { return invalid_self_nodes_; }
+  uint64_t invalidSelfNodesTotal() const { return invalid_total_; }
 
  private:
   bool applyInitialStatus(const InitialStatus& st, const std::optional<BackendState>& state);
   bool applySelf(const SelfNode& self);
+  // The node to apply, or nullopt (counted and logged) when validateSelf refuses it.
+  std::optional<SelfNode> validated(const SelfNode& raw);
   bool refreshPeerCounts();
 
   Logger& log_;
@@ -93,6 +101,9 @@ class NodeStateReducer {
   NodeState state_;
   PeerTracker peers_;
   uint64_t self_changes_ = 0;
+  uint64_t invalid_self_nodes_[kSelfProblemCount] = {};
+  uint64_t invalid_total_ = 0;
+  uint32_t logged_problems_ = 0;      // SelfProblem bits already logged
   bool initial_in_progress_ = false;  // onInitialStatusBegin seen, apply not yet
   bool version_from_header_ = false;  // the Tailscale-Version header wins over Notify.Version
   bool warned_selfchange_without_id_ = false;

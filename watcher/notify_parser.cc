@@ -6,8 +6,14 @@
 //    "skip"). Keys are matched only where a context has fields we keep; elsewhere they are
 //    scanned, never copied. Strings are scanned 16 bytes at a time for '"', '\\' or a control
 //    byte. Skipped subtrees are still fully validated, so a malformed line is always detected.
-//  - Kept strings are capped (kMaxKeptString) and kept arrays too (kMaxKeptItems), so the heap
-//    the parser holds is a constant, whatever the line.
+//  - Kept strings are bounded (kMaxKeptString) and kept arrays too (kMaxKeptItems), so the heap
+//    the parser holds is a constant, whatever the line. A kept value over its bound makes the line
+//    malformed rather than being cut: a cut identity would be published as if it were whole.
+//  - The parser owns the shape of what it keeps: a key it reads may appear once per object
+//    (encoding/json would let the last one win, but merge a second object into the first; a
+//    line tailscaled's json.Marshal wrote never repeats a key, so a repeat is refused), and a
+//    non-null State is an integer 0-6. Whether a self node is a publishable identity is
+//    validateSelf's decision (watcher/self_validation.h), made by the reducer.
 #include "watcher/notify_parser.h"
 
 #include <algorithm>
@@ -300,9 +306,65 @@ void appendUtf8(std::string& out, uint32_t cp) {
   }
 }
 
-void stripPrefixLength(std::string& addr) {
-  const size_t slash = addr.rfind('/');
-  if (slash != std::string::npos) addr.resize(slash);
+size_t utf8Length(uint32_t cp) {
+  return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+// The JSON name of a field the parser keeps, for error messages.
+const char* fieldName(Field f) {
+  switch (f) {
+    case kFVersion:
+      return "Version";
+    case kFErrMessage:
+      return "ErrMessage";
+    case kFSelfStableId:
+      return "StableID";
+    case kFSelfName:
+      return "Name";
+    case kFSelfKeyExpiry:
+      return "KeyExpiry";
+    case kFSelfHostname:
+      return "Hostname";
+    case kFSelfAddresses:
+    case kFAddrItem:
+      return "Addresses";
+    case kFSelfTags:
+    case kFTagItem:
+      return "Tags";
+    case kFBackendState:
+      return "BackendState";
+    case kFStatusMagicDNSSuffix:
+    case kFTailnetMagicDNSSuffix:
+      return "MagicDNSSuffix";
+    case kFTailnetName:
+      return "CurrentTailnet.Name";
+    case kFState:
+      return "State";
+    case kFSelfChange:
+      return "SelfChange";
+    case kFInitialStatus:
+      return "InitialStatus";
+    case kFStatusSelf:
+      return "Self";
+    default:
+      return "a key the agent reads";
+  }
+}
+
+// Contexts where a key the parser reads may appear only once (the identity's path; peer entries
+// follow encoding/json's last-wins, and their contexts exist only with peer tracking).
+bool uniqueKeys(Ctx ctx) {
+  switch (ctx) {
+    case kCtxRoot:
+    case kCtxNode:
+    case kCtxHostinfo:
+    case kCtxStatus:
+    case kCtxSelfStatus:
+    case kCtxTailnet:
+      return true;
+    default:
+      return false;
+  }
 }
 
 size_t selfNodeHeap(const SelfNode& s) {
@@ -349,7 +411,9 @@ struct NotifyParser::Impl {
   struct Level {
     Ctx ctx;
     bool is_array;
+    uint64_t seen = 0;  // Field bits of the keys read so far (uniqueKeys contexts)
   };
+  static_assert(kFTagItem < 64, "Level::seen holds one bit per Field");
 
   Impl(NotifyHandler& h, ParserOptions o) : handler(h), opts(o) {
     key_scratch.reserve(kMaxKey);
@@ -645,6 +709,7 @@ struct NotifyParser::Impl {
     const char* q = findStringSpecial(p, end);
     if (q < end && *q == '"') {
       field = lookupKey(ctx, std::string_view(p, static_cast<size_t>(q - p)));
+      if (!noteKey(p)) return end;
       st = St::Colon;
       return q + 1;
     }
@@ -654,6 +719,21 @@ struct NotifyParser::Impl {
     str_cap = kMaxKey + 1;  // one more than any key we know: a longer key matches nothing
     st = St::Str;
     return p;
+  }
+
+  // The key just read is `field`: refuses a second occurrence of a key the parser reads.
+  bool noteKey(const char* at) {
+    Level& level = stack[depth - 1];
+    if (field == kFSkip || field == kFRootOther || !uniqueKeys(level.ctx)) return true;
+    const uint64_t bit = uint64_t{1} << field;
+    if ((level.seen & bit) == 0) {
+      level.seen |= bit;
+      return true;
+    }
+    char what[96];
+    std::snprintf(what, sizeof what, "a second \"%s\" key in one object", fieldName(field));
+    fail(at, what);
+    return false;
   }
 
   const char* onColon(const char* p, const char* end) {
@@ -677,12 +757,15 @@ struct NotifyParser::Impl {
     }
     if (depth == 1 && c != 'n') {
       n.kinds |= rootKind(field);
-      // A State that is not an integer in 0-6 is Unknown (an integer overrides this below).
-      if (field == kFState) n.state = BackendState::Unknown;
+      // ipn.State is an int: encoding/json refuses anything else (finishNumber checks the range).
+      if (field == kFState && c != '-' && (c < '0' || c > '9')) {
+        fail(p, "State is not an integer 0-6 (ipn.State)");
+        return end;
+      }
     }
     switch (c) {
       case '"':
-        startValueString();
+        if (!startValueString(p)) return end;
         st = St::Str;
         return p + 1;
       case '{':
@@ -863,7 +946,8 @@ struct NotifyParser::Impl {
 
   // ---- strings ------------------------------------------------------------------------------
 
-  void startValueString() {
+  // Returns false (the line is malformed) for a kept array's item over its bound.
+  bool startValueString(const char* at) {
     str_is_key = false;
     str_target = nullptr;
     str_cap = kMaxKeptString;
@@ -900,30 +984,49 @@ struct NotifyParser::Impl {
         str_target = &tailnet_suffix;
         break;
       case kFAddrItem:
-        if (cur_self->addresses.size() < kMaxKeptItems) {
-          str_target = &cur_self->addresses.emplace_back();
+      case kFTagItem: {
+        auto& items = field == kFAddrItem ? cur_self->addresses : cur_self->tags;
+        if (items.size() == kMaxKeptItems) {
+          char what[96];
+          std::snprintf(what, sizeof what, "%s with more than %zu items", fieldName(field),
+                        kMaxKeptItems);
+          fail(at, what);
+          return false;
         }
+        str_target = &items.emplace_back();
         break;
-      case kFTagItem:
-        if (cur_self->tags.size() < kMaxKeptItems) str_target = &cur_self->tags.emplace_back();
-        break;
+      }
       default:
         break;
     }
     if (str_target) str_target->clear();
+    return true;
   }
 
-  void appendKept(const char* p, size_t len) {
+  void failOverLong(const char* at) {
+    char what[96];
+    std::snprintf(what, sizeof what, "a %s value over %zu bytes", fieldName(field), kMaxKeptString);
+    fail(at, what);
+  }
+
+  // Keys are cut silently (a cut key matches nothing); a kept value that does not fit makes the
+  // line malformed. Returns false then.
+  bool appendKept(const char* p, size_t len) {
     const size_t room = str_cap - std::min(str_cap, str_target->size());
+    if (len > room && !str_is_key) {
+      failOverLong(p + room);
+      return false;
+    }
     str_target->append(p, std::min(room, len));
+    return true;
   }
 
   const char* onStr(const char* p, const char* end) {
     const char* q = findStringSpecial(p, end);
-    if (str_target && q > p) appendKept(p, static_cast<size_t>(q - p));
+    if (str_target && q > p && !appendKept(p, static_cast<size_t>(q - p))) return end;
     if (q == end) return end;
     if (*q == '"') {
-      finishString();
+      finishString(q);
       return q + 1;
     }
     if (*q == '\\') {
@@ -934,10 +1037,15 @@ struct NotifyParser::Impl {
     return end;
   }
 
-  void appendDecoded(uint32_t cp) {
-    if (!str_target) return;
-    if (str_target->size() + 4 > str_cap) return;
+  bool appendDecoded(uint32_t cp, const char* at) {
+    if (!str_target) return true;
+    if (str_target->size() + utf8Length(cp) > str_cap) {
+      if (str_is_key) return true;
+      failOverLong(at);
+      return false;
+    }
     appendUtf8(*str_target, cp);
+    return true;
   }
 
   const char* onEsc(const char* p) {
@@ -977,7 +1085,7 @@ struct NotifyParser::Impl {
         fail(p, "an invalid escape sequence in a string");
         return p + 1;
     }
-    appendDecoded(static_cast<unsigned char>(out));
+    if (!appendDecoded(static_cast<unsigned char>(out), p)) return p + 1;
     st = St::Str;
     return p + 1;
   }
@@ -999,8 +1107,9 @@ struct NotifyParser::Impl {
         fail(p, "a lone UTF-16 high surrogate in a \\u escape");
         return end;
       }
-      appendDecoded(0x10000 + ((esc_high - 0xd800) << 10) + (esc_code - 0xdc00));
+      const uint32_t cp = 0x10000 + ((esc_high - 0xd800) << 10) + (esc_code - 0xdc00);
       esc_high = 0;
+      if (!appendDecoded(cp, p)) return end;
       st = St::Str;
       return p;
     }
@@ -1015,12 +1124,12 @@ struct NotifyParser::Impl {
       fail(p, "a lone UTF-16 low surrogate in a \\u escape");
       return end;
     }
-    appendDecoded(esc_code);
+    if (!appendDecoded(esc_code, p)) return end;
     st = St::Str;
     return p;
   }
 
-  void finishString() {
+  void finishString(const char* at) {
     if (str_is_key) {
       if (key_copy) {
         // A key longer than kMaxKey was cut at kMaxKey + 1 bytes: it matches no known key.
@@ -1028,6 +1137,7 @@ struct NotifyParser::Impl {
       }
       key_copy = false;
       str_target = nullptr;
+      if (!noteKey(at)) return;
       st = St::Colon;
       return;
     }
@@ -1037,9 +1147,6 @@ struct NotifyParser::Impl {
         break;
       case kFBackendState:
         n.initial_status->state = backendStateFromString(n.initial_status->backend_state_raw);
-        break;
-      case kFAddrItem:
-        if (str_target) stripPrefixLength(*str_target);
         break;
       default:
         break;
@@ -1137,6 +1244,11 @@ struct NotifyParser::Impl {
   // The number ended just before p (p is not consumed).
   const char* finishNumber(const char* p) {
     st = St::AfterValue;
+    if (field == kFState && depth == 1 &&
+        (!num_int || num_overflow || num_value > 6 || (num_neg && num_value != 0))) {
+      fail(p, "State is not an integer 0-6 (ipn.State)");
+      return p;
+    }
     if (!num_int || num_overflow) return p;
     int64_t v;
     if (num_neg) {

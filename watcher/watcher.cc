@@ -1,5 +1,6 @@
 #include "watcher/watcher.h"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -55,6 +56,7 @@ struct Watcher::Impl final : ReducingHandler {
   uint64_t failed_attempts = 0;  // connection attempts that failed since the last success
   std::string end_reason;        // set when a line ends the session (fell behind)
   uint64_t malformed_burst = 0;  // malformed/oversized lines since the last good one
+  uint64_t invalid_seen = 0;     // reducer.invalidSelfNodesTotal() last copied into stats
 
   Impl(WatcherOptions o, WatcherObserver& obs, Logger& l, Clock& c)
       : ReducingHandler(l, ReducerOptions{.track_peers = o.track_peers}),
@@ -86,6 +88,18 @@ struct Watcher::Impl final : ReducingHandler {
     observer.onStateChanged(copy);
   }
 
+  // One parsed Notify (from the bus or the status fetch) into the reducer.
+  void apply(const Notify& n) {
+    const bool changed = reducer.apply(n);
+    if (reducer.invalidSelfNodesTotal() != invalid_seen) {
+      invalid_seen = reducer.invalidSelfNodesTotal();
+      std::lock_guard lock(mu);
+      std::copy(std::begin(reducer.invalidSelfNodes()), std::end(reducer.invalidSelfNodes()),
+                std::begin(stats.invalid_self_nodes));
+    }
+    if (changed) publish();
+  }
+
   // ----- NotifyHandler --------------------------------------------------------------------
 
   void onNotify(const Notify& n) override {
@@ -102,7 +116,7 @@ struct Watcher::Impl final : ReducingHandler {
                {{"skipped_lines", std::to_string(malformed_burst)}});
     }
     malformed_burst = 0;
-    if (reducer.apply(n)) publish();
+    apply(n);
     if (n.err_message) onErrMessage(*n.err_message);
     observer.onNotify(n.kinds, n.bytes);
   }
@@ -223,7 +237,7 @@ struct Watcher::Impl final : ReducingHandler {
     n.kinds = kKindInitialStatus;
     n.initial_status = std::move(*st);
     n.bytes = body.size();
-    if (reducer.apply(n)) publish();
+    apply(n);
     return {};
   }
 

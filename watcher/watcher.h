@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "watcher/events.h"
 #include "watcher/node_state_reducer.h"
+#include "watcher/self_validation.h"
 
 namespace tsk::watcher {
 
@@ -52,6 +53,8 @@ struct WatcherStats {
   uint64_t connects = 0;
   uint64_t disconnects = 0;
   uint64_t self_changes = 0;  // SelfChange messages whose self node differed from the last one
+  // Self nodes not published because validateSelf refused them, by SelfProblem (index).
+  uint64_t invalid_self_nodes[kSelfProblemCount] = {};
   uint64_t largest_line = 0;
 };
 

@@ -8,15 +8,22 @@
 //   D  with a small max_line_bytes: longer lines must be reported oversized, the rest as in A.
 // Every complete line is also checked against nlohmann::json::parse (the oracle):
 //   - blank (whitespace-only) lines yield nothing;
-//   - a JSON object (nesting <= 64, no duplicate keys) yields onNotify with the same version,
-//     state, err_message, kinds, SelfChange node, InitialStatus (state, self, tailnet, peer
-//     counts) and, with peer tracking, the same peer events in the same order;
+//   - a JSON object (nesting <= 64) that keeps the parser's schema yields onNotify with the same
+//     version, state, err_message, kinds, SelfChange node, InitialStatus (state, self, tailnet,
+//     peer counts) and, with peer tracking, the same peer events in the same order;
+//   - the schema (notify_parser.h), each breach of which yields onMalformed: no key the parser
+//     keeps appears twice in its object; a kept string is at most 4 KiB and a kept array (self
+//     addresses, tags) at most 64 strings; a non-null State is an integer 0-6;
 //   - valid JSON that is not an object, or nests deeper than 64, yields onMalformed;
 //   - valid UTF-8 that nlohmann rejects yields onMalformed (the parser validates what it skips).
-// Kept strings are capped at 4 KiB and kept arrays at 64 items (notify_parser.h), so values
-// longer than that are only checked for their bound.
+// Duplicates of keys the parser does not keep are accepted; such lines are not compared field by
+// field (JSON leaves their meaning open). Every self node a line yields is also given to
+// validateSelf, whose verdict and canonical addresses must match the oracle's own IP parser and
+// RFC 5952 formatter (written here, independently of inet_pton/inet_ntop).
 // The body is also given to parseStatusJson when nlohmann reads it as one JSON object.
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -25,6 +32,7 @@
 #include "tests/fuzz/targets/fuzz_targets.h"
 #include "watcher/bus_client.h"
 #include "watcher/notify_parser.h"
+#include "watcher/self_validation.h"
 
 namespace tsk::fuzz {
 namespace {
@@ -38,7 +46,6 @@ using watcher::SelfNode;
 using Json = nlohmann::ordered_json;
 
 constexpr size_t kMaxKeptString = 4096;
-constexpr size_t kExactStringLimit = kMaxKeptString - 4;  // shorter values are kept exactly
 constexpr size_t kMaxKeptItems = 64;
 constexpr int kMaxDepth = 64;
 constexpr size_t kHighWaterBound = 4u << 20;
@@ -184,19 +191,13 @@ void setInt(const Json& obj, const char* key, int64_t& out) {
 void setBool(const Json& obj, const char* key, std::optional<bool>& out) {
   if (const Json* v = member(obj, key); v && v->is_boolean()) out = v->get<bool>();
 }
-void setStrings(const Json& obj, const char* key, std::vector<std::string>& out, bool strip) {
+void setStrings(const Json& obj, const char* key, std::vector<std::string>& out) {
   const Json* v = member(obj, key);
   if (!v || !(v->is_array() || v->is_null())) return;
   out.clear();
   if (v->is_null()) return;
   for (const Json& item : *v) {
-    if (!item.is_string()) continue;
-    if (out.size() == kMaxKeptItems) break;
-    std::string s = item.get<std::string>();
-    if (strip && s.size() <= kExactStringLimit) {
-      if (auto slash = s.rfind('/'); slash != std::string::npos) s.resize(slash);
-    }
-    out.push_back(std::move(s));
+    if (item.is_string()) out.push_back(item.get<std::string>());
   }
 }
 
@@ -211,8 +212,8 @@ SelfNode selfFromNode(const Json& node) {
   setString(node, "Name", s.name);
   setInt(node, "User", s.user_id);
   setString(node, "KeyExpiry", s.key_expiry);
-  setStrings(node, "Addresses", s.addresses, true);
-  setStrings(node, "Tags", s.tags, false);
+  setStrings(node, "Addresses", s.addresses);
+  setStrings(node, "Tags", s.tags);
   if (const Json* hi = member(node, "Hostinfo"); hi && hi->is_object()) {
     setString(*hi, "Hostname", s.host_name);
   }
@@ -226,9 +227,9 @@ SelfNode selfFromPeerStatus(const Json& ps) {
   setString(ps, "ID", s.stable_id);
   setInt(ps, "NodeID", s.node_id);
   setString(ps, "DNSName", s.name);
-  setStrings(ps, "TailscaleIPs", s.addresses, true);
+  setStrings(ps, "TailscaleIPs", s.addresses);
   setString(ps, "KeyExpiry", s.key_expiry);
-  setStrings(ps, "Tags", s.tags, false);
+  setStrings(ps, "Tags", s.tags);
   setString(ps, "HostName", s.host_name);
   setBool(ps, "Online", s.online);
   setInt(ps, "UserID", s.user_id);
@@ -326,11 +327,9 @@ Notify oracleNotify(const Json& doc, size_t line_bytes, bool track,
     if (key == "Version" && value.is_string()) n.version = value.get<std::string>();
     if (key == "ErrMessage" && value.is_string()) n.err_message = value.get<std::string>();
     if (key == "State" && !value.is_null()) {
-      n.state = BackendState::Unknown;
-      if (auto i = asInt64(value)) {
-        n.state = watcher::backendStateFromInt(*i);
-        n.state_raw = *i;
-      }
+      const int64_t i = asInt64(value).value();  // the schema check let only 0-6 through
+      n.state = watcher::backendStateFromInt(i);
+      n.state_raw = i;
     }
     if (key == "SelfChange" && value.is_object()) n.self_change = selfFromNode(value);
     if (key == "InitialStatus" && value.is_object()) {
@@ -342,37 +341,164 @@ Notify oracleNotify(const Json& doc, size_t line_bytes, bool track,
   return n;
 }
 
-// How nlohmann sees a line: valid or not, and if valid its nesting depth and whether any object
-// repeats a key (JSON leaves duplicates' meaning open, so they are not compared field by field).
+// Where an object or array sits, as far as the parser's schema is concerned (the contexts of
+// notify_parser.cc, seen from the document).
+enum class Place { Root, Node, Hostinfo, Status, SelfStatus, Tailnet, KeptArray, Other };
+
+bool oneOf(const std::string& k, std::initializer_list<std::string_view> names) {
+  return std::find(names.begin(), names.end(), k) != names.end();
+}
+
+// Keys the parser keeps (or counts, at the root) in an object at `p`.
+bool keptKey(Place p, const std::string& k) {
+  switch (p) {
+    case Place::Root:
+      return oneOf(k, {"Version", "SessionID", "ErrMessage", "LoginFinished", "State", "Prefs",
+                       "SelfChange", "InitialStatus", "NetMap", "PeerChangedPatch", "PeersChanged",
+                       "PeersRemoved", "UserProfiles", "Engine", "BrowseToURL", "Health"});
+    case Place::Node:
+      return oneOf(k, {"ID", "StableID", "Name", "User", "KeyExpiry", "Addresses", "Tags",
+                       "Hostinfo", "Online"});
+    case Place::Hostinfo:
+      return k == "Hostname";
+    case Place::Status:
+      return oneOf(k, {"BackendState", "Self", "MagicDNSSuffix", "CurrentTailnet", "Peer"});
+    case Place::SelfStatus:
+      return oneOf(k, {"ID", "NodeID", "DNSName", "TailscaleIPs", "KeyExpiry", "Tags", "HostName",
+                       "Online", "UserID"});
+    case Place::Tailnet:
+      return oneOf(k, {"Name", "MagicDNSSuffix"});
+    default:
+      return false;
+  }
+}
+
+// Keys whose string value the parser keeps.
+bool keptStringKey(Place p, const std::string& k) {
+  switch (p) {
+    case Place::Root:
+      return oneOf(k, {"Version", "ErrMessage"});
+    case Place::Node:
+      return oneOf(k, {"StableID", "Name", "KeyExpiry"});
+    case Place::Hostinfo:
+      return k == "Hostname";
+    case Place::Status:
+      return oneOf(k, {"BackendState", "MagicDNSSuffix"});
+    case Place::SelfStatus:
+      return oneOf(k, {"ID", "DNSName", "KeyExpiry", "HostName"});
+    case Place::Tailnet:
+      return oneOf(k, {"Name", "MagicDNSSuffix"});
+    default:
+      return false;
+  }
+}
+
+struct Frame {
+  Place place;
+  bool is_array;
+  std::vector<std::string> keys;
+  std::string key;  // the last key (objects)
+  size_t kept_items = 0;
+};
+
+Place childPlace(const Frame& parent, bool is_array) {
+  if (parent.is_array) return Place::Other;
+  const std::string& k = parent.key;
+  switch (parent.place) {
+    case Place::Root:
+      if (!is_array && k == "SelfChange") return Place::Node;
+      if (!is_array && k == "InitialStatus") return Place::Status;
+      break;
+    case Place::Node:
+      if (!is_array && k == "Hostinfo") return Place::Hostinfo;
+      if (is_array && (k == "Addresses" || k == "Tags")) return Place::KeptArray;
+      break;
+    case Place::Status:
+      if (!is_array && k == "Self") return Place::SelfStatus;
+      if (!is_array && k == "CurrentTailnet") return Place::Tailnet;
+      break;
+    case Place::SelfStatus:
+      if (is_array && (k == "TailscaleIPs" || k == "Tags")) return Place::KeptArray;
+      break;
+    default:
+      break;
+  }
+  return Place::Other;
+}
+
+// How nlohmann sees a line: valid or not, and if valid its nesting depth, whether it breaks the
+// parser's schema, and whether an object repeats a key the parser does not keep.
 struct OracleView {
   bool valid = false;
   bool undecided = false;  // grammatical JSON nlohmann will not hold (a number overflowing double)
   bool duplicate_keys = false;
+  std::string schema_breach;  // "" when none
   int depth = 0;
   Json doc;
 };
 
 OracleView viewOf(std::string_view text) {
   OracleView v;
-  std::vector<std::vector<std::string>> keys;
-  int depth = 0;
+  std::vector<Frame> stack;
+  const auto breach = [&](std::string what) {
+    if (v.schema_breach.empty()) v.schema_breach = std::move(what);
+  };
   Json::parser_callback_t cb = [&](int, Json::parse_event_t ev, Json& parsed) {
     switch (ev) {
       case Json::parse_event_t::object_start:
-      case Json::parse_event_t::array_start:
-        keys.emplace_back();
-        v.depth = std::max(v.depth, ++depth);
+      case Json::parse_event_t::array_start: {
+        const bool is_array = ev == Json::parse_event_t::array_start;
+        Place place = Place::Other;
+        if (stack.empty()) {
+          place = is_array ? Place::Other : Place::Root;
+        } else {
+          place = childPlace(stack.back(), is_array);
+          if (stack.back().place == Place::Root && stack.back().key == "State") {
+            breach("State is not an integer");
+          }
+        }
+        stack.push_back({place, is_array, {}, {}, 0});
+        v.depth = std::max(v.depth, static_cast<int>(stack.size()));
         break;
+      }
       case Json::parse_event_t::object_end:
       case Json::parse_event_t::array_end:
-        keys.pop_back();
-        --depth;
+        stack.pop_back();
         break;
       case Json::parse_event_t::key: {
-        auto& seen = keys.back();
+        Frame& f = stack.back();
         const auto& k = parsed.get_ref<const std::string&>();
-        if (std::find(seen.begin(), seen.end(), k) != seen.end()) v.duplicate_keys = true;
-        seen.push_back(k);
+        if (std::find(f.keys.begin(), f.keys.end(), k) != f.keys.end()) {
+          if (keptKey(f.place, k)) {
+            breach("duplicate key " + k);
+          } else {
+            v.duplicate_keys = true;
+          }
+        }
+        f.keys.push_back(k);
+        f.key = k;
+        break;
+      }
+      case Json::parse_event_t::value: {
+        if (stack.empty()) break;
+        Frame& f = stack.back();
+        if (f.is_array) {
+          if (f.place == Place::KeptArray && parsed.is_string()) {
+            if (++f.kept_items > kMaxKeptItems) breach("over 64 items");
+            if (parsed.get_ref<const std::string&>().size() > kMaxKeptString) {
+              breach("an item over 4 KiB");
+            }
+          }
+          break;
+        }
+        if (parsed.is_string() && keptStringKey(f.place, f.key) &&
+            parsed.get_ref<const std::string&>().size() > kMaxKeptString) {
+          breach(f.key + " over 4 KiB");
+        }
+        if (f.place == Place::Root && f.key == "State" && !parsed.is_null()) {
+          const auto i = asInt64(parsed);
+          if (!i || *i < 0 || *i > 6) breach("State is not an integer 0-6");
+        }
         break;
       }
       default:
@@ -394,17 +520,205 @@ OracleView viewOf(std::string_view text) {
   return v;
 }
 
+bool isBlank(std::string_view line) {
+  return line.find_first_not_of(" \t\r") == std::string_view::npos;
+}
+
+std::string excerpt(std::string_view line) {
+  return std::string(line.substr(0, 200)) + (line.size() > 200 ? "..." : "");
+}
+
+// The schema breach of a Status body, seen as the InitialStatus of a Notify ("" when none).
+std::string statusSchemaBreach(std::string_view body) {
+  return viewOf("{\"InitialStatus\":" + std::string(body) + "}").schema_breach;
+}
+
+// ---- the publishability oracle ----------------------------------------------------------------
+
+// Decimal without leading zeros, at most `max`.
+std::optional<unsigned> decimal(std::string_view s, unsigned max) {
+  if (s.empty() || s.size() > 3 || (s.size() > 1 && s[0] == '0')) return std::nullopt;
+  unsigned v = 0;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  return v <= max ? std::optional(v) : std::nullopt;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t at = s.find(sep, start);
+    out.push_back(s.substr(start, at == std::string_view::npos ? at : at - start));
+    if (at == std::string_view::npos) return out;
+    start = at + 1;
+  }
+}
+
+std::optional<std::array<uint8_t, 4>> ipv4(std::string_view s) {
+  const auto parts = split(s, '.');
+  if (parts.size() != 4) return std::nullopt;
+  std::array<uint8_t, 4> out{};
+  for (size_t i = 0; i < 4; ++i) {
+    const auto v = decimal(parts[i], 255);
+    if (!v) return std::nullopt;
+    out[i] = static_cast<uint8_t>(*v);
+  }
+  return out;
+}
+
+// Groups of an IPv6 address written without "::" ("" is no group); nullopt if one is not 1-4 hex
+// digits. An IPv4 tail counts as two groups when allowed.
+std::optional<std::vector<uint16_t>> hexGroups(std::string_view s, bool v4_tail_allowed) {
+  std::vector<uint16_t> out;
+  if (s.empty()) return out;
+  const auto parts = split(s, ':');
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string_view g = parts[i];
+    if (i + 1 == parts.size() && v4_tail_allowed && g.find('.') != std::string_view::npos) {
+      const auto v4 = ipv4(g);
+      if (!v4) return std::nullopt;
+      out.push_back(static_cast<uint16_t>((*v4)[0] << 8 | (*v4)[1]));
+      out.push_back(static_cast<uint16_t>((*v4)[2] << 8 | (*v4)[3]));
+      continue;
+    }
+    if (g.empty() || g.size() > 4) return std::nullopt;
+    unsigned v = 0;
+    for (const char c : g) {
+      const int d = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+      if (d < 0) return std::nullopt;
+      v = v << 4 | static_cast<unsigned>(d);
+    }
+    out.push_back(static_cast<uint16_t>(v));
+  }
+  return out;
+}
+
+std::optional<std::array<uint16_t, 8>> ipv6(std::string_view s) {
+  const size_t ell = s.find("::");
+  std::array<uint16_t, 8> out{};
+  if (ell == std::string_view::npos) {
+    const auto g = hexGroups(s, true);
+    if (!g || g->size() != 8) return std::nullopt;
+    std::copy(g->begin(), g->end(), out.begin());
+    return out;
+  }
+  if (s.find("::", ell + 1) != std::string_view::npos) return std::nullopt;
+  const auto left = hexGroups(s.substr(0, ell), false);
+  const auto right = hexGroups(s.substr(ell + 2), true);
+  if (!left || !right || left->size() + right->size() > 7) return std::nullopt;
+  std::copy(left->begin(), left->end(), out.begin());
+  std::copy(right->begin(), right->end(), out.end() - static_cast<long>(right->size()));
+  return out;
+}
+
+// RFC 5952, as netip.Addr.String writes it.
+std::string rfc5952(const std::array<uint16_t, 8>& w) {
+  char buf[64];
+  if (w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == 0 && w[4] == 0 && w[5] == 0xffff) {
+    std::snprintf(buf, sizeof buf, "::ffff:%u.%u.%u.%u", w[6] >> 8, w[6] & 0xff, w[7] >> 8,
+                  w[7] & 0xff);
+    return buf;
+  }
+  int best = -1, best_len = 0;
+  for (int i = 0; i < 8;) {
+    if (w[static_cast<size_t>(i)] != 0) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j < 8 && w[static_cast<size_t>(j)] == 0) ++j;
+    if (j - i > best_len) {
+      best = i;
+      best_len = j - i;
+    }
+    i = j;
+  }
+  if (best_len < 2) best = -1;
+  std::string out;
+  for (int i = 0; i < 8; ++i) {
+    if (i == best) {
+      out += "::";
+      i += best_len - 1;
+      continue;
+    }
+    if (!out.empty() && out.back() != ':') out += ':';
+    std::snprintf(buf, sizeof buf, "%x", w[static_cast<size_t>(i)]);
+    out += buf;
+  }
+  return out;
+}
+
+std::optional<std::string> oracleAddress(std::string_view text) {
+  const auto parts = split(text, '/');
+  if (parts.size() > 2) return std::nullopt;
+  const bool v6 = parts[0].find(':') != std::string_view::npos;
+  if (parts.size() == 2 && !decimal(parts[1], v6 ? 128 : 32)) return std::nullopt;
+  if (v6) {
+    const auto a = ipv6(parts[0]);
+    return a ? std::optional(rfc5952(*a)) : std::nullopt;
+  }
+  const auto a = ipv4(parts[0]);
+  if (!a) return std::nullopt;
+  return std::to_string((*a)[0]) + "." + std::to_string((*a)[1]) + "." + std::to_string((*a)[2]) +
+         "." + std::to_string((*a)[3]);
+}
+
+bool oracleText(std::string_view s) {
+  if (!isValidUtf8(s)) return false;
+  return std::none_of(s.begin(), s.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c < 0x20 || c == 0x7f;
+  });
+}
+
+// What validateSelf must answer for `s`: the canonical addresses, or nullopt (not publishable).
+std::optional<std::vector<std::string>> oraclePublishable(const SelfNode& s) {
+  if (s.name.empty()) return std::nullopt;
+  for (const std::string* t : {&s.stable_id, &s.name, &s.key_expiry, &s.host_name}) {
+    if (!oracleText(*t)) return std::nullopt;
+  }
+  for (const auto& t : s.tags) {
+    if (!oracleText(t)) return std::nullopt;
+  }
+  std::vector<std::string> out;
+  for (const auto& a : s.addresses) {
+    auto c = oracleAddress(a);
+    if (!c) return std::nullopt;
+    out.push_back(std::move(*c));
+  }
+  return out;
+}
+
+void checkPublishable(const std::optional<SelfNode>& self, std::string_view line) {
+  if (!self || !self->hasIdentity()) return;  // no identity at all: the reducer never asks
+  const watcher::SelfCheck got = watcher::validateSelf(*self);
+  const auto want = oraclePublishable(*self);
+  if (got.node.has_value() != want.has_value()) {
+    fuzzFailure(std::string("validateSelf ") + (got.node ? "accepted" : "rejected") +
+                " a self node the oracle " + (want ? "accepts" : "rejects") + " (" + got.detail +
+                "): " + describeSelf(*self) + " in " + excerpt(line));
+  }
+  if (got.node && got.node->addresses != *want) {
+    std::string detail;
+    for (const auto& a : got.node->addresses) detail += " " + a;
+    detail += " vs oracle";
+    for (const auto& a : *want) detail += " " + a;
+    fuzzFailure("validateSelf canonical addresses differ:" + detail + " in " + excerpt(line));
+  }
+}
+
 bool keptStringMatches(const std::string& got, const std::string& want) {
-  if (want.size() <= kExactStringLimit) return got == want;
-  return got.size() <= kMaxKeptString;
+  return got == want;  // a kept string over the bound makes the line malformed: never cut
 }
 
 bool keptListMatches(const std::vector<std::string>& got, const std::vector<std::string>& want) {
-  if (got.size() != want.size()) return false;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!keptStringMatches(got[i], want[i])) return false;
-  }
-  return true;
+  return got == want;
 }
 
 bool selfMatches(const SelfNode& got, const SelfNode& want) {
@@ -443,14 +757,6 @@ bool notifyMatches(const Notify& got, const Notify& want) {
   return !got.initial_status || statusMatches(*got.initial_status, *want.initial_status);
 }
 
-bool isBlank(std::string_view line) {
-  return line.find_first_not_of(" \t\r") == std::string_view::npos;
-}
-
-std::string excerpt(std::string_view line) {
-  return std::string(line.substr(0, 200)) + (line.size() > 200 ? "..." : "");
-}
-
 // Checks one complete line's outcome (run A, peer tracking on) against the oracle.
 void checkLine(std::string_view line, const LineOutcome& got) {
   const size_t bytes = line.size() + 1;
@@ -480,9 +786,18 @@ void checkLine(std::string_view line, const LineOutcome& got) {
     }
     return;
   }
+  if (!view.schema_breach.empty()) {
+    if (got.kind != LineOutcome::kMalformed) {
+      fuzzFailure("a line that breaks the parser's schema (" + view.schema_breach +
+                  ") was accepted: " + excerpt(line));
+    }
+    return;
+  }
   if (got.kind != LineOutcome::kNotify) {
     fuzzFailure("a valid JSON object line was reported malformed: " + excerpt(line));
   }
+  checkPublishable(got.notify.self_change, line);
+  if (got.notify.initial_status) checkPublishable(got.notify.initial_status->self, line);
   if (view.duplicate_keys) return;
   std::vector<std::string> want_events;
   const Notify want = oracleNotify(view.doc, bytes, /*track=*/true, want_events);
@@ -675,6 +990,10 @@ void checkStatusJson(std::string_view body, bool must_reject_invalid) {
     return;
   }
   if (!view.doc.is_object() || view.depth >= kMaxDepth || view.duplicate_keys) return;
+  if (!statusSchemaBreach(body).empty()) {
+    if (got) fuzzFailure("parseStatusJson accepted a Status that breaks the schema");
+    return;
+  }
   if (!got) fuzzFailure("parseStatusJson rejected a JSON object: " + error);
   std::vector<std::string> unused;
   const InitialStatus want = statusFromJson(view.doc, false, unused);

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 
 #include <sys/stat.h>
 
@@ -94,6 +95,84 @@ TEST_F(AgentE2E, PromtoolAcceptsTheRunningAgentsMetrics) {
   while (fgets(buf, sizeof buf, p)) out += buf;
   EXPECT_EQ(pclose(p), 0) << out;
   EXPECT_EQ(out, "");
+}
+
+// A tailscaled version with invalid UTF-8 (in the Tailscale-Version header and every Notify's
+// Version) used to become a label value promtool rejects: the whole scrape failed.
+TEST_F(AgentE2E, PromtoolAcceptsTheMetricsAfterAnInvalidUtf8Version) {
+  if (std::string(TSK_PROMTOOL).empty()) GTEST_SKIP() << "promtool not installed (prometheus)";
+  auto opts = defaultSimOptions();
+  opts.version = "1.80\xff\xfe";
+  restartSim(opts);
+  auto& agent = startSynced();
+  sim().errMessage("bad \xff byte");
+  ASSERT_TRUE(agent.waitForLog("tailscaled reported an error")) << agent.logs();
+  const std::string body = httpGet(agent.adminPort(), "/metrics").body;
+  EXPECT_NE(body.find("ts_kube_agent_tailscaled_info{version=\"1.80\xef\xbf\xbd\xef\xbf\xbd\"}"),
+            std::string::npos)
+      << body;
+  const std::string path = temp_dir_ + "/metrics.txt";
+  std::ofstream(path) << body;
+  const std::string cmd = std::string(TSK_PROMTOOL) + " check metrics < " + path + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  EXPECT_EQ(pclose(p), 0) << out;
+  EXPECT_EQ(out, "");
+  // Every log line the agent wrote (JSON) parses, the ErrMessage one included.
+  std::istringstream lines(agent.logs());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    EXPECT_FALSE(nlohmann::json::parse(line, nullptr, false).is_discarded()) << line;
+  }
+}
+
+// Malformed or invalid self nodes from the bus used to be written verbatim (a prefix length of
+// 99, "not-an-ip"), or as empty values (a second, empty "SelfChange" object on the line). Now
+// none of them reaches the API server and the last valid identity stays.
+TEST_F(AgentE2E, InvalidSelfChangesWriteNothingAndTheLastIdentityStays) {
+  auto& agent = startSynced();
+  const auto seq = lastSeq();
+  const std::string node =
+      R"("ID":1,"StableID":"nSdcr7Qx2CNTRL","Name":"demo-sidecar-0.tail3f9a2c.ts.net.",)";
+  // Invalid self nodes (the line itself is fine): counted by problem.
+  sim().malformed(R"({"SelfChange":{)" + node + R"("Addresses":["100.64.0.1/99"]}})");
+  sim().malformed(R"({"SelfChange":{)" + node + R"("Addresses":["not-an-ip"]}})");
+  sim().malformed(R"({"SelfChange":{"ID":1,"StableID":"n1","Name":"","Addresses":[]}})");
+  // Malformed lines (the parser's schema): counted as malformed.
+  sim().malformed(R"({"SelfChange":{)" + node +
+                  R"("Addresses":["100.64.0.9/32"]},"SelfChange":{}})");
+  sim().malformed(R"({"SelfChange":{)" + node +
+                  R"("Addresses":["100.64.0.9/32"]},"SelfChange":null})");
+  sim().malformed(R"({"SelfChange":{"ID":1,"StableID":"nSdcr7Qx2CNTRL","Name":")" +
+                  std::string(5000, 'n') + R"("}})");
+  ASSERT_TRUE(eventually([&] {
+    return metric(agent,
+                  "ts_kube_agent_bus_invalid_self_nodes_total{problem=\"address_prefix_length\"}")
+                   .value_or(0) == 1 &&
+           metric(agent, "ts_kube_agent_bus_invalid_self_nodes_total{problem=\"invalid_address\"}")
+                   .value_or(0) == 1 &&
+           metric(agent, "ts_kube_agent_bus_invalid_self_nodes_total{problem=\"empty_name\"}")
+                   .value_or(0) == 1 &&
+           metric(agent, "ts_kube_agent_bus_malformed_lines_total").value_or(0) == 3;
+  })) << httpGet(agent.adminPort(), "/metrics").body;
+  EXPECT_TRUE(agent.logContains("not published")) << agent.logs();
+  // A valid change after them is a barrier: whatever the invalid ones caused came before it.
+  tsbus_sim::IdentityUpdate rename;
+  rename.name = "demo-sidecar-1.tail3f9a2c.ts.net.";
+  sim().selfChange(rename);
+  ASSERT_TRUE(eventually([&] {
+    return secretData()["device_fqdn"] == "demo-sidecar-1.tail3f9a2c.ts.net.";
+  })) << agent.logs();
+  const auto writes = awaitWrites(seq, 1);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(patchedKeys(writes[0]), std::vector<std::string>{"device_fqdn"});
+  auto want = kInitialIdentity;
+  want["device_fqdn"] = "demo-sidecar-1.tail3f9a2c.ts.net.";
+  EXPECT_EQ(secretData(), want);
+  EXPECT_EQ(readyzStatus(agent), 200);
 }
 
 TEST_F(AgentE2E, ExistingSecretKeepsTailscaledKeysAndGetsOnePatch) {

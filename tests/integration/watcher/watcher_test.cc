@@ -187,8 +187,10 @@ TEST_F(WatcherTest, AppliesStateChanges) {
   ASSERT_TRUE(eventually([&] { return synced(); }));
   sim_->setState(2);
   ASSERT_TRUE(eventually([&] { return watcher_->state().state == BackendState::NeedsLogin; }));
-  sim_->setState(42);  // a future state: accepted, not fatal
-  ASSERT_TRUE(eventually([&] { return watcher_->state().state == BackendState::Unknown; }));
+  // Not an ipn.State (0-6): the line is malformed and skipped, not fatal; the state stays.
+  sim_->setState(42);
+  ASSERT_TRUE(eventually([&] { return watcher_->stats().malformed_lines == 1; }));
+  EXPECT_EQ(watcher_->state().state, BackendState::NeedsLogin);
   sim_->setState(6);
   ASSERT_TRUE(eventually([&] { return watcher_->state().state == BackendState::Running; }));
 }

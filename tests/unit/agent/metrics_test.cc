@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "agent/admin_server.h"
+#include "common/text.h"
 
 namespace tsk::agent {
 namespace {
@@ -159,6 +160,65 @@ TEST(Metrics, PromtoolAcceptsTheOutputBeforeAnythingHappened) {
                 .targets = [] { return std::vector<TargetStatus>{}; }});
   const auto [status, out] = promtoolCheck(m.serialize());
   EXPECT_EQ(status, 0) << out;
+}
+
+// A Version (or Tailscale-Version header) with invalid UTF-8 used to become a label value that
+// Prometheus rejects, failing the whole scrape.
+TEST(Metrics, InvalidUtf8FromTheBusBecomesAValidBoundedLabel) {
+  AgentMetrics m;
+  AgentMetrics::Sources src;
+  src.node_state = [] {
+    auto st = sampleState();
+    st.daemon_version = "1.80\xff\xfe";
+    return st;
+  };
+  m.setSources(src);
+  const std::string text = m.serialize();
+  EXPECT_NE(text.find("ts_kube_agent_tailscaled_info{version=\"1.80\xef\xbf\xbd\xef\xbf\xbd\"} 1"),
+            std::string::npos)
+      << text;
+  src.node_state = [] {
+    auto st = sampleState();
+    st.daemon_version = std::string(5000, 'v');
+    return st;
+  };
+  m.setSources(src);
+  const std::string longer = m.serialize();
+  const auto at = longer.find("version=\"vvv");
+  ASSERT_NE(at, std::string::npos);
+  const auto close = longer.find('"', at + 9);
+  EXPECT_LE(close - (at + 9), kMaxLabelBytes);
+  EXPECT_NE(longer.find("...(5000 bytes)\"}"), std::string::npos);
+  if (std::string(TSK_PROMTOOL).empty()) GTEST_SKIP() << "promtool not installed (prometheus)";
+  const auto [status, out] = promtoolCheck(text);
+  EXPECT_EQ(status, 0) << out << "\n--- metrics ---\n" << text;
+}
+
+// Self nodes the reducer refused (not published) are counted by problem, every problem listed.
+TEST(Metrics, InvalidSelfNodesAreCountedByProblem) {
+  AgentMetrics m;
+  AgentMetrics::Sources src;
+  src.watcher_stats = [] {
+    watcher::WatcherStats s;
+    s.invalid_self_nodes[static_cast<int>(watcher::SelfProblem::AddressPrefixLength)] = 3;
+    s.invalid_self_nodes[static_cast<int>(watcher::SelfProblem::EmptyName)] = 1;
+    return s;
+  };
+  m.setSources(src);
+  const std::string text = m.serialize();
+  EXPECT_NE(
+      text.find("ts_kube_agent_bus_invalid_self_nodes_total{problem=\"address_prefix_length\"} 3"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("ts_kube_agent_bus_invalid_self_nodes_total{problem=\"empty_name\"} 1"),
+            std::string::npos);
+  for (const char* p : {"invalid_text", "invalid_address"}) {
+    EXPECT_NE(text.find("ts_kube_agent_bus_invalid_self_nodes_total{problem=\"" + std::string(p) +
+                        "\"} 0"),
+              std::string::npos)
+        << p;
+  }
+  EXPECT_EQ(text.find("problem=\"none\""), std::string::npos);
 }
 
 TEST(Metrics, PeerCountsAbsentWhenNotKnown) {

@@ -257,6 +257,7 @@ TEST(NodeStateReducer, KeyExpiryRoundedToTheSecondIsNotAChange) {
   initial.initial_status.emplace();
   SelfNode rounded;
   rounded.stable_id = "n1";
+  rounded.name = "n1.tail3f9a2c.ts.net.";  // a publishable node has a name
   rounded.key_expiry = "2026-07-08T12:00:41Z";
   initial.initial_status->self = rounded;
   EXPECT_TRUE(r.apply(initial));
@@ -281,6 +282,7 @@ TEST(NodeStateReducer, KeyExpiryRoundsHalvesUpLikeGo) {
   initial.initial_status.emplace();
   SelfNode rounded;
   rounded.stable_id = "n1";
+  rounded.name = "n1.tail3f9a2c.ts.net.";  // a publishable node has a name
   rounded.node_id = 7;
   rounded.key_expiry = "2026-07-08T12:00:42Z";
   initial.initial_status->self = rounded;

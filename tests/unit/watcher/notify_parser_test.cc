@@ -54,6 +54,8 @@ std::vector<std::string> oracleOfAll(std::string_view bytes, bool track) {
 }
 
 const std::vector<std::string> kSelfIps = {"100.90.12.34", "fd7a:115c:a1e0::6a01:c22"};
+// tailcfg.Node.Addresses are prefixes; the parser keeps them as sent (validateSelf strips them).
+const std::vector<std::string> kSelfPrefixes = {"100.90.12.34/32", "fd7a:115c:a1e0::6a01:c22/128"};
 
 // ---- the fixtures, as the fixtures README describes them ----------------------------------
 
@@ -81,7 +83,7 @@ TEST(NotifyParser, InitialStatusFixtureYieldsIdentityStateAndPeerCounts) {
   EXPECT_EQ(n[0].bytes, fixtureFile("01-initial-status.jsonl").size());
 }
 
-TEST(NotifyParser, SelfChangeFixtureYieldsTheNodeWithBareAddresses) {
+TEST(NotifyParser, SelfChangeFixtureYieldsTheNodeWithAddressesAsSent) {
   const auto n = parseAll(fixtureFile("02-selfchange.jsonl"));
   ASSERT_EQ(n.size(), 2u);
   for (const auto& line : n) {
@@ -89,7 +91,7 @@ TEST(NotifyParser, SelfChangeFixtureYieldsTheNodeWithBareAddresses) {
     ASSERT_TRUE(line.self_change);
     EXPECT_EQ(line.self_change->stable_id, "nSdcr7Qx2CNTRL");
     EXPECT_EQ(line.self_change->node_id, 4815162342001);
-    EXPECT_EQ(line.self_change->addresses, kSelfIps);
+    EXPECT_EQ(line.self_change->addresses, kSelfPrefixes);
     EXPECT_EQ(line.self_change->host_name, "demo-sidecar-0");
     EXPECT_EQ(line.self_change->user_id, 6412345678901234);
     EXPECT_EQ(line.self_change->key_expiry, "");
@@ -194,19 +196,110 @@ TEST(NotifyParser, IdsAboveTwoToThe53AreExact) {
   EXPECT_EQ(h.events[3], "patch 9007199254740995 true");
 }
 
-TEST(NotifyParser, StateOutsideZeroToSixIsUnknownWithRawValue) {
-  const auto n = parseAll(
-      "{\"State\":7}\n{\"State\":-1}\n{\"State\":\"Running\"}\n{\"State\":2.0}\n{\"State\":null}"
-      "\n");
-  ASSERT_EQ(n.size(), 5u);
-  EXPECT_EQ(n[0].state, BackendState::Unknown);
-  EXPECT_EQ(n[0].state_raw, 7);
-  EXPECT_EQ(n[1].state_raw, -1);
-  EXPECT_EQ(n[2].state, BackendState::Unknown);
-  EXPECT_FALSE(n[2].state_raw);
-  EXPECT_EQ(n[3].state, BackendState::Unknown);
-  EXPECT_FALSE(n[4].state);
-  EXPECT_EQ(n[4].kinds, kKindBlank);
+// ipn.State is an int: encoding/json refuses "Running", 2.0 or 1e999 for it, and 7 or -1 is no
+// state at all. These used to become Unknown (and -0 NoState, which Go's decoder also gives).
+TEST(NotifyParser, StateThatIsNotAnIntegerZeroToSixMakesTheLineMalformed) {
+  for (const char* bad : {"7", "-1", "\"Running\"", "2.0", "1e0", "1e999", "true", "[6]", "{}",
+                          "99999999999999999999999"}) {
+    RecordingHandler h;
+    NotifyParser p(h);
+    p.feed(std::string("{\"State\":") + bad + "}\n");
+    EXPECT_EQ(h.malformed, 1u) << bad;
+    EXPECT_TRUE(h.notifies.empty()) << bad;
+    ASSERT_FALSE(h.malformed_reasons.empty());
+    EXPECT_NE(h.malformed_reasons[0].find("State is not an integer 0-6"), std::string::npos)
+        << h.malformed_reasons[0];
+  }
+  const auto n = parseAll("{\"State\":0}\n{\"State\":6}\n{\"State\":-0}\n{\"State\":null}\n");
+  ASSERT_EQ(n.size(), 4u);
+  EXPECT_EQ(n[0].state, BackendState::NoState);
+  EXPECT_EQ(n[1].state, BackendState::Running);
+  EXPECT_EQ(n[1].state_raw, 6);
+  EXPECT_EQ(n[2].state, BackendState::NoState);  // strconv.ParseInt("-0") is 0, as in Go
+  EXPECT_FALSE(n[3].state);
+  EXPECT_EQ(n[3].kinds, kKindBlank);
+}
+
+// A repeated key used to replace the first value ("SelfChange":{} after the node made the agent
+// write empty values) or be ignored ("SelfChange":null after it still applied the node).
+TEST(NotifyParser, ASecondKeyTheParserReadsMakesTheLineMalformed) {
+  const std::string node =
+      R"({"ID":1,"StableID":"n1","Name":"a.ts.net.","Addresses":["100.64.0.1/32"]})";
+  for (const std::string& bad : std::vector<std::string>{
+           R"({"SelfChange":)" + node + R"(,"SelfChange":{}})",
+           R"({"SelfChange":)" + node + R"(,"SelfChange":null})",
+           R"({"SelfChange":{"StableID":"n1","StableID":"n2"}})",
+           R"({"SelfChange":{"Hostinfo":{"Hostname":"a","Hostname":"b"}}})",
+           R"({"State":6,"State":2})",
+           R"({"Version":"1","Version":"2"})",  // an escaped key is the same key
+           R"({"InitialStatus":{"Self":{"ID":"n1"},"Self":null}})",
+           R"({"InitialStatus":{"Self":{"ID":"n1","TailscaleIPs":[],"TailscaleIPs":["1.2.3.4"]}}})",
+           R"({"InitialStatus":{"CurrentTailnet":{"Name":"a","Name":"b"}}})",
+       }) {
+    RecordingHandler h;
+    NotifyParser p(h);
+    p.feed(bad + "\n");
+    EXPECT_EQ(h.malformed, 1u) << bad;
+    EXPECT_TRUE(h.notifies.empty()) << bad;
+    ASSERT_FALSE(h.malformed_reasons.empty()) << bad;
+    EXPECT_NE(h.malformed_reasons[0].find("a second \""), std::string::npos)
+        << h.malformed_reasons[0];
+  }
+  // Keys the parser does not read may repeat (encoding/json: the last wins), in any object.
+  const auto n =
+      parseAll(R"({"Future":1,"Future":2,"SelfChange":{"Cap":1,"Cap":2,"StableID":"n1"},)"
+               R"("InitialStatus":{"Peer":{"k":{"NodeID":1,"NodeID":2},"k":{}}}})"
+               "\n");
+  ASSERT_EQ(n.size(), 1u);
+  EXPECT_EQ(n[0].self_change->stable_id, "n1");
+}
+
+// Names over 4,096 bytes and Addresses over 64 entries used to be cut silently, and the cut
+// identity published.
+TEST(NotifyParser, AKeptValueOverItsBoundMakesTheLineMalformed) {
+  const auto lineWithName = [](const std::string& name) {
+    return R"({"SelfChange":{"StableID":"n1","Name":")" + name + "\"}}\n";
+  };
+  const auto addresses = [](int count) {
+    std::string out = R"({"SelfChange":{"StableID":"n1","Addresses":[)";
+    for (int i = 0; i < count; ++i)
+      out += (i ? ",\"100.64.0." : "\"100.64.0.") + std::to_string(i) + "\"";
+    return out + "]}}\n";
+  };
+  struct Case {
+    std::string line;
+    bool malformed;
+  };
+  const std::string euro = "\\u20ac";  // 3 bytes once decoded
+  for (const auto& [line, malformed] : std::initializer_list<Case>{
+           {lineWithName(std::string(4096, 'n')), false},
+           {lineWithName(std::string(4097, 'n')), true},
+           {lineWithName(std::string(4093, 'n') + euro), false},
+           {lineWithName(std::string(4094, 'n') + euro), true},
+           {lineWithName(std::string(5000, 'n')), true},
+           {addresses(64), false},
+           {addresses(65), true},
+           {R"({"Version":")" + std::string(4097, 'v') + "\"}\n", true},
+           {R"({"ErrMessage":")" + std::string(4097, 'e') + "\"}\n", true},
+           {R"({"Unread":")" + std::string(100000, 'u') + "\"}\n", false},
+       }) {
+    RecordingHandler h;
+    NotifyParser p(h);
+    // In pieces too: the bound holds across feed() calls.
+    for (size_t off = 0; off < line.size(); off += 1000)
+      p.feed(std::string_view(line).substr(off, 1000));
+    EXPECT_EQ(h.malformed, malformed ? 1u : 0u) << line.substr(0, 60) << " (" << line.size() << ")";
+    if (malformed && !h.malformed_reasons.empty()) {
+      EXPECT_TRUE(h.malformed_reasons[0].find("over 4096 bytes") != std::string::npos ||
+                  h.malformed_reasons[0].find("more than 64 items") != std::string::npos)
+          << h.malformed_reasons[0];
+    }
+    if (!malformed && line.find("\"Name\"") != std::string::npos) {
+      ASSERT_EQ(h.notifies.size(), 1u);
+      EXPECT_LE(h.notifies[0].self_change->name.size(), 4096u);
+      EXPECT_GE(h.notifies[0].self_change->name.size(), 4096u);
+    }
+  }
 }
 
 TEST(NotifyParser, DecodesEscapesInKeptStrings) {
@@ -223,7 +316,7 @@ TEST(NotifyParser, DecodesEscapesInKeptStrings) {
   EXPECT_EQ(describe(n[0]), describe(testing::oracleNotify(line)));
 }
 
-TEST(NotifyParser, KeyExpiryZeroTimeIsEmptyAndPrefixLengthsAreStripped) {
+TEST(NotifyParser, KeyExpiryZeroTimeIsEmptyAndAddressesAreKeptAsSent) {
   const auto n = parseAll(
       R"({"SelfChange":{"KeyExpiry":"0001-01-01T00:00:00Z","Addresses":["100.1.2.3/32","fd7a::1/128",7]}})"
       "\n"
@@ -231,7 +324,7 @@ TEST(NotifyParser, KeyExpiryZeroTimeIsEmptyAndPrefixLengthsAreStripped) {
       "\n");
   ASSERT_EQ(n.size(), 2u);
   EXPECT_EQ(n[0].self_change->key_expiry, "");
-  EXPECT_EQ(n[0].self_change->addresses, (std::vector<std::string>{"100.1.2.3", "fd7a::1"}));
+  EXPECT_EQ(n[0].self_change->addresses, (std::vector<std::string>{"100.1.2.3/32", "fd7a::1/128"}));
   EXPECT_EQ(n[1].self_change->key_expiry, "2026-07-08T12:00:41.123Z");
   EXPECT_TRUE(n[1].self_change->addresses.empty());
 }
@@ -399,7 +492,7 @@ TEST(NotifyParser, NestingUpToTheLimitIsAcceptedAndDeeperIsMalformed) {
 TEST(NotifyParser, MalformedReasonSaysWhatAndWhere) {
   RecordingHandler h;
   NotifyParser p(h);
-  const std::string line = "{\"Version\":\"x\",\"State\":tru}\n";
+  const std::string line = "{\"Version\":\"x\",\"Health\":tru}\n";
   p.feed(line);
   ASSERT_EQ(h.malformed_reasons.size(), 1u);
   const std::string& reason = h.malformed_reasons[0];
@@ -562,6 +655,14 @@ bool hasDuplicateKeys(const std::string& line) {
   return duplicate && !doc.is_discarded();
 }
 
+// Whether a JSON object line's State is null, absent or an integer 0-6 (else it is malformed).
+bool stateInSchema(const std::string& line) {
+  const auto doc = nlohmann::json::parse(line);
+  const auto it = doc.find("State");
+  if (it == doc.end() || it->is_null()) return true;
+  return it->is_number_integer() && it->get<int64_t>() >= 0 && it->get<int64_t>() <= 6;
+}
+
 // Random ASCII corruptions of every fixture line: the parser never crashes, rejects exactly the
 // lines nlohmann rejects (or that are not objects), extracts the same fields from the ones it
 // accepts, and always parses the next line.
@@ -610,6 +711,10 @@ TEST(NotifyParser, RandomCorruptionsAgreeWithNlohmann) {
     ASSERT_FALSE(h.notifies.empty()) << line;
     EXPECT_EQ(h.notifies.back().state, BackendState::Starting) << line;
     if (valid && hasDuplicateKeys(line)) continue;
+    if (valid && !stateInSchema(line)) {
+      EXPECT_EQ(h.malformed, 1u) << line;
+      continue;
+    }
     if (valid) {
       ++accepted;
       EXPECT_EQ(h.malformed, 0u) << line << "\n" << h.malformed_reasons[0];

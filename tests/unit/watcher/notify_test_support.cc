@@ -51,18 +51,14 @@ void setInt(const Json& obj, const char* key, int64_t& out) {
 void setBool(const Json& obj, const char* key, std::optional<bool>& out) {
   if (const Json* v = member(obj, key); v && v->is_boolean()) out = v->get<bool>();
 }
-void setStrings(const Json& obj, const char* key, std::vector<std::string>& out, bool strip) {
+void setStrings(const Json& obj, const char* key, std::vector<std::string>& out) {
   const Json* v = member(obj, key);
   if (!v || !(v->is_array() || v->is_null())) return;
   out.clear();
   if (v->is_null()) return;
   for (const Json& item : *v) {
     if (!item.is_string()) continue;
-    std::string s = item.get<std::string>();
-    if (strip) {
-      if (auto slash = s.rfind('/'); slash != std::string::npos) s.resize(slash);
-    }
-    out.push_back(std::move(s));
+    out.push_back(item.get<std::string>());  // as sent: validateSelf canonicalises
   }
 }
 
@@ -77,8 +73,8 @@ SelfNode selfFromNode(const Json& node) {
   setString(node, "Name", s.name);
   setInt(node, "User", s.user_id);
   setString(node, "KeyExpiry", s.key_expiry);
-  setStrings(node, "Addresses", s.addresses, true);
-  setStrings(node, "Tags", s.tags, false);
+  setStrings(node, "Addresses", s.addresses);
+  setStrings(node, "Tags", s.tags);
   if (const Json* hi = member(node, "Hostinfo"); hi && hi->is_object()) {
     setString(*hi, "Hostname", s.host_name);
   }
@@ -92,9 +88,9 @@ SelfNode selfFromPeerStatus(const Json& ps) {
   setString(ps, "ID", s.stable_id);
   setInt(ps, "NodeID", s.node_id);
   setString(ps, "DNSName", s.name);
-  setStrings(ps, "TailscaleIPs", s.addresses, true);
+  setStrings(ps, "TailscaleIPs", s.addresses);
   setString(ps, "KeyExpiry", s.key_expiry);
-  setStrings(ps, "Tags", s.tags, false);
+  setStrings(ps, "Tags", s.tags);
   setString(ps, "HostName", s.host_name);
   setBool(ps, "Online", s.online);
   setInt(ps, "UserID", s.user_id);
@@ -139,12 +135,11 @@ void oracleLine(std::string_view line, bool track, Notify& n, std::vector<std::s
     if (key == "Version" && value.is_string()) n.version = value.get<std::string>();
     if (key == "ErrMessage" && value.is_string()) n.err_message = value.get<std::string>();
     if (key == "State" && !value.is_null()) {
-      n.state = BackendState::Unknown;
-      n.state_raw.reset();
-      if (auto i = asInt64(value)) {
-        n.state = backendStateFromInt(*i);
-        n.state_raw = *i;
-      }
+      // Only an integer 0-6 gets here: anything else makes the line malformed.
+      const auto i = asInt64(value);
+      if (!i || *i < 0 || *i > 6) throw std::runtime_error("State is not an integer 0-6");
+      n.state = backendStateFromInt(*i);
+      n.state_raw = *i;
     }
     if (key == "SelfChange" && value.is_object()) n.self_change = selfFromNode(value);
     if (key == "InitialStatus" && value.is_object()) {
