@@ -74,9 +74,9 @@ for cand in "${TSK_GO:-}" /usr/local/go/bin/go "$(command -v go || true)"; do
   fi
 done
 
-# The cache key: everything that decides the binaries.
+# The cache key: everything that decides the binaries (this script holds the build flags).
 key_inputs() {
-  cat "$MODULE/go.mod" "$MODULE/go.sum"
+  cat "$MODULE/go.mod" "$MODULE/go.sum" "$HERE/build.sh"
   find "$MODULE/cmd" -type f -name '*.go' | LC_ALL=C sort | xargs cat
   [[ -n "$GO" ]] && "$GO" version
 }
@@ -123,7 +123,10 @@ mkdir -p "$BIN.partial"
   # -mod=readonly: go.sum is the committed one; the module proxy is asked only for missing modules.
   export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 GOCACHE="$ROOT/gocache"
   nice -n 10 "$GO" mod download
+  # The version stamps a release build gets from upstream's build_dist.sh; a plain `go build`
+  # would report "1.102.5-ERR-BuildInfo" on the bus and in `tailscale version`.
   nice -n 10 "$GO" build -trimpath -o "$BIN.partial/" \
+    -ldflags "-X tailscale.com/version.longStamp=$TS_VERSION-realts -X tailscale.com/version.shortStamp=$TS_VERSION" \
     tailscale.com/cmd/tailscaled tailscale.com/cmd/tailscale ./cmd/realts-control
 ) >"$CACHE/build.log" 2>&1 || die "go build failed; last lines of $CACHE/build.log:
 $(tail -n 25 "$CACHE/build.log")
@@ -131,5 +134,5 @@ $(tail -n 25 "$CACHE/build.log")
 rm -rf "$BIN"
 mv "$BIN.partial" "$BIN"
 bins_good || die "$BIN/tailscale does not report version $TS_VERSION: $("$BIN/tailscale" version 2>&1 | head -n1)"
-log "built in $(($(date +%s) - started)) s: $(cd "$BIN" && du -h tailscaled tailscale realts-control | tr '\t\n' ': ')"
+log "built in $(($(date +%s) - started)) s: $(cd "$BIN" && du -h tailscaled tailscale realts-control | tr '\t\n' ': ' | sed 's/ $//')"
 done_with "$BIN"

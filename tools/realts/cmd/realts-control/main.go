@@ -275,6 +275,9 @@ func (c *control) newFake() *tailcfg.Node {
 		Addresses:         addrs,
 		AllowedIPs:        addrs,
 		Online:            &online,
+		// tailscaled v1.102.5 dereferences a peer's Hostinfo when it builds its status (taildrop's
+		// setPeerStatus): real control always sends one.
+		Hostinfo: (&tailcfg.Hostinfo{Hostname: fmt.Sprintf("fake-%d", i), OS: "linux"}).View(),
 	}
 }
 
