@@ -173,7 +173,11 @@ nlohmann::json RealTsNode::status() const {
 size_t RealTsNode::statusPeerCount() const {
   const auto st = status();
   if (st.is_null() || !st.contains("Peer") || !st["Peer"].is_object()) return 0;
-  return st["Peer"].size();
+  size_t n = 0;
+  for (const auto& [key, peer] : st["Peer"].items()) {
+    if (peer.value("InNetworkMap", false)) ++n;
+  }
+  return n;
 }
 
 BusRecorder::BusRecorder(const std::string& socket, uint64_t mask, const fs::path& out)

@@ -68,7 +68,9 @@ class RealTsNode {
   // `tailscale up --login-server=URL --hostname=NAME`; throws with the output on failure.
   void up(const std::vector<std::string>& extra = {}) const;
   nlohmann::json status() const;  // `tailscale status --json`; null when it fails
-  // Peers in `tailscale status --json` (the Peer map's size).
+  // Peers in `tailscale status --json` that are in the network map. tailscaled 1.102.5 keeps a
+  // peer that a full netmap dropped in its status as a magicsock-only entry ("ID":"",
+  // "InNetworkMap":false, "InMagicSock":true) until a later netmap change; that one is not a peer.
   size_t statusPeerCount() const;
   const std::string& socket() const { return socket_; }
   const fs::path& dir() const { return dir_; }
