@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
@@ -154,8 +155,10 @@ class RealTailscaled : public ::testing::Test {
     const char* dir = std::getenv("TSK_REALTS_RECORD_DIR");
     if (!dir || !*dir) return;
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    const auto path = dir_.path() / (std::string(info->name()) + (tag.empty() ? "" : "." + tag) +
-                                     ".mask" + std::to_string(mask) + ".jsonl");
+    std::string name = info->name();  // "LogoutThenLoginAgain/Keep" for a TEST_P
+    std::replace(name.begin(), name.end(), '/', '-');
+    const auto path = dir_.path() / (name + (tag.empty() ? "" : "." + tag) + ".mask" +
+                                     std::to_string(mask) + ".jsonl");
     recorders_.push_back(std::make_unique<BusRecorder>(a_->socket(), mask, path));
     recorded_.push_back(path);
   }

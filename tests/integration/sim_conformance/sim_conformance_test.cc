@@ -139,6 +139,13 @@ std::map<std::string, KindShapes> simShapes() {
         "sim default");
   }
   {
+    tsbus_sim::SimOptions o;
+    o.pre_netmap = true;  // a daemon before its first netmap (first boot, every restart)
+    auto sim = start(o);
+    collect(
+        *sim, kMaskDefault, 1, [&] { sim->netmapArrived(); }, "sim pre-netmap");
+  }
+  {
     auto sim = start({});
     collect(
         *sim, kMaskTrackPeers, 3,
