@@ -74,11 +74,18 @@ for cand in "${TSK_GO:-}" /usr/local/go/bin/go "$(command -v go || true)"; do
   fi
 done
 
+if [[ -z "$GO" ]]; then
+  reason="no Go toolchain >= $GO_MIN found (looked at \$TSK_GO, /usr/local/go/bin/go and \`go\` on PATH: $(command -v go >/dev/null && go version || echo 'no go on PATH')); install Go >= $GO_MIN (https://go.dev/dl) into /usr/local/go to build tailscaled $TS_VERSION for the real_tailscaled suite"
+  echo "real-tailscale/build: SKIP: $reason" >&2
+  [[ -n "$bindir_file" ]] && echo "$reason" >"$bindir_file.skip"
+  exit 77
+fi
+
 # The cache key: everything that decides the binaries (this script holds the build flags).
 key_inputs() {
   cat "$MODULE/go.mod" "$MODULE/go.sum" "$HERE/build.sh"
   find "$MODULE/cmd" -type f -name '*.go' | LC_ALL=C sort | xargs cat
-  [[ -n "$GO" ]] && "$GO" version
+  "$GO" version
 }
 KEY=$(key_inputs | sha256sum | cut -c1-16)
 CACHE="$ROOT/v$TS_VERSION-$KEY"
@@ -89,12 +96,6 @@ bins_good() {
     "$BIN/tailscale" version 2>/dev/null | head -n1 | grep -qx "$TS_VERSION"
 }
 
-if [[ -z "$GO" ]]; then
-  reason="no Go toolchain >= $GO_MIN found (looked at \$TSK_GO, /usr/local/go/bin/go and \`go\` on PATH: $(command -v go >/dev/null && go version || echo 'no go on PATH')); install Go >= $GO_MIN (https://go.dev/dl) into /usr/local/go to build tailscaled $TS_VERSION for the real_tailscaled suite"
-  echo "real-tailscale/build: SKIP: $reason" >&2
-  [[ -n "$bindir_file" ]] && echo "$reason" >"$bindir_file.skip"
-  exit 77
-fi
 
 if [[ $rebuild -eq 0 ]] && bins_good; then
   done_with "$BIN"
