@@ -116,6 +116,12 @@ class NotifyHandler {
   // onInitialStatusBegin fires when a non-null InitialStatus object starts, before its peers.
   virtual void onInitialStatusBegin() {}
   virtual void onInitialPeer(std::optional<int64_t> /*node_id*/, bool /*online*/) {}
+  // onPeerSetBegin fires when a PeersChanged array starts in a line that already carried a
+  // SelfChange: tailscaled's full netmap, whose PeersChanged lists every peer (tailscale
+  // `ipn/ipnlocal/local.go`, setControlClientStatusLocked). The upserts that follow are the
+  // complete peer set. (ipn.Notify declares SelfChange before PeersChanged, so Go's encoder
+  // always writes it first.)
+  virtual void onPeerSetBegin() {}
   virtual void onPeerUpsert(int64_t /*node_id*/, std::optional<bool> /*online*/) {}
   virtual void onPeerRemoved(int64_t /*node_id*/) {}
   virtual void onPeerPatch(int64_t /*node_id*/, std::optional<bool> /*online*/) {}

@@ -202,6 +202,12 @@ void NodeStateReducer::onInitialPeer(std::optional<int64_t> node_id, bool online
   peers_.addInitialPeer(node_id, online);
 }
 
+void NodeStateReducer::onPeerSetBegin() {
+  // As for an InitialStatus: if the line turns out malformed, the half-read set is forgotten.
+  initial_in_progress_ = true;
+  peers_.beginInitialStatus();
+}
+
 void NodeStateReducer::onPeerUpsert(int64_t node_id, std::optional<bool> online) {
   peers_.upsert(node_id, online);
 }

@@ -72,6 +72,8 @@ class NodeStateReducer {
   // at the next apply() of that line, so "changed" is reported once per line.
   void onInitialStatusBegin();
   void onInitialPeer(std::optional<int64_t> node_id, bool online);
+  // A full netmap's PeersChanged starts: the upserts that follow replace every peer.
+  void onPeerSetBegin();
   void onPeerUpsert(int64_t node_id, std::optional<bool> online);
   void onPeerRemoved(int64_t node_id);
   void onPeerPatch(int64_t node_id, std::optional<bool> online);
@@ -118,6 +120,7 @@ class ReducingHandler : public NotifyHandler {
   void onInitialPeer(std::optional<int64_t> id, bool online) override {
     reducer.onInitialPeer(id, online);
   }
+  void onPeerSetBegin() override { reducer.onPeerSetBegin(); }
   void onPeerUpsert(int64_t id, std::optional<bool> online) override {
     reducer.onPeerUpsert(id, online);
   }

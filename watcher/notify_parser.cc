@@ -880,7 +880,12 @@ struct NotifyParser::Impl {
         cur_self->tags.clear();
         return kCtxTagArray;
       case kFPeersChanged:
-        return opts.track_peers ? kCtxChangedArray : kCtxSkip;
+        if (!opts.track_peers) return kCtxSkip;
+        if (n.self_change) {
+          peer_callbacks_fired = true;
+          handler.onPeerSetBegin();
+        }
+        return kCtxChangedArray;
       case kFPeersRemoved:
         return opts.track_peers ? kCtxRemovedArray : kCtxSkip;
       case kFPeerChangedPatch:

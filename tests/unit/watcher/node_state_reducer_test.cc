@@ -407,5 +407,37 @@ TEST(NodeStateReducer, WithoutTrackingCountsComeFromTheInitialStatus) {
   EXPECT_EQ(p.state().peers_total, total);
 }
 
+// Recorded from a real tailscaled v1.102.5 (tests/data/real-tailscaled): with a peer-bit watcher
+// attached, every full netmap reaches watchers as SelfChange + PeersChanged with every peer
+// (tailscale `ipn/ipnlocal/local.go`, setControlClientStatusLocked). That PeersChanged is the
+// complete set: a peer missing from it has left, though no PeersRemoved ever names it.
+TEST(NodeStateReducer, PeersChangedAfterSelfChangeIsTheCompletePeerSet) {
+  Pipeline p(true);
+  const auto lines =
+      fixtureLines("real-tailscaled/01-first-boot-login-rename-readdress-peers.mask53248.jsonl");
+  ASSERT_EQ(lines.size(), 25u);
+  for (size_t i = 0; i < 21; ++i) p.feed(lines[i]);
+  EXPECT_EQ(p.state().peers_total, 3u);  // line 21: full netmap with fake peers 1, 2, 3
+  EXPECT_FALSE(p.feed(lines[21]));       // line 22: a Notify with every field null
+  EXPECT_TRUE(p.feed(lines[22]));        // line 23: full netmap with 2 and 3 only
+  EXPECT_EQ(p.state().peers_total, 2u);
+  EXPECT_FALSE(p.reducer.peers().contains(1000001));
+  EXPECT_TRUE(p.feed(lines[23]));  // line 24: PeersRemoved [2]
+  EXPECT_EQ(p.state().peers_total, 1u);
+  EXPECT_TRUE(p.feed(lines[24]));  // line 25: PeerChangedPatch 3 online
+  EXPECT_EQ(p.state().peers_online, 1u);
+  EXPECT_EQ(p.reducer.peers().unknownRemovals(), 0u);
+}
+
+// A PeersChanged without a SelfChange in the same line stays a delta (an upsert).
+TEST(NodeStateReducer, PeersChangedWithoutSelfChangeIsADelta) {
+  Pipeline p(true);
+  statusgen::InitialStatusOptions o;
+  o.peers = 5;
+  p.feed(statusgen::initialStatusLine(o));
+  EXPECT_TRUE(p.feed(statusgen::peersChangedLine(statusgen::peerAt(1000))));
+  EXPECT_EQ(p.state().peers_total, 6u);
+}
+
 }  // namespace
 }  // namespace tsk::watcher
