@@ -153,8 +153,9 @@ class Fleet:
     # -- control plane
     def start_control_plane(self):
         log(f"starting the control plane in {self.cp_dir}")
+        env = dict(os.environ, TSK_APISERVER_EXTRA_ARGS=" ".join(self.args.apiserver_arg))
         subprocess.run([os.path.join(ROOT, "scripts/real-apiserver/start.sh"), self.cp_dir],
-                       check=True)
+                       check=True, env=env)
         with open(os.path.join(self.cp_dir, "env")) as f:
             for line in f:
                 k, _, v = line.strip().partition("=")
@@ -479,6 +480,9 @@ def main():
     ap.add_argument("--deadline", type=float, default=600, help="whole run (s)")
     ap.add_argument("--agent-bin", default=os.path.join(ROOT, "build/agent/ts-kube-agent"))
     ap.add_argument("--sim-bin", default=os.path.join(ROOT, "build/tools/tsbus-sim/tsbus-sim"))
+    ap.add_argument("--apiserver-arg", action="append", default=[],
+                    help="extra kube-apiserver flag (repeatable), e.g. "
+                         "--apiserver-arg=--max-mutating-requests-inflight=5")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--keep-logs", action="store_true")
     a = ap.parse_args()
@@ -487,6 +491,9 @@ def main():
     a.sims = a.sims or max(1, a.agents // 10)
     if not 1 <= a.sims <= a.agents:
         ap.error("--sims must be 1 to --agents")
+    for f in a.apiserver_arg:
+        if not re.fullmatch(r"--[a-z0-9-]+(=[^\s]*)?", f):
+            ap.error(f"--apiserver-arg '{f}': one kube-apiserver flag like --name=value, no spaces")
     if a.storm < 1:
         ap.error("--storm must be at least 1")
     for b in (a.agent_bin, a.sim_bin):
@@ -525,6 +532,8 @@ def main():
         signal.alarm(0)
         fleet.cleanup()
     if results:
+        print(f"kube-apiserver extra flags: {' '.join(a.apiserver_arg) or 'none'}; "
+              f"storm gap {a.storm_gap} s\n")
         print(table(results))
         if a.json:
             with open(a.json, "w") as f:
