@@ -244,7 +244,9 @@ current-context: c
 
     def cleanup(self):
         self.stop_procs(list(self.procs), timeout=5)
-        if os.path.exists(os.path.join(self.cp_dir, "env")):
+        # stop.sh works from DIR/pids, which start.sh writes before each process is up: an
+        # interrupted start is stopped too.
+        if os.path.isdir(self.cp_dir):
             subprocess.run([os.path.join(ROOT, "scripts/real-apiserver/stop.sh"), self.cp_dir])
         if self.args.keep_logs:
             log(f"logs kept in {self.tmp}")
