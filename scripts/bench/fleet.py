@@ -34,6 +34,7 @@ exit (also on SIGINT/SIGTERM and at --deadline).
 """
 import argparse
 import base64
+import concurrent.futures
 import json
 import os
 import re
@@ -304,15 +305,21 @@ current-context: c
         api_cpu_before = proc_cpu_s(self.apiserver_pid)
         t0_wall = time.time()
         t0 = now()
-        for c in range(a.storm):
-            last = c == a.storm - 1
-            for k, port in enumerate(ports):
+        # One thread per sim, so every node's changes start together and keep their pace.
+        def storm(k, port):
+            for c in range(a.storm):
+                last = c == a.storm - 1
                 name = f"node-{k}.{NEW_SUFFIX}." if last else f"node-{k}-flap{c}.{NEW_SUFFIX}."
                 req = urllib.request.Request(f"http://127.0.0.1:{port}/selfchange", method="POST",
                                              data=json.dumps({"name": name}).encode())
                 urllib.request.urlopen(req, timeout=10).read()
-            if not last:
-                time.sleep(a.storm_gap)
+                if not last:
+                    time.sleep(a.storm_gap)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(ports)) as pool:
+            for f in [pool.submit(storm, k, port) for k, port in enumerate(ports)]:
+                f.result()
+        storm_s = now() - t0
         # Poll: kubectl once a second, apiserver /metrics once a second.
         peak_writes_per_s, last_writes, last_t = 0.0, self.writes(api_before), t0
         converged_s = None
@@ -360,7 +367,7 @@ current-context: c
         startup_429 = (count(startup_api, api0, resource="secrets", code="429"))
         return {
             "profile": pname, "flags": " ".join(flags) or "(defaults)", "agents": a.agents,
-            "sims": a.sims, "storm": a.storm, "startup_s": startup_s,
+            "sims": a.sims, "storm": a.storm, "storm_s": storm_s, "startup_s": startup_s,
             "startup_p99_ms": None if p99_startup is None else p99_startup * 1000,
             "startup_429": startup_429,
             "converged_s": converged_s, "last_write_s": last_write_s,
@@ -446,6 +453,7 @@ def table(results):
     rows = [
         ("agents / sims / SelfChanges per node", lambda r: f"{r['agents']} / {r['sims']} / {r['storm']}"),
         ("agent flags", lambda r: f"`{r['flags']}`"),
+        ("the event's SelfChanges sent in (s)", lambda r: fmt(r["storm_s"], "{:.2f}")),
         ("start-up: spawn -> every Secret written (s)", lambda r: fmt(r["startup_s"])),
         ("start-up: API p99 secrets request (ms) / 429s", lambda r: f"{fmt(r['startup_p99_ms'])} / {r['startup_429']:.0f}"),
         ("event -> every Secret right, kubectl poll (s)", lambda r: fmt(r["converged_s"])),
@@ -520,6 +528,7 @@ def main():
     signal.alarm(int(a.deadline))
     fleet = Fleet(a)
     results = []
+    load0 = " ".join(open("/proc/loadavg").read().split()[:3])
     try:
         fleet.start_control_plane()
         fleet.setup_namespace()
@@ -534,8 +543,9 @@ def main():
         signal.alarm(0)
         fleet.cleanup()
     if results:
-        print(f"kube-apiserver extra flags: {' '.join(a.apiserver_arg) or 'none'}; "
-              f"storm gap {a.storm_gap} s\n")
+        print(f"kube-apiserver extra flags: {' '.join(a.apiserver_arg) or 'none'}; storm gap "
+              f"{a.storm_gap} s; {os.cpu_count()} CPUs, load average {load0} at start, "
+              f"{' '.join(open('/proc/loadavg').read().split()[:3])} at end\n")
         print(table(results))
         if a.json:
             with open(a.json, "w") as f:
