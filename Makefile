@@ -6,7 +6,7 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-unit asan tsan demo bench fuzz soak format format-check clean
+.PHONY: all deps build test test-unit asan tsan demo bench bench-fleet fuzz soak format format-check clean
 
 all: build
 
@@ -42,6 +42,14 @@ demo: build
 
 bench: build
 	scripts/bench.sh
+
+# N agents against one real kube-apiserver (scripts/real-apiserver, built once and cached) and a
+# MagicDNS suffix change for all; e.g. make bench-fleet FLEET_ARGS="--agents 300 --storm 50"
+FLEET_ARGS ?= --agents 50 --profile default: --profile unlimited:--api-qps=1000000,--api-burst=100000,--publish-wait=0s:0s
+bench-fleet: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target ts-kube-agent tsbus-sim
+	scripts/real-apiserver/build.sh >/dev/null
+	scripts/bench/fleet.py --agent-bin $(BUILD)/agent/ts-kube-agent --sim-bin $(BUILD)/tools/tsbus-sim/tsbus-sim $(FLEET_ARGS)
 
 fuzz: deps
 	scripts/fuzz.sh
