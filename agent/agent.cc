@@ -188,6 +188,11 @@ ProbeResult Agent::readyz() const {
                 std::string(watcher::backendStateName(st.state)) +
                 "); the last identity is kept until it has one"};
   }
+  if (st.daemon_without_selfchange) {
+    return {false, "tailscaled " + st.daemon_version +
+                       " is older than 1.98 and sends no SelfChange: identity changes would go "
+                       "unseen; upgrade tailscaled (1.100 or later)"};
+  }
   if (st.state != watcher::BackendState::Running) {
     return {false, "tailscaled backend state is " +
                        std::string(watcher::backendStateName(st.state)) + ", not Running"};

@@ -261,7 +261,7 @@ TEST_F(AgentRealApiServer, DeletedSecretAndOverwrittenKeysAreRepairedByTheDriftC
       metric(agent, R"(ts_kube_agent_api_requests_total{code="200",verb="PATCH"})");
   kubectl({"patch", "secret", "ts-state", "-n", ns_, "--field-manager=someone-else", "-p",
            R"({"stringData":{"device_fqdn":"evil.example."}})"});
-  ASSERT_EQ(secretData()["device_fqdn"], "evil.example.");
+  // No read of the overwritten value here: with a 1 s interval the repair can come before it.
   ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
   ASSERT_TRUE(eventually([&] {
     return metric(agent, R"(ts_kube_agent_drift_repairs_total{target="secret"})") == 2;
