@@ -6,7 +6,7 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-unit asan tsan demo bench fuzz soak format format-check clean
+.PHONY: all deps build test test-unit asan tsan demo bench bench-real fuzz soak format format-check clean
 
 all: build
 
@@ -42,6 +42,14 @@ demo: build
 
 bench: build
 	scripts/bench.sh
+
+# tailscaled's cost per peer add+remove with and without a bus watcher, on a real tailscaled
+# (scripts/real-tailscale builds it, cached); only the two consumers are built.
+BENCH_REAL_ARGS ?= --n 1000 10000 --pairs 500 --rounds 3
+bench-real: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target ts-kube-agent dom-agent
+	scripts/real-tailscale/build.sh >/dev/null
+	python3 scripts/bench/real_tailscaled.py --build $(BUILD) $(BENCH_REAL_ARGS)
 
 fuzz: deps
 	scripts/fuzz.sh
