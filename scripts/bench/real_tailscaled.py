@@ -235,20 +235,28 @@ class Bench:
         w, port = self.watcher(cfg)
         procs = [self.tsd] + ([w] if w else [])
         try:
-            c0 = settle(procs, self.args.quiet, 120)
+            i0 = settle(procs, self.args.quiet, 120)
+            # Idle cost (timers, keep-alives) over a second, to tell it from the churn's: a
+            # long churn window at large N carries more of it.
+            time.sleep(1.0)
+            c0 = [p.cpu_ns() for p in procs]
+            idle = [(c - i) / 1e6 for c, i in zip(c0, i0)]
             lines0 = metric(port, "ts_kube_agent_bus_lines_total") if port else None
+            bytes0 = metric(port, "ts_kube_agent_bus_bytes_total") if port else None
             t0 = now()
             self.churn(k)
             c1 = settle(procs, self.args.quiet, 600)
             wall = now() - t0 - self.args.quiet
             r = {"n": n, "config": cfg, "pairs": k, "wall_s": wall,
-                 "tsd_ms_per_pair": (c1[0] - c0[0]) / k / 1e6}
+                 "tsd_ms_per_pair": (c1[0] - c0[0]) / k / 1e6, "tsd_idle_ms_per_s": idle[0]}
             if w:
                 r["watcher_ms_per_pair"] = (c1[1] - c0[1]) / k / 1e6
                 r["watcher_hwm_mib"] = w.hwm_kib() / 1024
+                r["watcher_idle_ms_per_s"] = idle[1]
                 if port:
                     lines = metric(port, "ts_kube_agent_bus_lines_total") - lines0
                     r["bus_lines"] = lines
+                    r["bus_bytes"] = metric(port, "ts_kube_agent_bus_bytes_total") - bytes0
                     r["watcher_us_per_line"] = ((c1[1] - c0[1]) / lines / 1e3) if lines else None
             return r
         finally:
@@ -296,13 +304,19 @@ class Bench:
             self.procs.remove(p)
 
 
+def med_of(rs, key):
+    v = [r[key] for r in rs if key in r]
+    return f"{statistics.median(v):.2f}" if v else "-"
+
+
 def table(results, load):
     out = []
     out.append(f"load average at start/end: {load[0]} / {load[1]}")
     out.append("")
     out.append("| N | watcher | tailscaled ms/pair (median, min-max) | vs none | "
-               "watcher ms/pair | watcher µs/bus line | watcher peak RSS MiB | runs |")
-    out.append("|---|---|---|---|---|---|---|---|")
+               "watcher ms/pair | watcher µs/bus line | watcher peak RSS MiB | "
+               "idle CPU ms/s tailscaled, watcher | runs |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     ns = sorted({r["n"] for r in results})
     for n in ns:
         base = None
@@ -319,14 +333,19 @@ def table(results, load):
             wl = [r["watcher_us_per_line"] for r in rs if r.get("watcher_us_per_line")]
             hw = [r["watcher_hwm_mib"] for r in rs if "watcher_hwm_mib" in r]
             lines = [r["bus_lines"] for r in rs if "bus_lines" in r]
+            bpl = [r["bus_bytes"] / r["bus_lines"] for r in rs if r.get("bus_lines")
+                   and "bus_bytes" in r]
             name = {"none": "no watcher", "agent": "ts-kube-agent", "track":
                     "ts-kube-agent --track-peers", "dom": "DOM baseline"}[cfg]
             out.append(
                 f"| {n} | {name} | {med:.3f} ({min(t):.3f}-{max(t):.3f}) | {vs} | "
                 + (f"{statistics.median(wm):.4f}" if wm else "-") + " | "
-                + (f"{statistics.median(wl):.1f} ({statistics.median(lines):.0f} lines)"
+                + (f"{statistics.median(wl):.1f} ({statistics.median(lines):.0f} lines"
+                   + (f", {statistics.median(bpl):.0f} B/line)" if bpl else ")")
                    if wl else ("0 lines" if lines else "-")) + " | "
-                + (f"{max(hw):.1f}" if hw else "-") + f" | {len(rs)} |")
+                + (f"{max(hw):.1f}" if hw else "-") + " | "
+                + med_of(rs, "tsd_idle_ms_per_s") + ", " + med_of(rs, "watcher_idle_ms_per_s")
+                + f" | {len(rs)} |")
     return "\n".join(out)
 
 
