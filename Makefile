@@ -45,7 +45,7 @@ bench: build
 
 # tailscaled's cost per peer add+remove with and without a bus watcher, on a real tailscaled
 # (scripts/real-tailscale builds it, cached); only the two consumers are built.
-BENCH_REAL_ARGS ?= --n 1000 10000 --pairs 500 --rounds 3
+BENCH_REAL_ARGS ?= --n 1000 10000 50000 --pairs 500 --rounds 3
 bench-real: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS) --target ts-kube-agent dom-agent
 	scripts/real-tailscale/build.sh >/dev/null
