@@ -6,7 +6,7 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-unit asan tsan demo bench bench-fleet fuzz soak format format-check clean
+.PHONY: all deps build test test-unit asan tsan demo bench bench-fleet bench-real fuzz soak format format-check clean
 
 all: build
 
@@ -50,6 +50,14 @@ bench-fleet: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS) --target ts-kube-agent tsbus-sim
 	scripts/real-apiserver/build.sh >/dev/null
 	scripts/bench/fleet.py --agent-bin $(BUILD)/agent/ts-kube-agent --sim-bin $(BUILD)/tools/tsbus-sim/tsbus-sim $(FLEET_ARGS)
+
+# tailscaled's cost per peer add+remove with and without a bus watcher, on a real tailscaled
+# (scripts/real-tailscale builds it, cached); only the two consumers are built.
+BENCH_REAL_ARGS ?= --n 1000 10000 50000 --pairs 500 --rounds 3
+bench-real: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target ts-kube-agent dom-agent
+	scripts/real-tailscale/build.sh >/dev/null
+	python3 scripts/bench/real_tailscaled.py --build $(BUILD) $(BENCH_REAL_ARGS)
 
 fuzz: deps
 	scripts/fuzz.sh
