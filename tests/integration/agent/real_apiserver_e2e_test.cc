@@ -246,10 +246,12 @@ TEST_F(AgentRealApiServer, RbacDeniesPatchReadyzSaysWhyAndTheLogNamesTheRule) {
 
 // Drift against a real API server: the Secret is deleted, then one of the agent's keys is
 // overwritten by another client under its own field manager; each time the agent's drift check
-// restores exactly what differs, and /readyz and identity_in_sync follow.
+// restores exactly what differs, and /readyz and identity_in_sync follow. Taking back a key
+// another field manager now owns needs --foreign-keys=overwrite (ForeignOwnedKey... below shows
+// the default).
 TEST_F(AgentRealApiServer, DeletedSecretAndOverwrittenKeysAreRepairedByTheDriftCheck) {
   setUpServiceAccount(kRulesWithCreate);
-  auto& agent = startSynced({"--drift-check-interval=1s"});
+  auto& agent = startSynced({"--drift-check-interval=1s", "--foreign-keys=overwrite"});
   kubectl({"delete", "secret", "ts-state", "-n", ns_});
   ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
   ASSERT_TRUE(eventually([&] {
