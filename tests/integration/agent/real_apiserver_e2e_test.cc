@@ -316,14 +316,15 @@ TEST_F(AgentRealApiServer, OverwritePolicyTakesTheForeignOwnedKey) {
   ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
   EXPECT_TRUE(agent.logContains("overwriting it")) << agent.logs();
   bool agent_owns_fqdn = false;
-  for (const auto& entry : secret()["metadata"]["managedFields"]) {
+  const auto object = secret();
+  for (const auto& entry : object["metadata"]["managedFields"]) {
     const auto fields = entry.value("fieldsV1", nlohmann::json::object());
     if (entry.value("manager", "") == "ts-kube-agent" && fields.contains("f:data") &&
         fields["f:data"].contains("f:device_fqdn")) {
       agent_owns_fqdn = true;
     }
   }
-  EXPECT_TRUE(agent_owns_fqdn) << secret()["metadata"]["managedFields"].dump();
+  EXPECT_TRUE(agent_owns_fqdn) << object["metadata"]["managedFields"].dump();
 }
 
 // The kubelet rotates the projected token by swapping the file; after the old token is revoked
