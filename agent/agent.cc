@@ -71,6 +71,8 @@ Status Agent::buildPublisher() {
   popts.wait_max = cfg_.publish_wait_max;
   popts.create_objects = cfg_.create_objects;
   popts.drift_check_interval = cfg_.drift_check_interval;
+  if (api_) popts.write_policy.field_manager = api_->options().field_manager;
+  popts.write_policy.foreign = cfg_.foreign_keys;
   publisher_ = std::make_unique<Publisher>(std::move(targets), popts, log_, clock_);
   return {};
 }

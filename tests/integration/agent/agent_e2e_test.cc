@@ -565,9 +565,10 @@ TEST_F(AgentE2E, DeletedSecretMakesTheAgentUnreadyUntilTheDriftCheckRecreatesIt)
 
 // Someone overwrites one of the agent's keys. Repeated identical SelfChanges do not repair it
 // (they cost nothing, by design); the bus reconnect does, at once (periodic checks are off
-// here), and writes only that key.
+// here), and writes only that key. The other writer's field manager then owns the key, so this
+// needs --foreign-keys=overwrite (by default the key is left to it).
 TEST_F(AgentE2E, KeyOverwrittenBySomeoneElseIsRepairedAfterABusReconnect) {
-  auto& agent = startSynced({"--drift-check-interval=0"});
+  auto& agent = startSynced({"--drift-check-interval=0", "--foreign-keys=overwrite"});
   const auto overwritten = emu().store().patch(
       kube_emu::Resource::kSecrets, kNs, kSecret, kube_emu::PatchType::kStrategicMerge,
       R"({"data":{"device_fqdn":")" + k8s::base64Encode("evil.example.") + R"("}})",
