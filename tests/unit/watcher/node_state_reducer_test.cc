@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tests/unit/watcher/notify_test_support.h"
+#include "tests/unit/watcher/pipeline.h"
 #include "tools/statusgen/statusgen.h"
 #include "watcher/notify_parser.h"
 
@@ -17,52 +18,9 @@ namespace {
 using testing::fixtureFile;
 using testing::fixtureLines;
 
-// Parser -> reducer, as the watcher wires them; records whether each line changed NodeState.
-class Pipeline final : public ReducingHandler {
- public:
-  explicit Pipeline(bool track, Logger& log = Logger::null())
-      : ReducingHandler(log, {.track_peers = track}), parser(*this, {.track_peers = track}) {}
-
-  bool feed(std::string_view bytes) {
-    changed = false;
-    parser.feed(bytes);
-    return changed;
-  }
-  const NodeState& state() const { return reducer.state(); }
-
-  void onNotify(const Notify& n) override { changed |= reducer.apply(n); }
-  void onMalformed(std::string_view, size_t) override { ++malformed; }
-  void onOversized(size_t) override {}
-  void onLineAborted() override { changed |= reducer.onLineAborted(); }
-
-  NotifyParser parser;
-  bool changed = false;
-  int malformed = 0;
-};
-
-// Runs `body` with a Logger writing into a string, and returns what was logged.
-template <typename Body>
-std::string capturedLog(Body&& body) {
-  char* buf = nullptr;
-  size_t len = 0;
-  std::FILE* f = open_memstream(&buf, &len);
-  {
-    Logger log(f);
-    body(log);
-  }
-  std::fclose(f);
-  std::string out(buf, len);
-  std::free(buf);
-  return out;
-}
-
-size_t occurrences(const std::string& hay, const std::string& needle) {
-  size_t count = 0;
-  for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1)) {
-    ++count;
-  }
-  return count;
-}
+using testing::capturedLog;
+using testing::occurrences;
+using testing::Pipeline;
 
 TEST(NodeStateReducer, InitialStatusSetsEverything) {
   Pipeline p(false);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "tests/unit/watcher/notify_test_support.h"
+#include "tests/unit/watcher/pipeline.h"
 #include "watcher/node_state_reducer.h"
 #include "watcher/notify_parser.h"
 
@@ -124,49 +125,9 @@ TEST(ValidateSelf, TextMustBeValidUtf8WithoutControlCharacters) {
 
 // ---- the reducer applies only valid self nodes -------------------------------------------------
 
-// Parser -> reducer, as the watcher wires them.
-class Pipeline final : public ReducingHandler {
- public:
-  explicit Pipeline(Logger& log = Logger::null()) : ReducingHandler(log, {}), parser(*this) {}
-  bool feed(std::string_view bytes) {
-    changed = false;
-    parser.feed(bytes);
-    return changed;
-  }
-  const NodeState& state() const { return reducer.state(); }
-  uint64_t invalid(SelfProblem p) const {
-    return reducer.invalidSelfNodes()[static_cast<size_t>(p)];
-  }
-  void onNotify(const Notify& n) override { changed |= reducer.apply(n); }
-  void onMalformed(std::string_view, size_t) override { ++malformed; }
-  void onOversized(size_t) override {}
-  void onLineAborted() override { changed |= reducer.onLineAborted(); }
-
-  NotifyParser parser;
-  bool changed = false;
-  int malformed = 0;
-};
-
-template <typename Body>
-std::string capturedLog(Body&& body) {
-  char* buf = nullptr;
-  size_t len = 0;
-  std::FILE* f = open_memstream(&buf, &len);
-  {
-    Logger log(f);
-    body(log);
-  }
-  std::fclose(f);
-  std::string out(buf, len);
-  std::free(buf);
-  return out;
-}
-
-size_t occurrences(const std::string& hay, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
-  return n;
-}
+using testing::capturedLog;
+using testing::occurrences;
+using testing::Pipeline;
 
 const std::string kNode =
     R"("ID":1,"StableID":"nSdcr7Qx2CNTRL","Name":"demo-0.tail3f9a2c.ts.net.",)";
@@ -218,7 +179,7 @@ TEST(NodeStateReducer, AnInitialStatusWithAnInvalidSelfKeepsTheLastIdentityButAp
 
 TEST(NodeStateReducer, EachDistinctProblemIsLoggedOnceAndAllAreCounted) {
   const std::string log = capturedLog([](Logger& l) {
-    Pipeline p(l);
+    Pipeline p(false, l);
     for (int i = 0; i < 5; ++i) p.feed(selfChange(R"(["100.64.0.1/99"])"));
     for (int i = 0; i < 5; ++i) p.feed(selfChange(R"(["not-an-ip"])"));
     EXPECT_EQ(p.invalid(SelfProblem::AddressPrefixLength), 5u);
