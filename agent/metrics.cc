@@ -1,5 +1,7 @@
 #include "agent/metrics.h"
 
+#include "common/rfc3339.h"
+
 #include <dirent.h>
 #include <unistd.h>
 
@@ -68,51 +70,7 @@ class FamilyList {
 constexpr auto kCounter = pm::MetricType::Counter;
 constexpr auto kGauge = pm::MetricType::Gauge;
 
-std::optional<int> digits(std::string_view s, size_t pos, size_t n) {
-  if (pos + n > s.size()) return std::nullopt;
-  int v = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
-    v = v * 10 + (s[i] - '0');
-  }
-  return v;
-}
-
 }  // namespace
-
-std::optional<double> parseRfc3339(std::string_view s) {
-  // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
-  const auto y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2);
-  const auto h = digits(s, 11, 2), mi = digits(s, 14, 2), se = digits(s, 17, 2);
-  if (!y || !mo || !d || !h || !mi || !se || s[4] != '-' || s[7] != '-' ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':') {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = *y - 1900;
-  tm.tm_mon = *mo - 1;
-  tm.tm_mday = *d;
-  tm.tm_hour = *h;
-  tm.tm_min = *mi;
-  tm.tm_sec = *se;
-  double seconds = static_cast<double>(timegm(&tm));
-  size_t pos = 19;
-  if (pos < s.size() && s[pos] == '.') {
-    double scale = 0.1;
-    for (++pos; pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos])); ++pos) {
-      seconds += (s[pos] - '0') * scale;
-      scale /= 10;
-    }
-  }
-  if (pos >= s.size()) return std::nullopt;
-  if (s[pos] == 'Z' || s[pos] == 'z')
-    return pos + 1 == s.size() ? std::optional(seconds) : std::nullopt;
-  if (s[pos] != '+' && s[pos] != '-') return std::nullopt;
-  const auto oh = digits(s, pos + 1, 2), om = digits(s, pos + 4, 2);
-  if (!oh || !om || pos + 6 != s.size() || s[pos + 3] != ':') return std::nullopt;
-  const double offset = (*oh * 3600.0 + *om * 60.0) * (s[pos] == '+' ? 1 : -1);
-  return seconds - offset;
-}
 
 std::optional<ProcessStats> readProcessStats(const std::string& proc_root) {
   const std::string stat = readFile(proc_root + "/self/stat");
@@ -249,7 +207,8 @@ std::vector<pm::MetricFamily> AgentMetrics::collectScrapeTime() const {
     if (ns.self && !ns.self->key_expiry.empty()) {
       if (const auto t = parseRfc3339(ns.self->key_expiry)) {
         fl.single("ts_kube_agent_node_key_expiry_timestamp_seconds",
-                  "When this node's key expires (absent when expiry is disabled).", kGauge, *t);
+                  "When this node's key expires (absent when expiry is disabled).", kGauge,
+                  t->asDouble());
       }
     }
     if (!ns.daemon_version.empty()) {

@@ -40,9 +40,6 @@ struct ProcessStats {
 // proc_root is "/proc" in production; a test can point it at a fake tree.
 std::optional<ProcessStats> readProcessStats(const std::string& proc_root = "/proc");
 
-// RFC 3339 ("2026-05-24T10:00:00.123Z", "...+02:00") to seconds since the epoch.
-std::optional<double> parseRfc3339(std::string_view s);
-
 class AgentMetrics final : public k8s::RequestObserver {
  public:
   struct Sources {

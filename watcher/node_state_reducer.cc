@@ -1,38 +1,12 @@
 #include "watcher/node_state_reducer.h"
 
+#include "common/rfc3339.h"
 #include "watcher/daemon_version.h"
 
-#include <cstdio>
-#include <ctime>
 #include <utility>
 
 namespace tsk::watcher {
 namespace {
-
-// RFC 3339 time -> Unix seconds rounded to the nearest second, halves away from zero, as Go's
-// time.Round(time.Second) does; nullopt if it is not of the form Go's encoder writes.
-std::optional<int64_t> roundedUnixSeconds(std::string_view t) {
-  std::tm tm{};
-  const std::string text(t);
-  const char* p = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (p == nullptr) return std::nullopt;
-  int64_t secs = static_cast<int64_t>(timegm(&tm));
-  if (*p == '.') {
-    ++p;
-    if (*p < '0' || *p > '9') return std::nullopt;
-    if (*p >= '5') ++secs;  // the first fractional digit decides: .5 and more round up
-    while (*p >= '0' && *p <= '9') ++p;
-  }
-  if (*p == 'Z') return p[1] == '\0' ? std::optional<int64_t>(secs) : std::nullopt;
-  int hh = 0;
-  int mm = 0;
-  char sign = 0;
-  if (std::sscanf(p, "%c%2d:%2d", &sign, &hh, &mm) != 3 || (sign != '+' && sign != '-')) {
-    return std::nullopt;
-  }
-  const int64_t offset = (hh * 60 + mm) * 60;
-  return sign == '+' ? secs - offset : secs + offset;
-}
 
 // The same instant to the second: PeerStatus carries KeyExpiry rounded to the second (tailscale
 // `ipn/ipnlocal/local.go` `peerStatusFromNode`: `t.Round(time.Second)`), while the Node carries
@@ -41,8 +15,9 @@ std::optional<int64_t> roundedUnixSeconds(std::string_view t) {
 bool sameSecond(std::string_view a, std::string_view b) {
   if (a == b) return true;
   if (a.empty() || b.empty()) return false;
-  const auto x = roundedUnixSeconds(a);
-  return x && x == roundedUnixSeconds(b);
+  const auto x = parseRfc3339(a);
+  const auto y = parseRfc3339(b);
+  return x && y && x->roundedSeconds() == y->roundedSeconds();
 }
 
 // A SelfChange (Node) and an InitialStatus.Self (PeerStatus) describe the same node with

@@ -269,14 +269,5 @@ TEST(ProcessStats, MissingProcIsNotAnError) {
   EXPECT_FALSE(readProcessStats("/nonexistent"));
 }
 
-TEST(Rfc3339, ParsesUtcFractionsAndOffsets) {
-  EXPECT_EQ(*parseRfc3339("2026-05-24T10:00:00Z"), 1779616800);
-  EXPECT_DOUBLE_EQ(*parseRfc3339("2026-05-24T10:00:00.5Z"), 1779616800.5);
-  EXPECT_EQ(*parseRfc3339("2026-05-24T12:00:00+02:00"), 1779616800);
-  EXPECT_FALSE(parseRfc3339("2026-05-24"));
-  EXPECT_FALSE(parseRfc3339("yesterday"));
-  EXPECT_FALSE(parseRfc3339("2026-05-24T10:00:00"));
-}
-
 }  // namespace
 }  // namespace tsk::agent
