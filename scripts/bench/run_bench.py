@@ -152,6 +152,7 @@ class Bench:
         self.cfg, self.ctx = cfg, ctx
         self.res = Results()
         self.marker_seq = 0
+        self.paced_restarts = 0
         self.t_start = now()
 
     # --- simulator helpers ----------------------------------------------------------------
@@ -330,11 +331,13 @@ class Bench:
                     closed = st1["closed_slow"] > st0["closed_slow"] or not alive
                     key = f"paced:{mode}:{kind}:{rate}"
                     if closed or sent == 0:
+                        sim.post("/pace", rate=0, count=0)  # the rest of it, if it died
+                        self.paced_restarts += 1
                         R.notes.append(f"Paced {impl} {mode} {kind} at {rate:,}/s (run "
                                        f"{run + 1}): closed as fell-behind by tsbus-sim "
                                        f"(queue 128); no figure")
                         c.stop()
-                        c, _ = self.start_consumer(impl, sim, n, f"paced-{mode}-{run}-r{rate}",
+                        c, _ = self.start_consumer(impl, sim, n, f"paced-{mode}-{run}-r{self.paced_restarts}",
                                                    track)
                         time.sleep(0.3)
                         continue
