@@ -165,7 +165,7 @@ class Bench:
         return 60 + n / 2000  # the Python sidecar at 500k needs minutes
 
     def start_consumer(self, impl, sim, n, run, track):
-        secret = f"bench-{impl}-{n}-{run}-{'track' if track else 'default'}"
+        secret = f"bench-{impl.replace('_', '-')}-{n}-{run}-{'track' if track else 'default'}"
         c = make_consumer(impl, self.ctx, sim.socket_path, secret, track)
         t0 = c.start()
         t1 = c.wait_progress(1, self.startup_timeout(n))
