@@ -16,6 +16,14 @@
 #   BENCH_BUDGET_SECONDS=1680   stop starting new sessions after this long (notes it)
 #   BENCH_OUT=docs/BENCHMARKS.md, BENCH_PLOTS=docs/bench   where the report goes
 #   BENCH_WORK=<dir>       keep logs and results.json there (default: a temp dir, removed)
+#   BENCH_PACED=0          skip the paced runs (one line per write at fixed rates)
+#   BENCH_PACED_RATES="100 1000 10000 50000" BENCH_PACED_KINDS="selfchange blank"
+#   BENCH_PACED_MODES="default track" BENCH_PACED_IMPLS="agent dom drain python"
+#   BENCH_PACED_RUNS=3 BENCH_PACED_N=1000 BENCH_PACED_SECONDS=1   the paced runs
+#   BENCH_AGENT_BEFORE=<path>   another ts-kube-agent binary; add "agent_before" to
+#                          BENCH_IMPLS/BENCH_PACED_IMPLS to measure it beside the built one
+# --paced-only: only the paced runs (about 2 minutes per run); the paced section goes to
+#   stdout and to $BENCH_WORK/paced.md (or a temp file), never over docs/BENCHMARKS.md.
 # The measured processes run at nice -10 when permitted; the consumer is pinned to CPU 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +40,13 @@ if (( ${#missing[@]} )); then
   exit 1
 fi
 command -v gnuplot >/dev/null || { echo "bench: gnuplot not found: apt-get install gnuplot-nox" >&2; exit 1; }
+
+if [[ "${1:-}" == "--paced-only" ]]; then
+  export BENCH_PACED_ONLY=1
+  out=${BENCH_WORK:-$(mktemp -d)}/paced.md
+  exec python3 scripts/bench/run_bench.py --build "$BUILD" --out "$out" --plots "$(dirname "$out")" \
+    ${BENCH_WORK:+--work "$BENCH_WORK"}
+fi
 
 exec python3 scripts/bench/run_bench.py --build "$BUILD" \
   --out "${BENCH_OUT:-docs/BENCHMARKS.md}" --plots "${BENCH_PLOTS:-docs/bench}" \

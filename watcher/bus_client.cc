@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <optional>
 
 namespace tsk::watcher {
@@ -283,9 +284,16 @@ struct BusClient::Impl {
     std::unique_ptr<char[]> buf = std::make_unique<char[]>(kReadBufferBytes);
     size_t begin = 0;  // unread bytes are buf[begin, end)
     size_t end = 0;
+    // The watch body is read with blocking recv()s: one syscall per wakeup instead of
+    // recv (EAGAIN) + poll + recv. stop() wakes such a read with shutdown(); see blocking_fd.
+    bool blocking = false;
   };
   Conn watch;
   std::optional<BodyDecoder> watch_body;
+  // The watch socket while it is in blocking mode, for stop() to shut down; guarded by
+  // blocking_mu so stop() never shuts down a number close() has already given back.
+  std::mutex blocking_mu;
+  int blocking_fd = -1;
 
   explicit Impl(BusClientOptions o) : opts(std::move(o)) {
     wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -429,7 +437,10 @@ struct BusClient::Impl {
   ReadResult readMore(Conn& c, const Deadline& deadline) {
     if (c.begin == c.end) c.begin = c.end = 0;
     for (;;) {
+      if (c.blocking && stopped()) return {0, Wait::Stopped, 0};
       const ssize_t n = ::recv(c.fd.get(), c.buf.get() + c.end, kReadBufferBytes - c.end, 0);
+      // A blocking read woken by stop()'s shutdown() sees an end of file (or an error).
+      if (c.blocking && n <= 0 && stopped()) return {0, Wait::Stopped, 0};
       if (n >= 0) {
         c.end += static_cast<size_t>(n);
         return {static_cast<size_t>(n), Wait::Ready, 0};
@@ -656,12 +667,31 @@ BodyEnd BusClient::readBody(const BodyCallback& on_bytes) {
   if (!impl_->watch.fd.valid() || !impl_->watch_body) {
     return {BodyEndKind::Error, "no watch is open", 0};
   }
+  auto& c = impl_->watch;
+  if (!c.blocking) {
+    // From here on a read waits in recv() itself (no timeout: the bus can be silent for hours).
+    // stop() sets the flag before it takes the lock, so either it sees blocking_fd and shuts
+    // the socket down, or this sees the flag.
+    std::lock_guard lock(impl_->blocking_mu);
+    if (impl_->stopped()) return {BodyEndKind::Stopped, "stopped", 0};
+    const int flags = ::fcntl(c.fd.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(c.fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+      return {BodyEndKind::Error, "cannot make the watch socket blocking: " + errnoText(errno), 0};
+    }
+    c.blocking = true;
+    impl_->blocking_fd = c.fd.get();
+  }
   if (impl_->stopped()) return {BodyEndKind::Stopped, "stopped", 0};
-  return impl_->pumpBody(impl_->watch, *impl_->watch_body, on_bytes, std::nullopt, UINT64_MAX);
+  return impl_->pumpBody(c, *impl_->watch_body, on_bytes, std::nullopt, UINT64_MAX);
 }
 
 void BusClient::close() {
-  impl_->watch.fd.reset();
+  {
+    std::lock_guard lock(impl_->blocking_mu);
+    impl_->blocking_fd = -1;
+    impl_->watch.blocking = false;
+    impl_->watch.fd.reset();
+  }
   impl_->watch.begin = impl_->watch.end = 0;
   impl_->watch_body.reset();
 }
@@ -694,6 +724,10 @@ void BusClient::stop() {
   const uint64_t one = 1;
   // The eventfd stays readable from now on, so every later poll returns at once.
   [[maybe_unused]] const ssize_t n = ::write(impl_->wake.get(), &one, sizeof one);
+  // A watch read blocked in recv() does not poll the eventfd: shutting the socket down wakes it
+  // with an end of file, which readMore() reports as Stopped.
+  std::lock_guard lock(impl_->blocking_mu);
+  if (impl_->blocking_fd >= 0) ::shutdown(impl_->blocking_fd, SHUT_RDWR);
 }
 
 bool BusClient::stopped() const {

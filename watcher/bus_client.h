@@ -13,7 +13,9 @@
 //   bus.close();
 //
 // stop() may be called from any thread: it interrupts a connect, a blocking read or a write at
-// once (every wait polls the socket together with an eventfd) and is permanent: every later call
+// once (connects and one-shot GETs poll the socket together with an eventfd; the watch body is
+// read with blocking recv()s, one syscall per wakeup, which stop() wakes by shutting the socket
+// down) and is permanent: every later call
 // fails fast with BodyEnd::Stopped / an Error. The body has no read timeout (the bus can be silent
 // for hours); the response head and one-shot GETs do (request_timeout).
 #include <chrono>

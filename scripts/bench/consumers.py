@@ -73,6 +73,17 @@ class AgentConsumer(Consumer):
         return self.ctx.emu.mutations(self.secret)
 
 
+class AgentBeforeConsumer(AgentConsumer):
+    """Another ts-kube-agent binary (BENCH_AGENT_BEFORE=path), run beside the built one so a
+    change is measured before/after in one run, interleaved."""
+    kind = "agent_before"
+
+    def argv(self):
+        a = super().argv()
+        a[0] = os.environ["BENCH_AGENT_BEFORE"]
+        return a
+
+
 class PythonConsumer(Consumer):
     kind = "python"
 
@@ -152,7 +163,7 @@ class DrainConsumer(Consumer):
             self._map = None
 
 
-CONSUMERS = {"agent": AgentConsumer, "dom": DomConsumer, "drain": DrainConsumer,
+CONSUMERS = {"agent": AgentConsumer, "agent_before": AgentBeforeConsumer, "dom": DomConsumer, "drain": DrainConsumer,
              "python": PythonConsumer}
 
 

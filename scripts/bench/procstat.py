@@ -138,6 +138,24 @@ class Proc:
                 pass  # a thread ended between listdir and open
         return total
 
+    def voluntary_switches(self):
+        """Voluntary context switches of all threads (each is a sleep: a wakeup later)."""
+        total = 0
+        try:
+            tids = os.listdir(f"/proc/{self.pid}/task")
+        except FileNotFoundError:
+            raise RuntimeError(f"{self.name} (pid {self.pid}) is gone")
+        for tid in tids:
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            total += int(line.split()[1])
+                            break
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        return total
+
     def _status_kib(self, field):
         with open(f"/proc/{self.pid}/status") as f:
             for line in f:

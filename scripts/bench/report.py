@@ -17,6 +17,7 @@ IMPLS = [
     ("dom", "DOM baseline (nlohmann::json::parse)"),
     ("drain", "raw drain"),
     ("python", "Python sidecar"),
+    ("agent_before", "ts-kube-agent (BENCH_AGENT_BEFORE)"),
 ]
 IMPL_NAME = dict(IMPLS)
 
@@ -63,7 +64,9 @@ class Results:
         for m in data.get("measurements", []):
             key = (m["impl"], int(m["n"]), m["metric"])
             self._by_key.setdefault(key, []).extend(m["values"])
-        self.ns = sorted({k[1] for k in self._by_key})
+        # The batch tables' N (the paced runs have their own N and section).
+        self.ns = sorted({k[1] for k in self._by_key if not k[2].startswith("paced:")})
+        self.paced = {k for k in self._by_key if k[2].startswith("paced:")}
 
     def get(self, impl, n, metric):
         return stats(self._by_key.get((impl, n, metric), []))
@@ -232,6 +235,60 @@ LADDER_NOTE = (
     "writer overflow it at these rates whoever reads. The notes say why each ladder stopped.\n")
 
 
+PACED_NOTE = (
+    "Each line is sent on its own (tsbus-sim `POST /pace`, one send per line, queue 128, no "
+    "coalescing), the way tailscaled writes and flushes every Notify, so at these rates each "
+    "line is a wakeup of the consumer. Cells: CPU per line (µs, utime+stime from "
+    "/proc/PID/task/*/schedstat) / CPU % of a core / voluntary context switches per line "
+    "(/proc/PID/task/*/status), median of the runs; the consumer's deltas from the pace's start "
+    "until its last line was sent (the drain: read) + 50 ms. `rate` is what tsbus-sim achieved "
+    "on this machine (the slowest of the runs).")
+
+
+def paced_section(res):
+    if not res.paced:
+        return ""
+    m = res.meta
+    keys = {k[2].rsplit(":", 1)[0] for k in res.paced}  # paced:mode:kind:rate
+    impls = [i for i, _ in IMPLS if any(k[0] == i for k in res.paced)]
+    ns = sorted({k[1] for k in res.paced})
+    la0, la1 = m.get("loadavg_start"), m.get("loadavg_end")
+    out = ["## Paced: one line per write (the cost per wakeup)", "", PACED_NOTE, "",
+           f"N = {', '.join(f'{n:,}' for n in ns)} peers, {m.get('paced_runs', '?')} run(s); "
+           + (f"load average at the start {la0[0]:.2f} {la0[1]:.2f} {la0[2]:.2f}, "
+              f"at the end {la1[0]:.2f} {la1[1]:.2f} {la1[2]:.2f}" if la0 and la1 else ""), ""]
+
+    def order(key):
+        _, mode, kind, rate = key.split(":")
+        return (mode != "default", kind != "selfchange", int(rate))
+
+    for mode in ("default", "track"):
+        mk = sorted((k for k in keys if k.split(":")[1] == mode), key=order)
+        if not mk:
+            continue
+        out += [f"**{'default mode' if mode == 'default' else '--track-peers'}**", "",
+                "| line | rate/s (achieved) | " + " | ".join(IMPL_NAME[i] for i in impls) + " |",
+                "|---|---|" + "---|" * len(impls)]
+        for n in ns:
+            for key in mk:
+                _, _, kind, rate = key.split(":")
+                achieved = [v for i in impls for v in res._by_key.get((i, n, key + ":rate"), [])]
+                cells = []
+                for i in impls:
+                    cpu = res.median(i, n, key + ":cpu_us")
+                    pct = res.median(i, n, key + ":cpu_pct")
+                    vcs = res.median(i, n, key + ":vcs")
+                    cells.append("-" if cpu is None else
+                                 f"{cpu:.2f} µs / {pct:.2f}% / {vcs:.2f}")
+                out.append(f"| {kind} | {int(rate):,} ({min(achieved) if achieved else 0:,.0f}) | "
+                           + " | ".join(cells) + " |")
+        out.append("")
+    notes = [n for n in res.notes if n.startswith("Paced ")]
+    if notes:
+        out += [f"- {n}" for n in notes] + [""]
+    return "\n".join(out)
+
+
 def render(res, plot_files, plots_rel):
     m = res.meta
     out = ["# Benchmarks: ts-kube-agent on a giant tailnet", "",
@@ -273,7 +330,7 @@ def render(res, plot_files, plots_rel):
             "## API writes (from kube-emu's request log)", "",
             table(res, "writes_per_1k_selfchange"), table(res, "writes_per_1k_blank"),
             table(res, "writes_per_1k_pair"), table(res, "writes_per_real_change"),
-            "## Ratios", "", ratio_table(res)]
+            "## Ratios", "", ratio_table(res), paced_section(res)]
     if res.notes:
         out += ["## Notes", ""] + [f"- {n}" for n in res.notes] + [""]
     return "\n".join(s for s in out if s is not None)

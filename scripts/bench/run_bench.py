@@ -38,12 +38,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from consumers import make_consumer  # noqa: E402
-from procstat import now  # noqa: E402
+from procstat import now, wait_for  # noqa: E402
 from services import KubeEmu, TsbusSim  # noqa: E402
 import aims  # noqa: E402
 import report  # noqa: E402
 
 IMPL_ORDER = ["agent", "dom", "drain", "python"]
+PACED_KINDS = ["selfchange", "blank"]
+PACED_METRICS = ["cpu_us", "cpu_pct", "vcs", "rate"]
 
 
 class Config:
@@ -80,6 +82,19 @@ class Config:
         self.dom_max_n = int(env.get("BENCH_DOM_MAX_N", "250000"))
         self.python_max_bytes = 8 << 30
         self.budget_s = float(env.get("BENCH_BUDGET_SECONDS", "1680"))  # stop before 30 min
+        # Paced runs: one line per write at fixed rates (tsbus-sim POST /pace), the way a real
+        # tailscaled flushes each Notify, so every line is a wakeup of the consumer.
+        self.paced_only = env.get("BENCH_PACED_ONLY", "") not in ("", "0")
+        self.paced = self.paced_only or env.get("BENCH_PACED", "1") not in ("", "0")
+        self.paced_n = int(env.get("BENCH_PACED_N", "1000"))
+        self.paced_rates = [int(x) for x in env.get(
+            "BENCH_PACED_RATES", "100 1000 10000" if quick else "100 1000 10000 50000").split()]
+        self.paced_kinds = env.get("BENCH_PACED_KINDS", " ".join(PACED_KINDS)).split()
+        self.paced_modes = env.get("BENCH_PACED_MODES", "default track").split()
+        self.paced_impls = env.get("BENCH_PACED_IMPLS", " ".join(self.impls)).split()
+        self.paced_runs = int(env.get("BENCH_PACED_RUNS", "1" if quick else "3"))
+        self.paced_seconds = float(env.get("BENCH_PACED_SECONDS", "1"))
+        self.paced_min_lines = int(env.get("BENCH_PACED_MIN_LINES", "300"))
 
     def runs_for(self, impl, n):
         if impl in ("python", "dom") and n >= self.python_big_n:
@@ -137,6 +152,7 @@ class Bench:
         self.cfg, self.ctx = cfg, ctx
         self.res = Results()
         self.marker_seq = 0
+        self.paced_restarts = 0
         self.t_start = now()
 
     # --- simulator helpers ----------------------------------------------------------------
@@ -149,7 +165,7 @@ class Bench:
         return 60 + n / 2000  # the Python sidecar at 500k needs minutes
 
     def start_consumer(self, impl, sim, n, run, track):
-        secret = f"bench-{impl}-{n}-{run}-{'track' if track else 'default'}"
+        secret = f"bench-{impl.replace('_', '-')}-{n}-{run}-{'track' if track else 'default'}"
         c = make_consumer(impl, self.ctx, sim.socket_path, secret, track)
         t0 = c.start()
         t1 = c.wait_progress(1, self.startup_timeout(n))
@@ -281,6 +297,75 @@ class Bench:
             c.stop()
         return best, best_cpu, limit
 
+    # --- paced runs ----------------------------------------------------------------------
+
+    def paced_session(self, impl, n, run, sim, track):
+        """One consumer, every paced kind and rate: tsbus-sim sends `count` lines one per write
+        at the rate (queue 128, no coalescing, as tailscaled's per-Notify Flush). CPU and
+        voluntary context switches are the consumer's deltas from the pace's start until the
+        last line is sent (the drain: read) plus 50 ms, per line sent."""
+        mode = "track" if track else "default"
+        c, _ = self.start_consumer(impl, sim, n, f"paced-{mode}-{run}", track)
+        R = self.res
+        try:
+            time.sleep(0.3)  # start-up's tail (the first write's reply) is not measured
+            for kind in self.cfg.paced_kinds:
+                for rate in self.cfg.paced_rates:
+                    count = max(self.cfg.paced_min_lines, int(rate * self.cfg.paced_seconds))
+                    st0 = sim.stats()
+                    p0 = c.progress()
+                    cpu0, vcs0, t0 = c.proc.cpu_ns(), c.proc.voluntary_switches(), now()
+                    sim.post("/pace", rate=rate, kind=kind, count=count)
+                    wait_for(lambda: sim.stats()["pace_left"] == 0 or not c.proc.alive(),
+                             count / rate * 4 + 10, interval=0.02, what="the pace to end")
+                    t_sent = now()
+                    st1 = sim.stats()
+                    sent = st1["pace_sent"] - st0["pace_sent"]
+                    if c.counts_lines and c.proc.alive():
+                        try:
+                            c.wait_progress(p0 + sent, 10)
+                        except TimeoutError:
+                            pass
+                    time.sleep(0.05)
+                    alive = c.proc.alive()
+                    closed = st1["closed_slow"] > st0["closed_slow"] or not alive
+                    key = f"paced:{mode}:{kind}:{rate}"
+                    if closed or sent == 0:
+                        sim.post("/pace", rate=0, count=0)  # the rest of it, if it died
+                        self.paced_restarts += 1
+                        R.notes.append(f"Paced {impl} {mode} {kind} at {rate:,}/s (run "
+                                       f"{run + 1}): closed as fell-behind by tsbus-sim "
+                                       f"(queue 128); no figure")
+                        c.stop()
+                        c, _ = self.start_consumer(impl, sim, n, f"paced-{mode}-{run}-r{self.paced_restarts}",
+                                                   track)
+                        time.sleep(0.3)
+                        continue
+                    cpu1, vcs1, t1 = c.proc.cpu_ns(), c.proc.voluntary_switches(), now()
+                    R.add(impl, n, key + ":cpu_us", (cpu1 - cpu0) / 1000 / sent)
+                    R.add(impl, n, key + ":cpu_pct", (cpu1 - cpu0) / (t1 - t0) / 1e7)
+                    R.add(impl, n, key + ":vcs", (vcs1 - vcs0) / sent)
+                    R.add(impl, n, key + ":rate", sent / max(t_sent - t0, 1e-6))
+        finally:
+            c.stop()
+
+    def run_paced(self):
+        cfg = self.cfg
+        n = cfg.paced_n
+        sock_dir = os.path.join(self.ctx.work_dir, "paced")
+        os.makedirs(sock_dir, exist_ok=True)
+        sim = TsbusSim(self.ctx.build, os.path.join(sock_dir, "paced.sock"), n, 128,
+                       self.ctx.log_dir, f"tsbus-sim-paced-{n}", cpu=None,
+                       coalesce_writes=False)
+        self.sims.append(sim)
+        sim.start()
+        # Run-major, consumers interleaved, so a busy spell spreads over all of them.
+        for run in range(cfg.paced_runs):
+            for mode in cfg.paced_modes:
+                for impl in cfg.paced_impls:
+                    log(f"paced N={n} run {run + 1}/{cfg.paced_runs} {mode} {impl}")
+                    self.guarded(self.paced_session, impl, n, run, sim, mode == "track")
+
     # --- the whole run ----------------------------------------------------------------------
 
     def over_budget(self):
@@ -359,6 +444,12 @@ class Bench:
         self.ladder_limits = {}
         self.sims = []
         try:
+            if self.cfg.paced:
+                self.load_before = os.getloadavg()
+                self.run_paced()
+                self.load_after = os.getloadavg()
+            if self.cfg.paced_only:
+                return
             sims = {n: self.start_sims(n) for n in self.cfg.ns}
             self.run_sessions(sims)
             for n in self.cfg.ladder_ns:
@@ -375,7 +466,7 @@ class Bench:
                 sim.stop()
 
 
-def machine_meta(build, cfg, elapsed):
+def machine_meta(build, cfg, elapsed, bench_ref=None):
     def sh(*cmd):
         try:
             return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
@@ -395,6 +486,10 @@ def machine_meta(build, cfg, elapsed):
         "dirty": dirty, "build_type": build_type, "quick": cfg.quick,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "elapsed_s": elapsed,
+        "paced_n": cfg.paced_n if cfg.paced else None,
+        "paced_runs": cfg.paced_runs,
+        "loadavg_start": getattr(bench_ref, "load_before", None),
+        "loadavg_end": getattr(bench_ref, "load_after", None),
         "method_runs": (f"{cfg.runs} runs per figure (median [min-max]); the Python sidecar and "
                         f"the DOM baseline {cfg.python_big_runs} runs at N >= "
                         f"{cfg.python_big_n:,}, the Python sidecar none above "
@@ -434,17 +529,25 @@ def main():
         bench.run()
     finally:
         ctx.emu.stop()
-    meta = machine_meta(build, cfg, now() - bench.t_start)
-    aim_rows = aims.evaluate(bench.res, cfg, bench.ladder_limits)
+    meta = machine_meta(build, cfg, now() - bench.t_start, bench)
+    aim_rows = [] if cfg.paced_only else aims.evaluate(bench.res, cfg, bench.ladder_limits)
     data = bench.res.to_json(meta, aim_rows)
     with open(os.path.join(work, "results.json"), "w") as f:
         json.dump(data, f, indent=1)
     res = report.Results(data)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    plot_files = report.draw_plots(res, args.plots)
+    plot_files = [] if cfg.paced_only else report.draw_plots(res, args.plots)
     rel = os.path.relpath(args.plots, os.path.dirname(os.path.abspath(args.out)))
-    with open(args.out, "w") as f:
-        f.write(report.render(res, plot_files, rel))
+    if cfg.paced_only:
+        # Only the paced section, to stdout and to --out (never over the full report by
+        # default: scripts/bench.sh --paced-only points --out into the work dir).
+        text = report.paced_section(res)
+        print(text)
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        with open(args.out, "w") as f:
+            f.write(report.render(res, plot_files, rel))
     log(f"wrote {args.out} and {args.plots}/ in {(now() - bench.t_start) / 60:.1f} min; "
         f"logs in {work}")
     if not args.work:

@@ -186,6 +186,12 @@ struct BusSim::Impl {
   uint64_t churn_since_epoch = 0;
   std::chrono::milliseconds selfchange_every{0};
   SteadyClock::time_point next_selfchange;
+  double pace_rate = 0;
+  bool pace_selfchange = false;
+  uint64_t pace_left = 0;
+  uint64_t pace_sent = 0;
+  uint64_t pace_since_epoch = 0;
+  SteadyClock::time_point pace_epoch;
   int fail_status = 0;  // failWatches()
   std::string fail_message;
 
@@ -897,6 +903,33 @@ struct BusSim::Impl {
             wake, now + std::clamp<SteadyClock::duration>(step, std::chrono::microseconds(100),
                                                           std::chrono::milliseconds(1000)));
       }
+      if (pace_rate > 0 && pace_left > 0) {
+        const double elapsed = std::chrono::duration<double>(now - pace_epoch).count();
+        const auto due = static_cast<uint64_t>(elapsed * pace_rate);
+        // One line per wake when on time; at most 4 after a stall (the rest is skipped), so a
+        // stall of this thread does not turn into a burst.
+        constexpr uint64_t kMaxLinesPerTick = 4;
+        uint64_t todo = due > pace_since_epoch ? due - pace_since_epoch : 0;
+        if (todo > kMaxLinesPerTick) {
+          pace_since_epoch += todo - kMaxLinesPerTick;
+          todo = kMaxLinesPerTick;
+        }
+        todo = std::min(todo, pace_left);
+        for (uint64_t i = 0; i < todo; ++i) {
+          enqueueLocked(pace_selfchange ? Fanout::same(makeMessage(
+                                              MsgKind::SelfChange,
+                                              statusgen::selfChangeLine(identity, version)))
+                                        : blankFanout());
+        }
+        pace_since_epoch += todo;
+        pace_left -= todo;
+        pace_sent += todo;
+        const auto next =
+            pace_epoch +
+            std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(
+                static_cast<double>(pace_since_epoch + 1) / pace_rate));
+        if (pace_left > 0) wake = std::min(wake, std::max(next, now));
+      }
       cv.wait_until(lock, wake);
     }
   }
@@ -1045,6 +1078,19 @@ void BusSim::setSelfChangeEvery(std::chrono::milliseconds every) {
   d.cv.notify_all();
 }
 
+void BusSim::pace(double lines_per_second, std::string_view kind, uint64_t count) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  d.pace_rate = std::max(0.0, lines_per_second);
+  d.pace_selfchange = kind == "selfchange";
+  d.pace_left = d.pace_rate > 0 ? count : 0;
+  d.pace_epoch = SteadyClock::now();
+  d.pace_since_epoch = 0;
+  d.cv.notify_all();
+  d.event("pace " + std::string(kind) + " x" + std::to_string(count) + " at " +
+          std::to_string(d.pace_rate) + " lines/s");
+}
+
 void BusSim::patch(uint64_t count) {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
@@ -1180,6 +1226,9 @@ SimStats BusSim::stats() const {
   s.peers = d.peers;
   s.churn_rate = d.churn_rate;
   s.churn_pairs = d.churn_pairs;
+  s.pace_rate = d.pace_left > 0 ? d.pace_rate : 0;
+  s.pace_left = d.pace_left;
+  s.pace_sent = d.pace_sent;
   s.version = d.version;
   return s;
 }

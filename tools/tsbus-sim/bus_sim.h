@@ -118,6 +118,9 @@ struct SimStats {
   uint64_t peers = 0;
   double churn_rate = 0;
   uint64_t churn_pairs = 0;  // pairs broadcast so far
+  double pace_rate = 0;      // paced lines per second (0: no pace running)
+  uint64_t pace_left = 0;    // paced lines still to send
+  uint64_t pace_sent = 0;    // paced lines broadcast so far (all paces)
   std::string version;
 };
 
@@ -146,6 +149,12 @@ class BusSim {
   void churn(uint64_t pairs);  // per pair: PeersRemoved [id] then PeersChanged [node]
   void setChurnRate(double pairs_per_second);
   void setSelfChangeEvery(std::chrono::milliseconds every);
+  // Paced lines: `count` lines of `kind` ("blank" or "selfchange": the current identity,
+  // unchanged) broadcast one at a time at `lines_per_second`, each on its own (with
+  // coalesce_writes off, one send per line, as tailscaled flushes each Notify). Replaces a pace
+  // that is still running; rate 0 or count 0 stops it. Time lost on a busy core is skipped,
+  // not caught up: stats().pace_sent shows the rate achieved.
+  void pace(double lines_per_second, std::string_view kind, uint64_t count);
   void patch(uint64_t count);  // PeerChangedPatch toggling Online of peers
   void blank(uint64_t count);  // blank Notify lines (what a plain watcher gets per delta)
   void flood(uint64_t count);  // `count` blank lines queued at once: overflows queues

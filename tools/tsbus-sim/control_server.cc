@@ -114,6 +114,7 @@ constexpr const char* kIndex =
     "  POST /restart?down_ms=D&remove_socket=0|1&pre_netmap=0|1\n"
     "  POST /netmap?present=0|1 (1: the first netmap arrives; 0: back to the empty Self)\n"
     "  POST /churn?rate=R | /churn?count=C\n"
+    "  POST /pace?rate=R&kind=blank|selfchange&count=C (one line per write at R lines/s)\n"
     "  POST /patch?count=C | /blank?count=C | /flood?count=C\n"
     "  POST /malformed [body = the line] | /oversized?bytes=B\n"
     "  POST /health?ok=0|1 | /engine | /err?text=T | /peers?count=N\n"
@@ -140,6 +141,9 @@ std::string statsJson(const SimStats& s) {
                   {"peers", s.peers},
                   {"churn_rate", s.churn_rate},
                   {"churn_pairs", s.churn_pairs},
+                  {"pace_rate", s.pace_rate},
+                  {"pace_left", s.pace_left},
+                  {"pace_sent", s.pace_sent},
                   {"version", s.version}};
   return j.dump();
 }
@@ -224,6 +228,14 @@ struct ControlServer::Impl {
            }
            if (r.has_param("rate")) sim.setChurnRate(doubleParam(r, "rate"));
            if (r.has_param("count")) sim.churn(uintParam(r, "count", 0));
+         }));
+    post("/pace", ([this](const httplib::Request& r) {
+           if (!r.has_param("rate")) throw BadParam{"missing parameter 'rate' (lines per second)"};
+           const std::string kind = r.has_param("kind") ? r.get_param_value("kind") : "blank";
+           if (kind != "blank" && kind != "selfchange") {
+             throw BadParam{"kind must be 'blank' or 'selfchange', not '" + kind + "'"};
+           }
+           sim.pace(doubleParam(r, "rate"), kind, uintParam(r, "count", 1000));
          }));
     post("/patch", ([this](const httplib::Request& r) { sim.patch(uintParam(r, "count", 1)); }));
     post("/blank", ([this](const httplib::Request& r) { sim.blank(uintParam(r, "count", 1)); }));

@@ -11,6 +11,9 @@
 //   POST /state?value=N     State notification (ipn.State, 0-6 or anything else)
 //   POST /restart?down_ms=D&remove_socket=0|1
 //   POST /churn?rate=R      add+remove pairs per second (0 = off);  ?count=C: C pairs now
+//   POST /pace?rate=R&kind=blank|selfchange&count=C   C lines sent one at a time at R lines/s
+//                           (one send each without --coalesce-writes, like tailscaled's
+//                           per-Notify Flush); rate=0 stops a running pace
 //   POST /patch?count=C     PeerChangedPatch (Online toggles)
 //   POST /blank?count=C     blank lines
 //   POST /flood?count=C     C blank lines queued at once (default: queue capacity + 1), which

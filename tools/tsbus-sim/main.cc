@@ -68,7 +68,7 @@ Control endpoints (curl -XPOST http://HOST:PORT/...):
   /selfchange [JSON {name,addresses,stable_id,node_id,host_name,tags,user_id,key_expiry}]
   /selfchange-same[?count=C]   /selfchange-every?ms=M   /state?value=N
   /restart?down_ms=D&remove_socket=0|1&pre_netmap=0|1   /netmap?present=0|1
-  /churn?rate=R   /churn?count=C
+  /churn?rate=R   /churn?count=C   /pace?rate=R&kind=blank|selfchange&count=C
   /patch?count=C   /blank?count=C   /flood?count=C (overflows watcher queues)
   /malformed [body = line]   /oversized?bytes=B   /health?ok=0|1   /engine   /err?text=T
   /peers?count=N   /fail-watch?status=S&text=T (S=0: off)

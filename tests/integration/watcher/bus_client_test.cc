@@ -3,7 +3,12 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstring>
+#include <fstream>
 #include <future>
 
 #include "tests/integration/watcher/test_support.h"
@@ -179,6 +184,75 @@ TEST_F(BusClientTest, StopInterruptsABlockedRead) {
   ASSERT_EQ(reading.wait_for(std::chrono::seconds(20)), std::future_status::ready);
   EXPECT_EQ(reading.get().kind, BodyEndKind::Stopped);
   EXPECT_FALSE(client.openWatch(16384).ok());  // stop() is permanent
+}
+
+// The state letter of a thread of this process (/proc/self/task/TID/stat): 'S' = asleep.
+char threadState(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
+}
+
+TEST_F(BusClientTest, StopWakesAReadAsleepInTheKernel) {
+  // The watch body is read with blocking recv()s (one syscall per wakeup); stop() must still
+  // wake a reader that is asleep inside recv(), not only one about to poll.
+  startSim();
+  BusClient client(clientOptions());
+  ASSERT_TRUE(client.openWatch(16384).ok());
+  ASSERT_EQ(readLines(client, 1).size(), 1u);
+  std::atomic<pid_t> tid{0};
+  auto reading = std::async(std::launch::async, [&] {
+    tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    return client.readBody([](std::string_view) { return true; });
+  });
+  // Asleep twice in a row, well apart: in recv() on the silent bus.
+  ASSERT_TRUE(eventually([&] {
+    if (tid == 0 || threadState(tid) != 'S') return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return threadState(tid) == 'S';
+  }));
+  ASSERT_NE(reading.wait_for(std::chrono::milliseconds(0)), std::future_status::ready);
+  client.stop();
+  ASSERT_EQ(reading.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  const BodyEnd end = reading.get();
+  EXPECT_EQ(end.kind, BodyEndKind::Stopped) << end.message;
+}
+
+TEST_F(BusClientTest, StopAfterCloseLeavesAReusedDescriptorAlone) {
+  // stop() shuts down the watch socket only while it is open: a later socket that got the same
+  // descriptor number after close() must keep working.
+  startSim();
+  BusClient client(clientOptions());
+  ASSERT_TRUE(client.openWatch(16384).ok());
+  ASSERT_EQ(readLines(client, 1).size(), 1u);  // the socket is in blocking mode now
+  client.close();
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  client.stop();
+  ASSERT_EQ(::send(pair[0], "x", 1, MSG_NOSIGNAL), 1);
+  char c = 0;
+  EXPECT_EQ(::recv(pair[1], &c, 1, 0), 1);
+  EXPECT_EQ(::send(pair[1], "y", 1, MSG_NOSIGNAL), 1);
+  EXPECT_EQ(::recv(pair[0], &c, 1, 0), 1);
+  EXPECT_EQ(c, 'y');
+  ::close(pair[0]);
+  ::close(pair[1]);
+}
+
+TEST_F(BusClientTest, ReadsEveryLineSentOnItsOwnWrite) {
+  // tailscaled flushes each Notify on its own: lines arrive one recv() at a time.
+  startSim();
+  BusClient client(clientOptions());
+  ASSERT_TRUE(client.openWatch(16384).ok());
+  ASSERT_EQ(readLines(client, 1).size(), 1u);
+  sim_->pace(2000, "blank", 200);
+  const auto lines = readLines(client, 200);
+  ASSERT_EQ(lines.size(), 200u);
+  for (const auto& line : lines) {
+    EXPECT_EQ(line + "\n", statusgen::blankLine(statusgen::kVersionH));
+  }
+  EXPECT_EQ(sim_->stats().closed_slow, 0u);
 }
 
 }  // namespace

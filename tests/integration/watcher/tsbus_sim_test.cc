@@ -247,6 +247,44 @@ TEST_F(TsbusSimTest, DropsSilentlyForASlowWatcherInTEraMode) {
   EXPECT_TRUE(contains(next[0], "\"State\":4"));
 }
 
+TEST_F(TsbusSimTest, PacesExactlyCountLinesOfTheKindAskedFor) {
+  start();
+  auto c = watch(16384);
+  ASSERT_EQ(readLines(*c, 1).size(), 1u);
+  ASSERT_TRUE(eventually([&] { return sim_->watcherCount() == 1; }));
+  sim_->pace(2000, "selfchange", 5);
+  const auto sc = readLines(*c, 5);
+  ASSERT_EQ(sc.size(), 5u);
+  for (const auto& line : sc) EXPECT_TRUE(contains(line, "\"SelfChange\":{")) << line;
+  ASSERT_TRUE(eventually([&] { return sim_->stats().pace_left == 0; }));
+  sim_->pace(2000, "blank", 3);
+  const auto b = readLines(*c, 3);
+  ASSERT_EQ(b.size(), 3u);
+  for (const auto& line : b) EXPECT_EQ(line + "\n", statusgen::blankLine(statusgen::kVersionH));
+  ASSERT_TRUE(eventually([&] { return sim_->stats().pace_left == 0; }));
+  const auto s = sim_->stats();
+  EXPECT_EQ(s.pace_sent, 8u);
+  EXPECT_EQ(s.pace_rate, 0.0);  // nothing left: no pace running
+  // A marker sent after the pace is the next line: the pace sent no more than it was asked.
+  sim_->setState(4);
+  const auto next = readLines(*c, 1);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_TRUE(contains(next[0], "\"State\":4")) << next[0];
+}
+
+TEST_F(TsbusSimTest, ControlServerRefusesAnUnknownPaceKind) {
+  start();
+  ControlServer control(*sim_);
+  auto port = control.start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.error().message;
+  const std::string bad = tcpExchange(
+      *port, "POST /pace?rate=10&kind=peers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(bad, "HTTP/1.1 400")) << bad;
+  EXPECT_TRUE(contains(bad, "kind must be 'blank' or 'selfchange'")) << bad;
+  EXPECT_EQ(sim_->stats().pace_sent, 0u);
+  control.stop();
+}
+
 TEST_F(TsbusSimTest, ControlServerTakesBodilessPostsLikeCurl) {
   start();
   ControlServer control(*sim_);
