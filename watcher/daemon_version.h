@@ -30,7 +30,9 @@ inline std::optional<DaemonVersion> parseDaemonVersion(std::string_view v) {
 // The first releases with each piece the agent uses (tailscale `ipn/backend.go` NotifyWatchOpt,
 // `ipn/ipnlocal/local.go`): SelfChange, the InitialStatus watch bit, the fell-behind close.
 inline constexpr DaemonVersion kFirstWithSelfChange{1, 98};
-inline constexpr DaemonVersion kFirstWithInitialStatus{1, 100};
+// The InitialStatus bit is first released in 1.100; the 1.99 unstable builds leading to it
+// (odd minor versions are tailscale's unstable track) already have it.
+inline constexpr DaemonVersion kFirstWithInitialStatus{1, 99};
 inline constexpr DaemonVersion kFirstWithFellBehindClose{1, 102};
 
 }  // namespace tsk::watcher
