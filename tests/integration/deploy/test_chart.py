@@ -480,6 +480,141 @@ class NamedSidecarTemplate(unittest.TestCase):
                          ["myapp-ts"])
 
 
+def readme_block(first_line):
+    """The chart README's ```yaml block whose first line is `first_line`, without that line."""
+    readme = read_text(os.path.join(CHART_DIR, "README.md"))
+    m = re.search(r"```yaml\n" + re.escape(first_line) + r"\n(.*?)```", readme, re.S)
+    assert m, f"the chart README lacks the ```yaml block starting {first_line!r}"
+    return m[1]
+
+
+# The README's pod-template fragment, in a Deployment (the README shows only the pod spec).
+README_DEPLOYMENT_HEAD = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-myapp
+spec:
+  selector:
+    matchLabels:
+      app: myapp
+  template:
+    metadata:
+      labels:
+        app: myapp
+    spec:"""
+
+
+class ReadmeNamedTemplates(unittest.TestCase):
+    """The README's "With Helm: the named templates" blocks, as written (values.yaml,
+    templates/_tailscaled.tpl, the pod template), in a parent chart with this chart as its
+    dependency: tailscaled is where the agent is (native sidecars on >= 1.29, regular
+    containers before: an init container without restartPolicy that never exits keeps the pod
+    in Init), and tailscaled, which runs under the same service account, gets its Role with
+    deployment.enabled=false."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="readme-chart-")
+        os.makedirs(os.path.join(cls.dir, "templates"))
+        shutil.copytree(CHART_DIR, os.path.join(cls.dir, "charts", "ts-kube-agent"))
+        files = {"Chart.yaml": TINY_CHART,
+                 "values.yaml": readme_block("# values.yaml"),
+                 "templates/_tailscaled.tpl": readme_block("# templates/_tailscaled.tpl"),
+                 "templates/deployment.yaml": README_DEPLOYMENT_HEAD + readme_block(
+                     "# templates/deployment.yaml (pod template spec)")}
+        for name, text in files.items():
+            with open(os.path.join(cls.dir, name), "w") as f:
+                f.write(text)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir)
+
+    def spec(self, kube):
+        return pod_spec(one(objects(helm_render(chart=self.dir, kube=kube)), "Deployment",
+                            "rel-myapp"))
+
+    def test_native_sidecars_on_1_29_and_later(self):
+        for kube in ("1.29.0", "1.30.0", "v1.37.2"):
+            spec = self.spec(kube)
+            self.assertEqual([c["name"] for c in spec["initContainers"]],
+                             ["tailscaled", AGENT_CONTAINER], kube)
+            for c in spec["initContainers"]:
+                self.assertEqual(c.get("restartPolicy"), "Always", (kube, c["name"]))
+            self.assertEqual([c["name"] for c in spec["containers"]], ["myapp"], kube)
+
+    def test_regular_containers_before_1_29_no_init_container_that_never_exits(self):
+        for kube in ("1.25.0", "1.28.0"):
+            spec = self.spec(kube)
+            self.assertEqual(spec.get("initContainers") or [], [], kube)
+            self.assertEqual([c["name"] for c in spec["containers"]],
+                             ["myapp", "tailscaled", AGENT_CONTAINER], kube)
+            for c in spec["containers"]:
+                self.assertNotIn("restartPolicy", c, (kube, c["name"]))
+
+    def test_tailscaled_gets_its_state_secret_role_without_the_example_deployment(self):
+        objs = objects(helm_render(chart=self.dir, kube="1.30.0"))
+        self.assertEqual(find(objs, "Deployment", "rel-ts-kube-agent"), [])
+        spec = pod_spec(one(objs, "Deployment", "rel-myapp"))
+        state = env_of(container(spec, "tailscaled"))["TS_KUBE_SECRET"]
+        self.assertEqual(state, env_of(container(spec, AGENT_CONTAINER))["TS_KUBE_SECRET"])
+        role = one(objs, "Role", "rel-ts-kube-agent-tailscaled")
+        self.assertIn({"apiGroups": [""], "resources": ["secrets"], "resourceNames": [state],
+                       "verbs": ["get", "update", "patch"]}, role["rules"])
+        binding = one(objs, "RoleBinding", "rel-ts-kube-agent-tailscaled")
+        self.assertEqual(binding["roleRef"]["name"], "rel-ts-kube-agent-tailscaled")
+        self.assertEqual([(s["kind"], s["name"]) for s in binding["subjects"]],
+                         [("ServiceAccount", spec["serviceAccountName"])])
+
+    def test_rbac_tailscaled_false_leaves_it_to_the_user(self):
+        objs = objects(helm_render("--set", "ts-kube-agent.rbac.tailscaled=false",
+                                   chart=self.dir, kube="1.30.0"))
+        self.assertEqual(find(objs, "Role", "rel-ts-kube-agent-tailscaled"), [])
+        self.assertEqual(len(find(objs, "Role", "rel-ts-kube-agent")), 1)
+
+
+def relabel_keep(configs, labels):
+    """Prometheus's `keep` relabelling (source labels joined by `separator`, default ";";
+    the regex anchored at both ends, as Prometheus anchors it); the other actions (replace
+    into target_label) do not drop targets and are skipped."""
+    for c in configs:
+        if c.get("action", "replace") != "keep":
+            continue
+        value = c.get("separator", ";").join(labels.get(n, "") for n in c["source_labels"])
+        if not re.fullmatch(c.get("regex", "(.*)"), value):
+            return False
+    return True
+
+
+class ReadmeScrapeConfig(unittest.TestCase):
+    """The chart README's plain-Prometheus job keeps the agent's metrics port and nothing
+    else of the pods of a cluster: CoreDNS and exporters name their port `metrics` too."""
+
+    def test_keeps_only_the_agent_container(self):
+        readme = read_text(os.path.join(CHART_DIR, "README.md"))
+        m = re.search(r"```yaml\n( *scrape_configs:.*?)```", readme, re.S)
+        self.assertIsNotNone(m, "the chart README lacks its scrape_configs block")
+        job = yaml_to_json(m[1], is_text=True)[0]["scrape_configs"][0]
+        relabel = job["relabel_configs"]
+        # Prometheus's pod role makes one target per container port: every port of the
+        # example pod as rendered, plus CoreDNS and an exporter.
+        targets = []
+        spec = pod_spec(one(render(), "Deployment"))
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            for port in c.get("ports") or [{"name": "", "containerPort": 0}]:
+                targets.append({"__meta_kubernetes_pod_container_name": c["name"],
+                                "__meta_kubernetes_pod_container_port_name": port.get("name", ""),
+                                "__meta_kubernetes_namespace": "ns1"})
+        for name in ("coredns", "node-exporter"):
+            targets.append({"__meta_kubernetes_pod_container_name": name,
+                            "__meta_kubernetes_pod_container_port_name": "metrics",
+                            "__meta_kubernetes_namespace": "kube-system"})
+        kept = [t["__meta_kubernetes_pod_container_name"] for t in targets
+                if relabel_keep(relabel, t)]
+        self.assertEqual(kept, [AGENT_CONTAINER])
+
+
+
 class ReadmeSnippet(unittest.TestCase):
     """The README's copy-paste snippet is the container the chart renders (native mode)."""
 
