@@ -11,7 +11,7 @@ import unittest
 
 import k8s_schema
 from deploylib import (AGENT_CONTAINER, CHART_DIR, SOURCE_DIR, STANDARD_LABELS,
-                       agent_container_problems, container, env_of, find, helm_notes,
+                       agent_container_problems, container, env_of, find, helm_bin, helm_notes,
                        helm_render, helm_render_yaml, main, objects, one, pod_spec, read_text,
                        restricted_violations, run, selector_matches, yaml_to_json)
 
@@ -161,8 +161,13 @@ class SidecarPlacement(unittest.TestCase):
     def test_regular_container_on_1_28(self):
         self.assert_regular(*self.placement("1.28.9"))
 
-    def test_force_native_on_1_28(self):
-        self.assert_native(*self.placement("1.28.0", "native"))
+    def test_force_native_before_1_29_is_refused(self):
+        # Before 1.29 the API server drops an init container's restartPolicy: tailscaled would
+        # be an init container that never exits, and the pod would stay in Init.
+        p = helm_render(kube="1.28.0", values={"sidecar.mode": "native"}, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("sidecar.mode native needs Kubernetes >= 1.29 (native sidecars), and this "
+                      "cluster is v1.28.0: use sidecar.mode auto or regular", p.stderr)
 
     def test_force_regular_on_1_30(self):
         self.assert_regular(*self.placement("1.30.0", "regular"))
@@ -182,7 +187,8 @@ class SidecarPlacement(unittest.TestCase):
     def test_unknown_mode_is_an_error_naming_the_value(self):
         p = helm_render(values={"sidecar.mode": "sometimes"}, check=False)
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn('sidecar.mode must be auto, native or regular, not "sometimes"', p.stderr)
+        self.assertIn("at '/sidecar/mode': value must be one of 'auto', 'native', 'regular'",
+                      p.stderr)
 
 
 class Targets(unittest.TestCase):
@@ -259,7 +265,9 @@ class Targets(unittest.TestCase):
 
     def test_invalid_object_name_is_an_error(self):
         p = helm_render(values={"targets.secret.name": "Not_Valid"}, check=False)
-        self.assertIn('targets.secret.name "Not_Valid" is not a valid object name', p.stderr)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("at '/targets/secret/name'", p.stderr)
+        self.assertIn("'Not_Valid' does not match pattern", p.stderr)
 
     def test_keep_on_uninstall_annotates_the_secret(self):
         objs = render(values={"targets.secret.keepOnUninstall": "true"})
@@ -332,7 +340,123 @@ class Metrics(unittest.TestCase):
 
     def test_bad_port_is_an_error(self):
         p = helm_render(values={"metrics.port": "70000"}, check=False)
-        self.assertIn("metrics.port must be 1..65535", p.stderr)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("at '/metrics/port': maximum: got 70,000, want 65,535", p.stderr)
+
+
+def agent_option_names():
+    """The agent's config-file keys, read from agent/config.cc: its options (but "config")
+    and the key-set keys."""
+    text = read_text(os.path.join(SOURCE_DIR, "agent", "config.cc"))
+    body = text[text.index("const std::vector<OptionDef>& options()"):
+                text.index("const OptionDef* findOption")]
+    names = re.findall(r'^      \{"([a-z-]+)", "[A-Z_]+",', body, re.M)
+    keysets = re.search(r"kKeySetYamlKeys = \{([^}]*)\}", text)[1]
+    return [n for n in names if n != "config"] + re.findall(r'"([a-z-]+)"', keysets)
+
+
+def agent_identity_keys():
+    text = read_text(os.path.join(SOURCE_DIR, "agent", "identity.cc"))
+    return re.findall(r'"([a-z_]+)"', re.search(r"kKeyNames = \{([^}]*)\}", text)[1])
+
+
+class FailFast(unittest.TestCase):
+    """What the agent would refuse at start (agent/config.cc) fails `helm template` (and so
+    `helm install`) with a message naming the value, through values.schema.json or
+    templates/validate.yaml; good values still render."""
+
+    def refused(self, values, *expected, kube="1.30.0", args=()):
+        p = helm_render(*args, kube=kube, values=values, check=False)
+        self.assertNotEqual(p.returncode, 0, f"{values} rendered")
+        for e in expected:
+            self.assertIn(e, p.stderr, values)
+        p = run([helm_bin(), "lint", "--strict", CHART_DIR, "--kube-version", kube]
+                + [a for k, v in values.items() for a in ("--set", f"{k}={v}")] + list(args),
+                check=False)
+        # `helm lint` fails on the schema; a template's `fail` it only logs (Helm's lint mode
+        # turns `fail` into an INFO line "funcMap fail"): the message must be there.
+        if p.returncode == 0:
+            self.assertIn("funcMap fail", p.stderr, f"helm lint passed {values} silently")
+            for e in expected:
+                self.assertIn(e.replace('"', '\\"'), p.stderr, values)
+
+    def test_schema_lists_what_the_agent_accepts(self):
+        schema = yaml_to_json(os.path.join(CHART_DIR, "values.schema.json"))[0]
+        props = schema["properties"]
+        self.assertEqual(sorted(props["config"]["properties"]), sorted(agent_option_names()))
+        self.assertIs(props["config"]["additionalProperties"], False)
+        for t in ("secret", "configMap"):
+            self.assertEqual(props["targets"]["properties"][t]["properties"]["keys"]["items"]
+                             ["enum"], agent_identity_keys())
+
+    def test_unknown_identity_key(self):
+        self.refused({"targets.secret.keys": "{device_id,device_name}"},
+                     "at '/targets/secret/keys/1': value must be one of 'device_id'")
+        self.refused({"targets.configMap.enabled": "true",
+                      "targets.configMap.keys": "{tailnet}"},
+                     "at '/targets/configMap/keys/0': value must be one of")
+
+    def test_unknown_config_key(self):
+        self.refused({"config.publish_wait": "1s"},
+                     "at '/config': additional properties 'publish_wait' not allowed")
+
+    def test_config_key_the_chart_sets_by_env(self):
+        self.refused({"config.log-level": "debug"}, "config.log-level is set by the chart "
+                     "through an environment variable, which wins over the config file: use "
+                     "logLevel instead")
+
+    def test_malformed_durations(self):
+        self.refused({"shutdownTimeout": "10sec"},
+                     "at '/shutdownTimeout'", "'10sec' does not match pattern")
+        self.refused({"config.drift-check-interval": "1d"},
+                     "at '/config/drift-check-interval'")
+        self.refused({"config.publish-wait": "20ms-1s"}, "at '/config/publish-wait'")
+
+    def test_durations_out_of_the_agents_bounds(self):
+        self.refused({"config.drift-check-interval": "500ms"}, 'config.drift-check-interval '
+                     '"500ms" must be 0 (only after a reconnect) or from 1s to 24h')
+        self.refused({"config.drift-check-interval": "25h"}, "from 1s to 24h")
+        self.refused({"config.publish-wait": "2s:1s"}, 'config.publish-wait "2s:1s" must be '
+                     "MIN:MAX durations from 0s to 1h with MIN <= MAX")
+        self.refused({"shutdownTimeout": "2h", "deployment.terminationGracePeriodSeconds":
+                      "10000"}, "shutdownTimeout \"2h\" is longer than the agent's bound of 1h")
+
+    def test_shutdown_timeout_not_below_the_grace_period(self):
+        self.refused({"shutdownTimeout": "30s"}, 'shutdownTimeout "30s" must be below '
+                     "deployment.terminationGracePeriodSeconds (30 s)")
+        self.refused({"shutdownTimeout": "1m", "deployment.terminationGracePeriodSeconds": "45"},
+                     "(45 s)")
+
+    def test_track_peers_with_status_fetch(self):
+        self.refused({"trackPeers": "true", "config.start-mode": "status-fetch"},
+                     "trackPeers needs config.start-mode initial-status")
+
+    def test_native_before_1_29(self):
+        self.refused({"sidecar.mode": "native"}, "sidecar.mode native needs Kubernetes >= 1.29",
+                     kube="1.28.0")
+
+    def test_object_names_not_dns_1123(self):
+        for key, bad in (("targets.secret.name", "a..b"), ("targets.secret.name", "-ts"),
+                         ("targets.configMap.name", "Ts"),
+                         ("deployment.tailscaled.stateSecret", "ts_state"),
+                         ("serviceAccount.name", "SA"), ("fullnameOverride", "x.y"),
+                         ("sidecar.containerName", "Agent")):
+            self.refused({"targets.configMap.enabled": "true", key: bad},
+                         "at '/" + key.replace(".", "/") + "'")
+
+    def test_good_values_still_render(self):
+        for values in ({}, {"shutdownTimeout": "29.5s"}, {"shutdownTimeout": "0"},
+                       {"config.publish-wait": "20ms:1s", "config.drift-check-interval": "0",
+                        "config.start-mode": "status-fetch", "config.api-qps": "0.5",
+                        "config.max-line-bytes": "64Mi"},
+                       {"config.drift-check-interval": "1m30s"},
+                       {"targets.secret.keys": "{device_id,tags,host_name}",
+                        "targets.secret.name": "ts.state-1"},
+                       {"deployment.enabled": "false", "shutdownTimeout": "40s"}):
+            p = helm_render(values=values, check=False)
+            self.assertIsInstance(p, list, f"{values}: {getattr(p, 'stderr', '')}")
+        self.assertIsInstance(helm_render(kube="1.28.0", values={"sidecar.mode": "regular"},
+                                          check=False), list)
 
 
 class Notes(unittest.TestCase):

@@ -248,6 +248,22 @@ class Install(unittest.TestCase):
             shutil.rmtree(work)
         self.delete_namespace_and_wait(ns)
 
+    def test_install_refuses_values_the_agent_would_refuse(self):
+        # Refused at `helm install`, before anything is created: not a crash-looping agent.
+        ns = self.restricted_namespace()
+        for values, message in ((["--set", "shutdownTimeout=30s"], "must be below "
+                                 "deployment.terminationGracePeriodSeconds (30 s)"),
+                                (["--set", "config.drift-check-interval=1d"],
+                                 "at '/config/drift-check-interval'"),
+                                (["--set", "targets.secret.keys={device_id,fqdn}"],
+                                 "at '/targets/secret/keys/1'")):
+            p = self.helm("install", "bad", CHART_DIR, "-n", ns, *values, check=False)
+            self.assertNotEqual(p.returncode, 0, values)
+            self.assertIn(message, p.stderr, values)
+        self.assertEqual(self.helm("list", "-n", ns, "-q").stdout.split(), [])
+        self.assertEqual(self.left_behind(ns, "bad"), [])
+        self.delete_namespace_and_wait(ns)
+
     def bash_block(self, path, marker):
         """The ```sh block of `path` that contains `marker`, run by bash as written (cwd: the
         source tree; helm and kubectl are the pinned builds, on this API server)."""
