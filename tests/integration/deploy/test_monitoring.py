@@ -136,11 +136,22 @@ class Dashboard(unittest.TestCase):
             "Bus connected and reconnects": "ts_kube_agent_bus_reconnects_total",
             "Writes by result": "ts_kube_agent_publishes_total",
             "API latency": "ts_kube_agent_api_request_duration_seconds_bucket",
-            "Identity age": "ts_kube_agent_last_successful_write_timestamp_seconds",
+            "Identity age": "ts_kube_agent_last_in_sync_timestamp_seconds",
         }
         for title, metric in wanted.items():
             self.assertIn(title, exprs)
             self.assertIn(metric, exprs[title], title)
+
+    def test_identity_age_panels_show_data_after_a_restart_with_nothing_to_write(self):
+        # last_successful_write is set only by a write: after a restart that found the identity
+        # unchanged it has no sample. Every identity-age panel reads last_in_sync, which the
+        # first sync sets whether it wrote or not (agent unit test
+        # PublisherTest.RestartWithUnchangedIdentityMakesNoWrite).
+        ages = [p for p in self.panels if p["title"] == "Identity age"]
+        self.assertEqual(len(ages), 2)
+        for p in ages:
+            first = p["targets"][0]["expr"]
+            self.assertIn("ts_kube_agent_last_in_sync_timestamp_seconds", first, p["id"])
 
 
 class MetricNames(unittest.TestCase):
