@@ -459,6 +459,19 @@ class FailFast(unittest.TestCase):
                                           check=False), list)
 
 
+class TailscaledImage(unittest.TestCase):
+    def test_default_tailscaled_image_is_a_pinned_release_the_agent_supports(self):
+        # Not the moving "stable"/"latest"; at least 1.100, which the default start mode
+        # (initial-status) needs (docs/OPERATIONS.md, "Start modes").
+        spec = pod_spec(one(render(), "Deployment"))
+        image = container(spec, "tailscaled")["image"]
+        m = re.fullmatch(r"tailscale/tailscale:v(\d+)\.(\d+)\.(\d+)", image)
+        self.assertIsNotNone(m, f"{image}: not a pinned release tag")
+        self.assertGreaterEqual((int(m[1]), int(m[2])), (1, 100), image)
+        tpl = readme_block("# templates/_tailscaled.tpl")
+        self.assertIn(f"image: {image}", tpl, "the README's tailscaled and the chart's differ")
+
+
 class Notes(unittest.TestCase):
     def test_notes_say_how_to_check_it_worked(self):
         text = helm_notes(values={"targets.configMap.enabled": "true"})
