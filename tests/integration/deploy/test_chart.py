@@ -331,6 +331,28 @@ class Metrics(unittest.TestCase):
         self.assertEqual(find(render(values={"metrics.prometheusRule.enabled": "true"}),
                               "PrometheusRule"), [])
 
+    def test_prometheus_rule_per_alert_switches_and_runbook_urls(self):
+        plain = yaml_to_json(os.path.join(SOURCE_DIR, "deploy", "prometheus",
+                                          "ts-kube-agent.rules.yaml"))[0]
+        names = [r["alert"] for g in plain["groups"] for r in g["rules"]]
+        objs = render(values={"metrics.prometheusRule.enabled": "true",
+                              "metrics.prometheusRule.disabled":
+                                  "{TsKubeAgentBusFlapping,TsKubeAgentAbsent}",
+                              "metrics.prometheusRule.runbookUrl": "https://wiki.example.com/r"},
+                      apis=[MONITORING])
+        rules = [r for g in one(objs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+        self.assertEqual([r["alert"] for r in rules],
+                         [n for n in names if n not in ("TsKubeAgentBusFlapping",
+                                                        "TsKubeAgentAbsent")])
+        for r in rules:
+            self.assertEqual(r["annotations"]["runbook_url"],
+                             "https://wiki.example.com/r#" + r["alert"].lower())
+        p = helm_render(apis=[MONITORING], check=False,
+                        values={"metrics.prometheusRule.enabled": "true",
+                                "metrics.prometheusRule.disabled": "{TsKubeAgentBusFlap}"})
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('metrics.prometheusRule.disabled: no alert "TsKubeAgentBusFlap"', p.stderr)
+
     def test_custom_port_flows_to_probes_container_env_and_service(self):
         objs = render(values={"metrics.port": "9102"})
         agent = container(pod_spec(one(objs, "Deployment")), AGENT_CONTAINER)
