@@ -494,6 +494,49 @@ class TailscaledImage(unittest.TestCase):
         self.assertIn(f"image: {image}", tpl, "the README's tailscaled and the chart's differ")
 
 
+class Extras(unittest.TestCase):
+    """envFrom, extra volumes and mounts, a startup probe: off by default, rendered when set,
+    valid for the API (FieldSchema) and still restricted."""
+
+    def test_off_by_default(self):
+        agent = container(pod_spec(one(render(), "Deployment")), AGENT_CONTAINER)
+        self.assertNotIn("envFrom", agent)
+        self.assertNotIn("startupProbe", agent)
+        self.assertEqual([m["name"] for m in agent["volumeMounts"]], ["tailscale-socket"])
+
+    def test_rendered_when_set(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("""envFrom:
+  - configMapRef:
+      name: agent-env
+extraVolumeMounts:
+  - name: extra-ca
+    mountPath: /etc/extra-ca
+    readOnly: true
+extraVolumes:
+  - name: extra-ca
+    configMap:
+      name: extra-ca
+probes:
+  startup:
+    enabled: true
+""")
+            f.flush()
+            dep = one(objects(helm_render("-f", f.name)), "Deployment")
+        spec = pod_spec(dep)
+        agent = container(spec, AGENT_CONTAINER)
+        self.assertEqual(agent["envFrom"], [{"configMapRef": {"name": "agent-env"}}])
+        self.assertIn({"name": "extra-ca", "mountPath": "/etc/extra-ca", "readOnly": True},
+                      agent["volumeMounts"])
+        self.assertIn({"name": "extra-ca", "configMap": {"name": "extra-ca"}}, spec["volumes"])
+        self.assertEqual(agent["startupProbe"], {
+            "httpGet": {"path": "/livez", "port": 9002}, "periodSeconds": 2,
+            "timeoutSeconds": 2, "failureThreshold": 30})
+        self.assertEqual(agent_container_problems(agent), [])
+        self.assertEqual(restricted_violations(spec), [])
+        self.assertEqual(k8s_schema.validate(dep), [])
+
+
 class Notes(unittest.TestCase):
     def test_notes_say_how_to_check_it_worked(self):
         text = helm_notes(values={"targets.configMap.enabled": "true"})

@@ -189,6 +189,10 @@ the mount).
     {{- with include "ts-kube-agent.envList" $v.extraEnv }}
     {{- . | nindent 4 }}
     {{- end }}
+  {{- with $v.envFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   ports:
     - name: metrics
       containerPort: {{ $port }}
@@ -203,6 +207,17 @@ the mount).
     periodSeconds: {{ .periodSeconds | default 10 }}
     timeoutSeconds: {{ .timeoutSeconds | default 2 }}
     failureThreshold: {{ .failureThreshold | default 3 }}
+  {{- end }}
+  {{- end }}
+  {{- with $v.probes.startup }}
+  {{- if .enabled }}
+  startupProbe:
+    httpGet:
+      path: /livez
+      port: {{ $port }}
+    periodSeconds: {{ .periodSeconds | default 2 }}
+    timeoutSeconds: {{ .timeoutSeconds | default 2 }}
+    failureThreshold: {{ .failureThreshold | default 30 }}
   {{- end }}
   {{- end }}
   {{- with $v.probes.readiness }}
@@ -231,6 +246,9 @@ the mount).
     - name: ts-kube-agent-config
       mountPath: {{ include "ts-kube-agent.configMountDir" . }}
       readOnly: true
+    {{- end }}
+    {{- with $v.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
     {{- end }}
 {{- end }}
 
@@ -279,6 +297,9 @@ pod already has it) and the config file's ConfigMap. */}}
 {{- if ne (toString .socketVolume) "false" }}
 - name: {{ .values.socket.volumeName }}
   emptyDir: {}
+{{- end }}
+{{- with .values.extraVolumes }}
+{{ toYaml . }}
 {{- end }}
 {{- if include "ts-kube-agent.configFile" $scope }}
 - name: ts-kube-agent-config
