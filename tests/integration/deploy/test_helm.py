@@ -264,6 +264,26 @@ class Install(unittest.TestCase):
         self.assertEqual(self.left_behind(ns, "bad"), [])
         self.delete_namespace_and_wait(ns)
 
+    def test_without_the_example_tailscaled_in_your_pod_may_keep_its_state(self):
+        # deployment.enabled=false (the sidecar added to your own pod): your tailscaled runs
+        # under the chart's service account and needs get/update/patch on its state Secret.
+        # Asked of the real API server's RBAC authorizer (kubectl auth can-i --as).
+        ns = self.restricted_namespace()
+        self.helm("install", "ts", CHART_DIR, "-n", ns, "--set", "deployment.enabled=false",
+                  "--set", "targets.secret.name=myapp-tailscale")
+        sa = f"system:serviceaccount:{ns}:ts-ts-kube-agent"
+
+        def can(verb, obj):
+            p = self.kubectl("auth", "can-i", verb, obj, "-n", ns, "--as", sa, check=False)
+            return p.stdout.strip()
+
+        for verb in ("get", "update", "patch"):
+            self.assertEqual(can(verb, "secret/myapp-tailscale"), "yes", verb)
+        self.assertEqual(can("update", "secret/other"), "no")
+        self.assertEqual(can("delete", "secret/myapp-tailscale"), "no")
+        self.helm("uninstall", "ts", "-n", ns, "--wait", "--timeout", "120s")
+        self.delete_namespace_and_wait(ns)
+
     def bash_block(self, path, marker):
         """The ```sh block of `path` that contains `marker`, run by bash as written (cwd: the
         source tree; helm and kubectl are the pinned builds, on this API server)."""
