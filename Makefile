@@ -6,7 +6,7 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-unit asan tsan demo bench fuzz soak format format-check clean
+.PHONY: all deps build test test-unit asan tsan demo bench bench-fleet bench-real fuzz soak format format-check clean
 
 all: build
 
@@ -25,6 +25,13 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
 	@if [[ "$${CI:-}" == "true" ]]; then $(MAKE) --no-print-directory asan tsan; fi
 
+# The edit-compile-test loop: only the unit-test executables (no servers, no Go builds), run
+# directly; the same tests `make test` runs through ctest.
+UNIT_TESTS := common/common_tests watcher/watcher_unit_tests k8s/k8s_unit_tests agent/agent_unit_tests
+test-unit: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target $(notdir $(UNIT_TESTS))
+	@for t in $(UNIT_TESTS); do echo "== $$t"; $(BUILD)/tests/unit/$$t --gtest_brief=1 || exit 1; done
+
 asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DTSK_SANITIZE=address -DTSK_BENCH=OFF >/dev/null
 	cmake --build $(BUILD_ASAN) -j$(JOBS)
@@ -42,6 +49,22 @@ demo: build
 
 bench: build
 	scripts/bench.sh
+
+# N agents against one real kube-apiserver (scripts/real-apiserver, built once and cached) and a
+# MagicDNS suffix change for all; e.g. make bench-fleet FLEET_ARGS="--agents 300 --storm 50"
+FLEET_ARGS ?= --agents 50 --profile default: --profile unlimited:--api-qps=1000000,--api-burst=100000,--publish-wait=0s:0s
+bench-fleet: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target ts-kube-agent tsbus-sim
+	scripts/real-apiserver/build.sh >/dev/null
+	scripts/bench/fleet.py --agent-bin $(BUILD)/agent/ts-kube-agent --sim-bin $(BUILD)/tools/tsbus-sim/tsbus-sim $(FLEET_ARGS)
+
+# tailscaled's cost per peer add+remove with and without a bus watcher, on a real tailscaled
+# (scripts/real-tailscale builds it, cached); only the two consumers are built.
+BENCH_REAL_ARGS ?= --n 1000 10000 50000 --pairs 500 --rounds 3
+bench-real: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target ts-kube-agent dom-agent
+	scripts/real-tailscale/build.sh >/dev/null
+	python3 scripts/bench/real_tailscaled.py --build $(BUILD) $(BENCH_REAL_ARGS)
 
 fuzz: deps
 	scripts/fuzz.sh

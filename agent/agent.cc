@@ -71,6 +71,8 @@ Status Agent::buildPublisher() {
   popts.wait_max = cfg_.publish_wait_max;
   popts.create_objects = cfg_.create_objects;
   popts.drift_check_interval = cfg_.drift_check_interval;
+  if (api_) popts.write_policy.field_manager = api_->options().field_manager;
+  popts.write_policy.foreign = cfg_.foreign_keys;
   publisher_ = std::make_unique<Publisher>(std::move(targets), popts, log_, clock_);
   return {};
 }
@@ -187,6 +189,11 @@ ProbeResult Agent::readyz() const {
             "started; backend state " +
                 std::string(watcher::backendStateName(st.state)) +
                 "); the last identity is kept until it has one"};
+  }
+  if (st.daemon_without_selfchange) {
+    return {false, "tailscaled " + st.daemon_version +
+                       " is older than 1.98 and sends no SelfChange: identity changes would go "
+                       "unseen; upgrade tailscaled (1.100 or later)"};
   }
   if (st.state != watcher::BackendState::Running) {
     return {false, "tailscaled backend state is " +

@@ -290,6 +290,21 @@ const std::vector<OptionDef>& options() {
        false, false,
        durationSetter(&AgentConfig::drift_check_interval, milliseconds(1'000),
                       milliseconds(24 * 3'600'000), /*zero_ok=*/true)},
+      {"foreign-keys", "TS_KUBE_FOREIGN_KEYS", "skip|overwrite", "skip",
+       "What to do with a key of ours that another field manager owns (metadata.managedFields, "
+       "e.g. containerboot's device_fqdn in its own state Secret): skip = leave it to that "
+       "writer (warn once, ts_kube_agent_foreign_owned_keys); overwrite = write it anyway.",
+       false, false,
+       [](AgentConfig& c, const std::string& v) {
+         if (v == "skip") {
+           c.foreign_keys = ForeignKeyPolicy::Skip;
+         } else if (v == "overwrite") {
+           c.foreign_keys = ForeignKeyPolicy::Overwrite;
+         } else {
+           return std::string("skip or overwrite");
+         }
+         return std::string();
+       }},
   };
   return kOptions;
 }

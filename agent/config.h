@@ -53,6 +53,7 @@ struct AgentConfig {
   double api_qps = 5.0;
   int api_burst = 10;
   std::chrono::milliseconds drift_check_interval{60'000};  // 0 = only after a bus reconnect
+  ForeignKeyPolicy foreign_keys = ForeignKeyPolicy::Skip;  // keys another field manager owns
   bool insecure_skip_tls_verify = false;
   bool create_objects = true;
   bool clear_on_logout = false;

@@ -65,4 +65,13 @@ std::string jsonStringArray(const std::vector<std::string>& items);
 // the agent never writes them.
 bool isReservedKey(std::string_view key);
 
+// What to do with one of our keys that another field manager owns (another writer of the same
+// key, e.g. upstream containerboot's `storeDeviceID` / `storeDeviceEndpoints` writing
+// device_id / device_fqdn / device_ips into its own state Secret).
+enum class ForeignKeyPolicy {
+  Skip,       // leave the key to its owner: never written, deleted or repaired by the agent
+  Overwrite,  // write it anyway (the agent becomes its owner until the other writer writes again)
+};
+std::string_view foreignKeyPolicyName(ForeignKeyPolicy p);
+
 }  // namespace tsk::agent

@@ -288,6 +288,16 @@ std::vector<pm::MetricFamily> AgentMetrics::collectScrapeTime() const {
     for (const auto& t : targets) {
       fl.sample(static_cast<double>(t.drift_repairs), {{"target", t.label}});
     }
+    fl.family("ts_kube_agent_foreign_owned_keys",
+              "1 for each of the agent's keys that another field manager owned at the last read "
+              "of the target (metadata.managedFields); --foreign-keys says whether the agent "
+              "skips or overwrites it.",
+              kGauge);
+    for (const auto& t : targets) {
+      for (const auto& [key, managers] : t.foreign_keys) {
+        fl.sample(1, {{"target", t.label}, {"key", key}});
+      }
+    }
     fl.family("ts_kube_agent_identity_in_sync",
               "1 when the target object holds the latest identity.", kGauge);
     for (const auto& t : targets) fl.sample(t.in_sync ? 1 : 0, {{"target", t.label}});

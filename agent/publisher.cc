@@ -24,24 +24,39 @@ std::string keyNames(const KeyValues& kv) {
   return joinKeys(names);
 }
 
+constexpr size_t kMaxWarnedForeign = 256;
+
 std::string millisText(milliseconds d) {
   return std::to_string(d.count()) + "ms";
 }
 
 }  // namespace
 
-k8s::DataChanges keysToWrite(const KeyValues& desired, const ObservedKeys& observed) {
-  k8s::DataChanges changes;
+std::string_view foreignKeyPolicyName(ForeignKeyPolicy p) {
+  return p == ForeignKeyPolicy::Skip ? "skip" : "overwrite";
+}
+
+WritePlan keysToWrite(const KeyValues& desired, const ObservedKeys& observed,
+                      const KeyManagers& managers, const WritePolicy& policy) {
+  WritePlan plan;
   for (const auto& [key, value] : desired) {
     if (isReservedKey(key)) continue;  // tailscaled's own state: never ours to write
+    if (const auto m = managers.find(key); m != managers.end()) {
+      std::set<std::string> others = m->second;
+      others.erase(policy.field_manager);
+      if (!others.empty()) {
+        plan.foreign.emplace(key, std::move(others));
+        if (policy.foreign == ForeignKeyPolicy::Skip) continue;  // its owner's, not ours
+      }
+    }
     const auto it = observed.find(key);
     if (!value) {
-      if (it != observed.end()) changes.emplace(key, std::nullopt);
+      if (it != observed.end()) plan.changes.emplace(key, std::nullopt);
     } else if (it == observed.end() || it->second != *value) {
-      changes.emplace(key, *value);  // absent, different, or not decodable
+      plan.changes.emplace(key, *value);  // absent, different, or not decodable
     }
   }
-  return changes;
+  return plan;
 }
 
 struct Publisher::Target {
@@ -67,6 +82,9 @@ struct Publisher::Target {
   // Only touched by the publisher thread: our keys as the object holds them; nullopt = unknown,
   // read the object before the next write.
   std::optional<ObservedKeys> held;
+  KeyManagers held_managers;  // who owns our keys, from the same read as `held`
+  // (key, manager) pairs already logged as foreign-owned (each is logged once).
+  std::set<std::pair<std::string, std::string>> warned_foreign;
   bool exists = true;  // the last GET found the object
 
   bool dirty() const { return desired && (desired_gen != synced_gen || stale); }
@@ -240,8 +258,10 @@ void Publisher::syncDueTargets() {
     Target& t = *job.target;
     Error error;
     std::vector<std::string> changed;
-    const Outcome outcome = syncTarget(t, job.desired, job.reread, error, changed);
+    std::optional<KeyManagers> foreign;  // set when the object was read (or known)
+    const Outcome outcome = syncTarget(t, job.desired, job.reread, error, changed, foreign);
     std::lock_guard lock(mu_);
+    if (foreign) noteForeign(t, std::move(*foreign));
     flushing = flushing_;  // a flush may have begun while the request was in flight
     auto& st = t.status;
     const bool read_failed = job.check && outcome == Outcome::Failed && changed.empty();
@@ -312,8 +332,31 @@ void Publisher::syncDueTargets() {
   cv_.notify_all();
 }
 
+void Publisher::noteForeign(Target& t, KeyManagers foreign) {
+  const auto policy = opts_.write_policy.foreign;
+  for (const auto& [key, managers] : foreign) {
+    for (const auto& manager : managers) {
+      // Bounded: keys are the configured ones, managers come from one object's managedFields;
+      // past kMaxWarnedForeign pairs (many writers over a long run) the rest go unlogged.
+      if (t.warned_foreign.size() >= kMaxWarnedForeign) break;
+      if (!t.warned_foreign.emplace(key, manager).second) continue;
+      log_.warn(policy == ForeignKeyPolicy::Skip
+                    ? "another field manager owns this key: leaving it to that writer (not "
+                      "written, deleted or repaired; --foreign-keys=overwrite takes it)"
+                    : "another field manager owns this key: overwriting it "
+                      "(--foreign-keys=overwrite); the two writers will take turns",
+                {{"object", t.status.object},
+                 {"key", key},
+                 {"field_manager", manager},
+                 {"policy", std::string(foreignKeyPolicyName(policy))}});
+    }
+  }
+  t.status.foreign_keys = std::move(foreign);
+}
+
 Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, bool reread,
-                                         Error& error, std::vector<std::string>& changed_keys) {
+                                         Error& error, std::vector<std::string>& changed_keys,
+                                         std::optional<KeyManagers>& foreign) {
   if (reread) t.held.reset();
   if (!t.held) {
     k8s::KeyFilter ours;
@@ -325,14 +368,18 @@ Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, bo
     }
     ObservedKeys held;
     t.exists = got->has_value();
+    t.held_managers.clear();
     if (got->has_value()) {
       for (const auto& [k, v] : (*got)->data) held.emplace(k, v);
       for (const auto& k : (*got)->undecodable) held.emplace(k, std::nullopt);
+      t.held_managers = std::move((*got)->managers);
     }
     t.held = std::move(held);
   }
 
-  const k8s::DataChanges changes = keysToWrite(desired, *t.held);
+  auto plan = keysToWrite(desired, *t.held, t.held_managers, opts_.write_policy);
+  foreign = plan.foreign;
+  const k8s::DataChanges& changes = plan.changes;
   for (const auto& [k, v] : changes) changed_keys.push_back(k);
   if (changes.empty()) return Outcome::Unchanged;
 
@@ -354,10 +401,13 @@ Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, bo
   }
   t.exists = true;
   for (const auto& [k, v] : changes) {
+    // A write that changed a value makes us its only (Update) owner; a deleted key has none.
     if (v) {
       (*t.held)[k] = *v;
+      t.held_managers[k] = {opts_.write_policy.field_manager};
     } else {
       t.held->erase(k);
+      t.held_managers.erase(k);
     }
   }
   return Outcome::Written;

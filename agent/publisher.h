@@ -22,6 +22,10 @@
 //   reconnect), the publisher re-reads each object that it believes in sync (one GET) and
 //   writes only the keys that differ; nothing when nothing differs. Until the object holds the
 //   latest identity again, status() says it is not in sync and why; drift_repairs counts repairs.
+// - One writer per key: a key of ours that metadata.managedFields says another field manager
+//   owns is left alone by default (WritePolicy; never written, deleted or "repaired", so two
+//   writers never fight), logged once per key and manager, and reported in status().foreign_keys.
+//   The target is in sync when the keys the agent may write hold the latest identity.
 // - Bursts coalesce in a quiet window (consul-template's `wait`): a write happens once no
 //   change arrived for wait_min, and at the latest wait_max after the first change. The first
 //   sync after start does not wait: a restarted agent is ready at once.
@@ -35,7 +39,9 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -78,6 +84,34 @@ struct PublishTarget {
   IdentitySettings identity;
 };
 
+// Our keys as the object holds them: value, or nullopt when the key is present but its value
+// cannot be decoded (so it differs from any value we want). Keys absent from the object are
+// absent here.
+using ObservedKeys = std::map<std::string, std::optional<std::string>>;
+// Our keys' field managers as the object's metadata.managedFields name them (k8s::ObjectData's
+// `managers`); keys no entry names are absent.
+using KeyManagers = std::map<std::string, std::set<std::string>>;
+
+struct WritePolicy {
+  std::string field_manager = "ts-kube-agent";  // ours (k8s::ClientOptions::field_manager)
+  ForeignKeyPolicy foreign = ForeignKeyPolicy::Skip;
+};
+
+struct WritePlan {
+  k8s::DataChanges changes;  // the PATCH: only keys that differ and that the policy lets us write
+  // Our keys that a field manager other than ours owns -> those managers (whatever the policy;
+  // under Skip they are never in `changes`).
+  KeyManagers foreign;
+};
+
+// The write that makes an object holding `observed` (with `managers` owning its keys) hold
+// `desired`: only the keys that differ (nullopt: delete the key); tailscaled's reserved keys
+// never; keys another field manager owns per `policy`. The single place that decides which keys
+// a write touches, for the first sync, every later one and every drift repair alike, fed by the
+// same GET.
+WritePlan keysToWrite(const KeyValues& desired, const ObservedKeys& observed,
+                      const KeyManagers& managers = {}, const WritePolicy& policy = {});
+
 struct PublisherOptions {
   std::chrono::milliseconds wait_min{20};
   std::chrono::milliseconds wait_max{1'000};
@@ -88,20 +122,9 @@ struct PublisherOptions {
   // How often an object believed in sync is re-read to catch external changes; 0 = only when
   // checkSoon() asks.
   std::chrono::milliseconds drift_check_interval{60'000};
+  // Keys another field manager owns (metadata.managedFields): skipped by default.
+  WritePolicy write_policy;
 };
-
-// Our keys as the object holds them: value, or nullopt when the key is present but its value
-// cannot be decoded (so it differs from any value we want). Keys absent from the object are
-// absent here.
-using ObservedKeys = std::map<std::string, std::optional<std::string>>;
-
-// The write that makes an object holding `observed` hold `desired`: only the keys that differ
-// (nullopt: delete the key); tailscaled's reserved keys never. The single place that decides
-// which keys a write touches, for the first sync, every later one and every drift repair alike:
-// a policy for keys another writer owns (e.g. skip keys whose managedFields entry names another
-// field manager, as upstream containerboot writes the same keys) belongs here, fed by the same
-// GET.
-k8s::DataChanges keysToWrite(const KeyValues& desired, const ObservedKeys& observed);
 
 // What /readyz and /metrics read, per target.
 struct TargetStatus {
@@ -119,6 +142,8 @@ struct TargetStatus {
   // Last time the object was confirmed to hold the latest identity: a write, or a read that
   // found it already there (the first sync after a start, a drift check).
   std::optional<Clock::Wall> last_in_sync;
+  // Our keys another field manager owned at the last read -> those managers (see WritePolicy).
+  KeyManagers foreign_keys;
 };
 
 class Publisher {
@@ -167,7 +192,9 @@ class Publisher {
   std::optional<Clock::Monotonic> nextWake() const;
   void syncDueTargets();
   Outcome syncTarget(Target& t, const KeyValues& desired, bool reread, Error& error,
-                     std::vector<std::string>& changed_keys);
+                     std::vector<std::string>& changed_keys, std::optional<KeyManagers>& foreign);
+  // Logs (once per key and manager) and records our keys another writer owns.
+  void noteForeign(Target& t, KeyManagers foreign);
   bool checkDue(const Target& t, Clock::Monotonic now) const;
   std::optional<Clock::Monotonic> nextCheck(Clock::Monotonic now);
   // Logs each target with an unwritten identity; `no_error_reason` when no attempt failed yet.

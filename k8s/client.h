@@ -149,6 +149,11 @@ struct ObjectData {
   // not fail the read: a bad value in a key someone else owns must not stop the owner of other
   // keys, and the owner of this key can treat it as "differs" and rewrite it.
   std::set<std::string> undecodable;
+  // For each key get() was asked for, the field managers that own it according to
+  // metadata.managedFields (fieldsV1 `f:data` -> `f:<key>`, also `f:binaryData` for a
+  // ConfigMap), whatever their operation (Update or Apply). A key no entry names is absent
+  // (e.g. an object written before server-side field tracking, or a server without it).
+  std::map<std::string, std::set<std::string>> managers;
 };
 
 // The keys get() decodes; empty = all of them. Values of other keys are neither decoded nor

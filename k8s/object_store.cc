@@ -207,6 +207,7 @@ class KubeObjectStore final : public ObjectStore {
       if (auto rv = meta->find("resourceVersion"); rv != meta->end() && rv->is_string()) {
         out.resource_version = rv->get<std::string>();
       }
+      if (auto mf = meta->find("managedFields"); mf != meta->end()) decodeManagers(*mf, only, out);
     }
     auto status = decodeMap(object, "data", kind_ == Kind::Secret, only, out);
     if (!status) return status.error();
@@ -215,6 +216,33 @@ class KubeObjectStore final : public ObjectStore {
       if (!status) return status.error();
     }
     return std::optional<ObjectData>(std::move(out));
+  }
+
+  // Who owns which of the keys asked for. Entries that are not what Kubernetes writes (no
+  // manager name, fieldsType other than FieldsV1) are ignored: ownership is advisory here and
+  // a malformed entry must not stop the read.
+  void decodeManagers(const json& entries, const KeyFilter& only, ObjectData& out) const {
+    if (!entries.is_array()) return;
+    for (const auto& entry : entries) {
+      if (!entry.is_object()) continue;
+      const auto manager = entry.find("manager");
+      const auto fields = entry.find("fieldsV1");
+      if (manager == entry.end() || !manager->is_string() || fields == entry.end() ||
+          !fields->is_object()) {
+        continue;
+      }
+      for (const char* map : {"f:data", "f:binaryData"}) {
+        if (kind_ == Kind::Secret && std::string_view(map) == "f:binaryData") continue;
+        const auto keys = fields->find(map);
+        if (keys == fields->end() || !keys->is_object()) continue;
+        for (const auto& [field, unused] : keys->items()) {
+          if (!field.starts_with("f:")) continue;
+          std::string key = field.substr(2);
+          if (!only.empty() && !only.contains(key)) continue;
+          out.managers[std::move(key)].insert(manager->get<std::string>());
+        }
+      }
+    }
   }
 
   // One map of the object. A value that is not a string or not valid base64 goes into

@@ -1,5 +1,7 @@
 #include "watcher/node_state_reducer.h"
 
+#include "watcher/daemon_version.h"
+
 #include <cstdio>
 #include <ctime>
 #include <utility>
@@ -75,6 +77,8 @@ bool NodeStateReducer::onConnected(std::string_view daemon_version) {
   state_.synced = false;
   version_from_header_ = !daemon_version.empty();
   if (version_from_header_) state_.daemon_version = std::string(daemon_version);
+  const auto v = parseDaemonVersion(daemon_version);
+  state_.daemon_without_selfchange = v && !v->atLeast(kFirstWithSelfChange);
   return !(before == state_);
 }
 

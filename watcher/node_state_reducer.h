@@ -50,6 +50,9 @@ struct NodeState {
   uint64_t peers_total = 0;
   uint64_t peers_online = 0;
   bool peers_known = false;  // peer counts are meaningful (InitialStatus start mode)
+  // The daemon (Tailscale-Version header) predates SelfChange (1.98): identity changes after the
+  // initial snapshot would go unseen.
+  bool daemon_without_selfchange = false;
   bool operator==(const NodeState&) const = default;
 };
 

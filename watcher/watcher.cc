@@ -7,6 +7,7 @@
 
 #include "common/backoff.h"
 #include "watcher/bus_client.h"
+#include "watcher/daemon_version.h"
 #include "watcher/notify_parser.h"
 
 namespace tsk::watcher {
@@ -57,6 +58,10 @@ struct Watcher::Impl final : ReducingHandler {
   std::string end_reason;        // set when a line ends the session (fell behind)
   uint64_t malformed_burst = 0;  // malformed/oversized lines since the last good one
   uint64_t invalid_seen = 0;     // reducer.invalidSelfNodesTotal() last copied into stats
+  // This session's snapshot comes from GET /localapi/v0/status: StartMode::StatusFetch, or a
+  // daemon before 1.100 that ignores the InitialStatus bit.
+  bool status_fetched = false;
+  bool warned_old_daemon = false;
 
   Impl(WatcherOptions o, WatcherObserver& obs, Logger& l, Clock& c)
       : ReducingHandler(l, ReducerOptions{.track_peers = o.track_peers}),
@@ -74,7 +79,7 @@ struct Watcher::Impl final : ReducingHandler {
 
   void publish() {
     NodeState copy = reducer.state();
-    if (opts.start_mode == StartMode::StatusFetch) {
+    if (status_fetched) {
       // status?peers=false carries no peers: counts are not known in this mode.
       copy.peers_known = false;
       copy.peers_total = 0;
@@ -186,9 +191,10 @@ struct Watcher::Impl final : ReducingHandler {
                                {"mask", std::to_string(mask)},
                                {"tailscale_version", head->tailscale_version},
                                {"after_failed_attempts", std::to_string(failed_attempts)}});
+    status_fetched = opts.start_mode == StartMode::StatusFetch || !knowsInitialStatus(*head);
     if (reducer.onConnected(head->tailscale_version)) publish();
 
-    if (opts.start_mode == StartMode::StatusFetch) {
+    if (status_fetched) {
       if (auto st = fetchStatus(); !st) {
         result.reason = st.error().message;
         client.close();
@@ -216,6 +222,27 @@ struct Watcher::Impl final : ReducingHandler {
       result.reason = end.message;
     }
     return result;
+  }
+
+  // Whether the daemon sends an InitialStatus for our mask. One before 1.100 ignores the bit
+  // (docs/PROTOCOL.md#released-versions): the snapshot then comes from /localapi/v0/status, as
+  // in StartMode::StatusFetch, and peer counts are unknown. Said once per process.
+  bool knowsInitialStatus(const ResponseHead& head) {
+    const auto v = parseDaemonVersion(head.tailscale_version);
+    if (!v || v->atLeast(kFirstWithInitialStatus)) return true;
+    if (!warned_old_daemon) {
+      warned_old_daemon = true;
+      const bool no_selfchange = !v->atLeast(kFirstWithSelfChange);
+      log.warn(no_selfchange
+                   ? "tailscaled is older than 1.98: it sends no SelfChange, so the identity is "
+                     "read from /localapi/v0/status at each connect and changes in between go "
+                     "unseen; upgrade tailscaled (1.100 or later)"
+                   : "tailscaled is older than 1.100: it ignores the InitialStatus watch bit, so "
+                     "the identity is read from /localapi/v0/status instead (peer counts "
+                     "unknown); upgrade tailscaled for peer counts",
+               {{"tailscale_version", head.tailscale_version}});
+    }
+    return false;
   }
 
   // StartMode::StatusFetch (docs/PROTOCOL.md#status-fetch-start-mode): the watch is registered (we

@@ -289,8 +289,22 @@ def main():
         res = Results(json.load(f))
     plot_files = draw_plots(res, args.plots)
     rel = os.path.relpath(args.plots, os.path.dirname(os.path.abspath(args.out)))
+    # Sections measured by other benchmarks (the fleet, a real tailscaled) follow this marker;
+    # they are kept as they are, so `make bench` rewrites only its own part.
+    kept = ""
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            old = f.read()
+        at = old.find(KEPT_MARKER)
+        if at >= 0:
+            kept = old[at:]
     with open(args.out, "w") as f:
         f.write(render(res, plot_files, rel))
+        if kept:
+            f.write("\n" + kept)
+
+
+KEPT_MARKER = "<!-- Below: sections written by other benchmarks; make bench keeps them. -->"
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@
 #   TSK_CONTROLLER_MANAGER_BIN   kube-controller-manager binary (default: build.sh's cached one)
 #   TSK_ETCD_BIN                 etcd binary (default: build.sh's cached one)
 #   TSK_APISERVER_READY_TIMEOUT  seconds to wait for each component (default 90)
+#   TSK_APISERVER_EXTRA_ARGS     more kube-apiserver flags, space-separated (e.g. a small
+#                                --max-mutating-requests-inflight for scripts/bench/fleet.py)
 # Writes DIR/env (KEY=VALUE lines: URL, ports, pids, CA, token and kubeconfig paths, the tool
 # paths), DIR/admin.kubeconfig (token auth), DIR/admin-cert.kubeconfig (client-certificate
 # auth), DIR/pki/, DIR/etcd-data/ and the logs DIR/etcd.log, DIR/kube-apiserver.log and
@@ -23,6 +25,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 READY_TIMEOUT="${TSK_APISERVER_READY_TIMEOUT:-90}"
+read -r -a APISERVER_EXTRA_ARGS <<<"${TSK_APISERVER_EXTRA_ARGS:-}"
 SA_ISSUER="https://kubernetes.default.svc.cluster.local"
 
 log() { echo "real-apiserver/start: $*" >&2; }
@@ -211,6 +214,7 @@ start_apiserver() {
       --service-cluster-ip-range=10.96.0.0/12 \
       --endpoint-reconciler-type=none \
       --profiling=false \
+      "${APISERVER_EXTRA_ARGS[@]}" \
       >"$DIR/kube-apiserver.log" 2>&1 </dev/null &
     APISERVER_PID=$!
     echo "kube-apiserver $APISERVER_PID" >>"$DIR/pids"

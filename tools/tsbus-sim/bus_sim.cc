@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "tools/tsbus-sim/http_wire.h"
+#include "watcher/daemon_version.h"
 
 namespace tsk::tsbus_sim {
 namespace {
@@ -631,7 +632,11 @@ struct BusSim::Impl {
     h.emplace_back("Content-Type", "application/json");
     bool ok = writeAll(c, responseHead(200, "OK", h, true));
     const uint64_t initial_bits = opts.h_era ? kInitialBitsH : kInitialBitsT;
-    if (ok && (mask & initial_bits)) ok = writeInitial(c, mask, initial, initial_state);
+    // A daemon before 1.100 does not know the InitialStatus bit and ignores it.
+    const auto v = watcher::parseDaemonVersion(version);
+    const uint64_t known =
+        v && !v->atLeast(watcher::kFirstWithInitialStatus) ? mask & ~kInitialStatus : mask;
+    if (ok && (known & initial_bits)) ok = writeInitial(c, known, initial, initial_state);
     const bool keep_alive = ok && pump(c, *session);
     {
       std::lock_guard lock(mu);

@@ -102,13 +102,13 @@ TEST_F(AgentE2E, PromtoolAcceptsTheRunningAgentsMetrics) {
 TEST_F(AgentE2E, PromtoolAcceptsTheMetricsAfterAnInvalidUtf8Version) {
   if (std::string(TSK_PROMTOOL).empty()) GTEST_SKIP() << "promtool not installed (prometheus)";
   auto opts = defaultSimOptions();
-  opts.version = "1.80\xff\xfe";
+  opts.version = "1.102.0\xff\xfe";
   restartSim(opts);
   auto& agent = startSynced();
   sim().errMessage("bad \xff byte");
   ASSERT_TRUE(agent.waitForLog("tailscaled reported an error")) << agent.logs();
   const std::string body = httpGet(agent.adminPort(), "/metrics").body;
-  EXPECT_NE(body.find("ts_kube_agent_tailscaled_info{version=\"1.80\xef\xbf\xbd\xef\xbf\xbd\"}"),
+  EXPECT_NE(body.find("ts_kube_agent_tailscaled_info{version=\"1.102.0\xef\xbf\xbd\xef\xbf\xbd\"}"),
             std::string::npos)
       << body;
   const std::string path = temp_dir_ + "/metrics.txt";
@@ -455,6 +455,41 @@ TEST_F(AgentE2E, StatusFetchStartModePublishesTheSameIdentityWithoutPeerCounts) 
   EXPECT_EQ(awaitWrites(seq, 1).size(), 1u);
 }
 
+// tailscaled 1.98-1.99 ignores the InitialStatus bit (no first message): the agent reads the
+// snapshot from /localapi/v0/status instead, says so once, and follows SelfChanges as usual.
+TEST_F(AgentE2E, DaemonBefore1100FallsBackToTheStatusEndpoint) {
+  auto opts = defaultSimOptions();
+  opts.version = "1.98.3-t0123456789-gabcdef0123";
+  opts.h_era = false;
+  restartSim(opts);
+  auto& agent = startSynced();
+  EXPECT_EQ(secretData(), kInitialIdentity);
+  EXPECT_EQ(notifies(agent, "initial_status"), 0);
+  EXPECT_EQ(metric(agent, "ts_kube_agent_peers"), std::nullopt);
+  EXPECT_TRUE(agent.logContains("older than 1.100")) << agent.logs();
+  const auto seq = lastSeq();
+  tsbus_sim::IdentityUpdate update;
+  update.addresses = std::vector<std::string>{"100.90.12.37"};
+  sim().selfChange(update);
+  ASSERT_TRUE(eventually([&] { return secretData()["device_ips"] == R"(["100.90.12.37"])"; }));
+  EXPECT_EQ(awaitWrites(seq, 1).size(), 1u);
+}
+
+// Before 1.98 there is no SelfChange: the identity of the status snapshot is published, but
+// /readyz refuses, naming the version and what to do.
+TEST_F(AgentE2E, DaemonBefore198IsPublishedButNotReady) {
+  auto opts = defaultSimOptions();
+  opts.version = "1.96.4-t0123456789-gabcdef0123";
+  opts.h_era = false;
+  restartSim(opts);
+  auto& agent = startAgent();
+  ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
+  std::string reason;
+  EXPECT_EQ(readyzStatus(agent, &reason), 503);
+  EXPECT_NE(reason.find("1.96.4"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("older than 1.98"), std::string::npos) << reason;
+}
+
 TEST_F(AgentE2E, LogoutKeepsTheIdentityAndReadyzSaysWhy) {
   auto& agent = startSynced();
   const auto seq = lastSeq();
@@ -530,9 +565,10 @@ TEST_F(AgentE2E, DeletedSecretMakesTheAgentUnreadyUntilTheDriftCheckRecreatesIt)
 
 // Someone overwrites one of the agent's keys. Repeated identical SelfChanges do not repair it
 // (they cost nothing, by design); the bus reconnect does, at once (periodic checks are off
-// here), and writes only that key.
+// here), and writes only that key. The other writer's field manager then owns the key, so this
+// needs --foreign-keys=overwrite (by default the key is left to it).
 TEST_F(AgentE2E, KeyOverwrittenBySomeoneElseIsRepairedAfterABusReconnect) {
-  auto& agent = startSynced({"--drift-check-interval=0"});
+  auto& agent = startSynced({"--drift-check-interval=0", "--foreign-keys=overwrite"});
   const auto overwritten = emu().store().patch(
       kube_emu::Resource::kSecrets, kNs, kSecret, kube_emu::PatchType::kStrategicMerge,
       R"({"data":{"device_fqdn":")" + k8s::base64Encode("evil.example.") + R"("}})",

@@ -266,8 +266,10 @@ void AgentFixture::seedSecret(const std::map<std::string, std::string>& data) {
   nlohmann::json encoded = nlohmann::json::object();
   for (const auto& [k, v] : data) encoded[k] = k8s::base64Encode(v);
   const nlohmann::json obj = {{"metadata", {{"name", kSecret}}}, {"data", encoded}};
-  ASSERT_EQ(emu_->store().create(kube_emu::Resource::kSecrets, kNs, obj.dump(), {"seed"}).code,
-            201);
+  // The seeded keys are owned (managedFields) as if a previous run of the agent wrote them.
+  ASSERT_EQ(
+      emu_->store().create(kube_emu::Resource::kSecrets, kNs, obj.dump(), {"ts-kube-agent"}).code,
+      201);
 }
 
 std::vector<kube_emu::RequestRecord> AgentFixture::writesAfter(uint64_t after) const {

@@ -246,10 +246,12 @@ TEST_F(AgentRealApiServer, RbacDeniesPatchReadyzSaysWhyAndTheLogNamesTheRule) {
 
 // Drift against a real API server: the Secret is deleted, then one of the agent's keys is
 // overwritten by another client under its own field manager; each time the agent's drift check
-// restores exactly what differs, and /readyz and identity_in_sync follow.
+// restores exactly what differs, and /readyz and identity_in_sync follow. Taking back a key
+// another field manager now owns needs --foreign-keys=overwrite (ForeignOwnedKey... below shows
+// the default).
 TEST_F(AgentRealApiServer, DeletedSecretAndOverwrittenKeysAreRepairedByTheDriftCheck) {
   setUpServiceAccount(kRulesWithCreate);
-  auto& agent = startSynced({"--drift-check-interval=1s"});
+  auto& agent = startSynced({"--drift-check-interval=1s", "--foreign-keys=overwrite"});
   kubectl({"delete", "secret", "ts-state", "-n", ns_});
   ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
   ASSERT_TRUE(eventually([&] {
@@ -261,7 +263,7 @@ TEST_F(AgentRealApiServer, DeletedSecretAndOverwrittenKeysAreRepairedByTheDriftC
       metric(agent, R"(ts_kube_agent_api_requests_total{code="200",verb="PATCH"})");
   kubectl({"patch", "secret", "ts-state", "-n", ns_, "--field-manager=someone-else", "-p",
            R"({"stringData":{"device_fqdn":"evil.example."}})"});
-  ASSERT_EQ(secretData()["device_fqdn"], "evil.example.");
+  // No read of the overwritten value here: with a 1 s interval the repair can come before it.
   ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
   ASSERT_TRUE(eventually([&] {
     return metric(agent, R"(ts_kube_agent_drift_repairs_total{target="secret"})") == 2;
@@ -270,6 +272,59 @@ TEST_F(AgentRealApiServer, DeletedSecretAndOverwrittenKeysAreRepairedByTheDriftC
             patches_before + 1);
   EXPECT_EQ(metric(agent, R"(ts_kube_agent_identity_in_sync{target="secret"})"), 1);
   EXPECT_TRUE(agent.logContains(R"("keys":"device_fqdn")")) << agent.logs();
+}
+
+// One writer per key: another client (as upstream containerboot does in its own state Secret)
+// wrote device_fqdn under its own field manager before the agent started. By default the agent
+// writes its other keys, leaves that one to its owner, says so in the log and in
+// ts_kube_agent_foreign_owned_keys, stays ready, and its drift checks never fight the owner.
+TEST_F(AgentRealApiServer, ForeignOwnedKeyIsLeftToItsOwnerAndDriftChecksNeverWriteIt) {
+  setUpServiceAccount(kRulesWithCreate);
+  kubectl({"create", "secret", "generic", "ts-state", "-n", ns_, "--field-manager=containerboot",
+           "--from-literal=device_fqdn=routed.example."});
+  auto& agent = startSynced({"--drift-check-interval=1s"});
+  ASSERT_TRUE(eventually([&] { return secretData()["device_id"] == "nSdcr7Qx2CNTRL"; }))
+      << agent.logs();
+  EXPECT_EQ(secretData()["device_fqdn"], "routed.example.");
+  EXPECT_EQ(metric(agent, R"(ts_kube_agent_foreign_owned_keys{target="secret",key="device_fqdn"})"),
+            1)
+      << httpGet(agent.adminPort(), "/metrics").body;
+  EXPECT_TRUE(agent.waitForLog("another field manager owns this key")) << agent.logs();
+  EXPECT_TRUE(agent.logContains(R"("field_manager":"containerboot")")) << agent.logs();
+
+  const double before = writes(agent);
+  const double checks = metric(agent, R"(ts_kube_agent_drift_checks_total{target="secret"})");
+  ASSERT_TRUE(eventually(
+      [&] {
+        return metric(agent, R"(ts_kube_agent_drift_checks_total{target="secret"})") >= checks + 3;
+      },
+      std::chrono::seconds(30)))
+      << agent.logs();
+  EXPECT_EQ(writes(agent), before);
+  EXPECT_EQ(metric(agent, R"(ts_kube_agent_drift_repairs_total{target="secret"})"), 0);
+  EXPECT_EQ(secretData()["device_fqdn"], "routed.example.");
+  EXPECT_EQ(readyz(agent), 200);
+}
+
+// --foreign-keys=overwrite: the agent takes the key; the API server then names the agent as
+// its field manager.
+TEST_F(AgentRealApiServer, OverwritePolicyTakesTheForeignOwnedKey) {
+  setUpServiceAccount(kRulesWithCreate);
+  kubectl({"create", "secret", "generic", "ts-state", "-n", ns_, "--field-manager=containerboot",
+           "--from-literal=device_fqdn=routed.example."});
+  auto& agent = startSynced({"--foreign-keys=overwrite"});
+  ASSERT_TRUE(eventually([&] { return secretData() == kInitialIdentity; })) << agent.logs();
+  EXPECT_TRUE(agent.logContains("overwriting it")) << agent.logs();
+  bool agent_owns_fqdn = false;
+  const auto object = secret();
+  for (const auto& entry : object["metadata"]["managedFields"]) {
+    const auto fields = entry.value("fieldsV1", nlohmann::json::object());
+    if (entry.value("manager", "") == "ts-kube-agent" && fields.contains("f:data") &&
+        fields["f:data"].contains("f:device_fqdn")) {
+      agent_owns_fqdn = true;
+    }
+  }
+  EXPECT_TRUE(agent_owns_fqdn) << object["metadata"]["managedFields"].dump();
 }
 
 // The kubelet rotates the projected token by swapping the file; after the old token is revoked

@@ -27,6 +27,26 @@ TEST_F(StoreTest, GetDecodesSecretValues) {
   EXPECT_FALSE((*got)->resource_version.empty());
 }
 
+// metadata.managedFields name each key's field manager(s); get() reports them for the keys asked
+// for only, and a key changed by our PATCH becomes ours.
+TEST_F(StoreTest, GetReportsTheFieldManagersOfTheKeysAskedFor) {
+  seedSecret("ts-state", {{"device_id", "nX1"}, {"device_fqdn", "a."}, {"_machinekey", "mk"}});
+  auto api = makeClient();
+  auto secret = makeSecretStore(*api, kNamespace, "ts-state");
+  ASSERT_TRUE(secret->patch({{"device_id", "nX2"}}, false).ok());
+  auto got = secret->get({"device_id", "device_fqdn", "device_ips"});
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_TRUE(got->has_value());
+  using Managers = std::map<std::string, std::set<std::string>>;
+  EXPECT_EQ((*got)->managers,
+            (Managers{{"device_id", {"ts-kube-agent"}}, {"device_fqdn", {"seed"}}}));
+
+  seedConfigMap("ts-info", {{"device_ips", "[]"}});
+  auto cm = makeConfigMapStore(*api, kNamespace, "ts-info")->get({"device_ips"});
+  ASSERT_TRUE(cm.ok()) << cm.error().message;
+  EXPECT_EQ((*cm)->managers, (Managers{{"device_ips", {"seed"}}}));
+}
+
 TEST_F(StoreTest, CreateThenGetRoundTrips) {
   auto api = makeClient();
   auto secret = makeSecretStore(*api, kNamespace, "fresh");

@@ -280,6 +280,21 @@ TEST(Config, DriftCheckIntervalHasAFlagAnEnvironmentVariableAndADefault) {
   EXPECT_NE(help.find("TS_KUBE_DRIFT_CHECK_INTERVAL"), std::string::npos);
 }
 
+TEST(Config, ForeignKeysPolicyHasAFlagAnEnvironmentVariableAndADefault) {
+  EXPECT_EQ(parseOk({}).foreign_keys, ForeignKeyPolicy::Skip);
+  EXPECT_EQ(parseOk({"--foreign-keys=overwrite"}).foreign_keys, ForeignKeyPolicy::Overwrite);
+  EXPECT_EQ(parseOk({}, {{"TS_KUBE_FOREIGN_KEYS", "overwrite"}}).foreign_keys,
+            ForeignKeyPolicy::Overwrite);
+  TempYaml yaml("foreign-keys: skip\n");
+  EXPECT_EQ(parseOk({"--config", yaml.path()}).foreign_keys, ForeignKeyPolicy::Skip);
+  const auto err = parseError({"--foreign-keys=take"});
+  EXPECT_NE(err.find("--foreign-keys"), std::string::npos) << err;
+  EXPECT_NE(err.find("skip or overwrite"), std::string::npos) << err;
+  const auto help = helpText();
+  EXPECT_NE(help.find("--foreign-keys"), std::string::npos);
+  EXPECT_NE(help.find("TS_KUBE_FOREIGN_KEYS"), std::string::npos);
+}
+
 TEST(Config, ObjectNamesAreValidatedAtStartSayingTheRule) {
   for (const std::string& flag : std::vector<std::string>{
            "--secret=Bad_Name", "--secret=a/b", "--configmap=UPPER", "--configmap=-lead",

@@ -56,6 +56,7 @@ AgentMetrics::Sources sampleSources() {
             t.unchanged = 1;
             t.last_write = Clock::Wall(std::chrono::seconds(1'800'000'000));
             t.last_in_sync = Clock::Wall(std::chrono::seconds(1'800'000'060));
+            t.foreign_keys = {{"device_fqdn", {"containerboot"}}};
             return std::vector<TargetStatus>{t};
           },
   };
@@ -106,6 +107,7 @@ TEST(Metrics, EveryRequiredFamilyIsPresent) {
                            "ts_kube_agent_last_self_change_timestamp_seconds",
                            "ts_kube_agent_publishes_total",
                            "ts_kube_agent_identity_in_sync",
+                           "ts_kube_agent_foreign_owned_keys",
                            "ts_kube_agent_api_requests_total",
                            "ts_kube_agent_api_request_duration_seconds",
                            "ts_kube_agent_last_successful_write_timestamp_seconds",
@@ -120,6 +122,9 @@ TEST(Metrics, EveryRequiredFamilyIsPresent) {
   EXPECT_NE(text.find(R"(ts_kube_agent_build_info{version="1.2.3"} 1)"), std::string::npos);
   EXPECT_NE(text.find(R"(ts_kube_agent_last_in_sync_timestamp_seconds{target="secret"} )"),
             std::string::npos);
+  EXPECT_NE(text.find(R"(ts_kube_agent_foreign_owned_keys{target="secret",key="device_fqdn"} 1)"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find(R"(ts_kube_agent_notifies_total{kind="self_change"} 3)"), std::string::npos);
   EXPECT_NE(text.find(R"(ts_kube_agent_backend_state{state="Running"} 1)"), std::string::npos);
   EXPECT_NE(text.find(R"(ts_kube_agent_publishes_total{target="secret",result="written"} 4)"),

@@ -117,11 +117,13 @@ class PublisherTest : public ::testing::Test {
     publisher_->wake();
   }
 
-  void seedSecret(const Data& data) {
+  // `manager` owns the seeded keys (metadata.managedFields); by default a previous run of the
+  // agent.
+  void seedSecret(const Data& data, const std::string& manager = "ts-kube-agent") {
     nlohmann::json encoded = nlohmann::json::object();
     for (const auto& [k, v] : data) encoded[k] = k8s::base64Encode(v);
     const nlohmann::json obj = {{"metadata", {{"name", "ts-state"}}}, {"data", encoded}};
-    ASSERT_EQ(emu_->store().create(kube_emu::Resource::kSecrets, kNs, obj.dump(), {"seed"}).code,
+    ASSERT_EQ(emu_->store().create(kube_emu::Resource::kSecrets, kNs, obj.dump(), {manager}).code,
               201);
   }
 
@@ -402,7 +404,9 @@ TEST_F(PublisherTest, DeletedSecretIsRecreatedAtTheNextDriftCheck) {
 }
 
 TEST_F(PublisherTest, KeysOverwrittenBySomeoneElseAreRewrittenAndOnlyThose) {
-  startSynced(options());
+  auto o = options();
+  o.write_policy.foreign = ForeignKeyPolicy::Overwrite;  // the key is then someone else's
+  startSynced(o);
   // Another client (its own field manager) changes one of our keys and adds one of its own.
   const auto patched = emu_->store().patch(
       kube_emu::Resource::kSecrets, kNs, "ts-state", kube_emu::PatchType::kStrategicMerge,
@@ -420,6 +424,62 @@ TEST_F(PublisherTest, KeysOverwrittenBySomeoneElseAreRewrittenAndOnlyThose) {
   const auto body = nlohmann::json::parse(patches.back().body);
   EXPECT_EQ(body["data"].size(), 1u) << body.dump();  // only the key that differed
   EXPECT_TRUE(body["data"].contains("device_id")) << body.dump();
+}
+
+// Another writer (upstream containerboot's storeDeviceEndpoints, say) owns device_fqdn: by
+// default the agent writes its other keys, leaves that one alone, says so once, and N drift
+// checks make no write at all (the two writers never fight).
+TEST_F(PublisherTest, KeyAnotherFieldManagerOwnsIsSkippedAndNeverFoughtOver) {
+  seedSecret({{"device_fqdn", "routed.tail1.ts.net."}}, "containerboot");
+  char* buf = nullptr;
+  size_t len = 0;
+  std::FILE* f = open_memstream(&buf, &len);
+  Logger log(f);
+  auto& pub = startPublisher(options(), clock_, log);
+  pub.submitIdentities({identity("n0", R"(["100.64.0.0"])")});
+  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
+  EXPECT_EQ(storedSecret().at("device_fqdn"), "routed.tail1.ts.net.");
+  EXPECT_EQ(storedSecret().at("device_id"), "n0");
+  const auto patches = requests("PATCH");
+  ASSERT_EQ(patches.size(), 1u);
+  EXPECT_FALSE(nlohmann::json::parse(patches[0].body)["data"].contains("device_fqdn"));
+  EXPECT_TRUE(secretStatus().in_sync);  // for the keys it may write
+  EXPECT_EQ(secretStatus().foreign_keys,
+            (KeyManagers{{"device_fqdn", std::set<std::string>{"containerboot"}}}));
+
+  const uint64_t written = writes();
+  for (uint64_t i = 1; i <= 5; ++i) {
+    advance(kPastDriftCheck);
+    ASSERT_TRUE(eventually([&] { return secretStatus().drift_checks == i; })) << i;
+  }
+  EXPECT_EQ(writes(), written);
+  EXPECT_EQ(secretStatus().drift_repairs, 0u);
+  EXPECT_EQ(storedSecret().at("device_fqdn"), "routed.tail1.ts.net.");
+  publisher_.reset();
+  std::fclose(f);
+  const std::string out(buf, len);
+  std::free(buf);
+  size_t warnings = 0;
+  for (size_t at = out.find("another field manager owns this key"); at != std::string::npos;
+       at = out.find("another field manager owns this key", at + 1)) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 1u) << out;  // once per key and manager, not per check
+  EXPECT_NE(out.find("containerboot"), std::string::npos) << out;
+}
+
+TEST_F(PublisherTest, OverwritePolicyTakesAKeyAnotherFieldManagerOwns) {
+  seedSecret({{"device_fqdn", "routed.tail1.ts.net."}}, "containerboot");
+  auto o = options();
+  o.write_policy.foreign = ForeignKeyPolicy::Overwrite;
+  auto& pub = startPublisher(o, clock_);
+  pub.submitIdentities({identity("n0", R"(["100.64.0.0"])")});
+  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
+  EXPECT_EQ(storedSecret().at("device_fqdn"), "node-0.tail1.ts.net.");
+  // The next read finds the agent the key's owner: nothing foreign any more.
+  advance(kPastDriftCheck);
+  ASSERT_TRUE(eventually([&] { return secretStatus().drift_checks == 1; }));
+  EXPECT_TRUE(secretStatus().foreign_keys.empty());
 }
 
 TEST_F(PublisherTest, DriftChecksWithNothingChangedReadButNeverWrite) {
@@ -493,8 +553,43 @@ TEST(KeysToWrite, OnlyKeysThatDifferAndUndecodableOnesCountAsDiffering) {
                                  {"pod_uid", std::nullopt}};     // present, not decodable
   const k8s::DataChanges want = {
       {"device_fqdn", "a.ts.net."}, {"device_ips", "[]"}, {"pod_uid", std::nullopt}};
-  EXPECT_EQ(keysToWrite(desired, observed), want);
-  EXPECT_TRUE(keysToWrite({{"device_id", "n1"}}, {{"device_id", "n1"}}).empty());
+  EXPECT_EQ(keysToWrite(desired, observed).changes, want);
+  EXPECT_TRUE(keysToWrite({{"device_id", "n1"}}, {{"device_id", "n1"}}).changes.empty());
+}
+
+TEST(KeysToWrite, KeysAnotherFieldManagerOwnsAreSkippedByDefaultAndTakenWithOverwrite) {
+  const KeyValues desired = {{"device_id", "n1"},
+                             {"device_fqdn", "a.ts.net."},
+                             {"device_ips", "[]"},
+                             {"pod_uid", std::nullopt}};  // to delete
+  const ObservedKeys observed = {{"device_fqdn", "routed.ts.net."}, {"pod_uid", "u"}};
+  const KeyManagers managers = {
+      {"device_id", {"ts-kube-agent"}},                   // ours
+      {"device_fqdn", {"containerboot"}},                 // someone else's
+      {"device_ips", {"ts-kube-agent", "kubectl-edit"}},  // shared: someone else's too
+      {"pod_uid", {"containerboot"}}};                    // not ours to delete either
+  const KeyManagers foreign = {{"device_fqdn", {"containerboot"}},
+                               {"device_ips", {"kubectl-edit"}},
+                               {"pod_uid", {"containerboot"}}};
+
+  const auto skip = keysToWrite(desired, observed, managers, {});
+  EXPECT_EQ(skip.changes, (k8s::DataChanges{{"device_id", "n1"}}));
+  EXPECT_EQ(skip.foreign, foreign);
+
+  const auto take =
+      keysToWrite(desired, observed, managers,
+                  {.field_manager = "ts-kube-agent", .foreign = ForeignKeyPolicy::Overwrite});
+  EXPECT_EQ(take.changes, (k8s::DataChanges{{"device_id", "n1"},
+                                            {"device_fqdn", "a.ts.net."},
+                                            {"device_ips", "[]"},
+                                            {"pod_uid", std::nullopt}}));
+  EXPECT_EQ(take.foreign, foreign);
+
+  // Our manager name is whatever the client uses.
+  const auto renamed =
+      keysToWrite({{"device_id", "n1"}}, {}, {{"device_id", {"mine"}}}, {.field_manager = "mine"});
+  EXPECT_EQ(renamed.changes, (k8s::DataChanges{{"device_id", "n1"}}));
+  EXPECT_TRUE(renamed.foreign.empty());
 }
 
 TEST(QuietWindow, DueAtMinAfterTheLastChangeCappedAtMaxAfterTheFirst) {
