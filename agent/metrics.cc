@@ -269,6 +269,17 @@ std::vector<pm::MetricFamily> AgentMetrics::collectScrapeTime() const {
               .count();
       fl.sample(static_cast<double>(ms) / 1000.0, {{"target", t.label}});
     }
+    fl.family("ts_kube_agent_last_in_sync_timestamp_seconds",
+              "When the target object was last confirmed to hold the identity: written, or read "
+              "back unchanged (the first sync after a start, every drift check).",
+              kGauge);
+    for (const auto& t : targets) {
+      if (!t.last_in_sync) continue;
+      const auto ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(t.last_in_sync->time_since_epoch())
+              .count();
+      fl.sample(static_cast<double>(ms) / 1000.0, {{"target", t.label}});
+    }
   }
 
   if (const auto p = readProcessStats(proc_root_)) {

@@ -296,6 +296,7 @@ void Publisher::syncDueTargets() {
     }
     if (!st.last_error.empty()) log_.info("identity in sync again", {{"object", st.object}});
     t.check_at = nextCheck(clock_.monotonicNow());
+    st.last_in_sync = clock_.wallNow();                // written, or read back unchanged
     if (job.check && outcome == Outcome::Unchanged) {  // no drift: nothing else to record
       log_.debug("drift check: the object holds the latest identity", {{"object", st.object}});
       continue;

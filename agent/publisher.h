@@ -138,7 +138,10 @@ struct TargetStatus {
   uint64_t failed = 0;
   uint64_t drift_checks = 0;   // re-reads of an object believed in sync that got an answer
   uint64_t drift_repairs = 0;  // writes that restored keys someone else changed or deleted
-  std::optional<Clock::Wall> last_write;  // last successful write (or confirmed unchanged)
+  std::optional<Clock::Wall> last_write;  // last successful write
+  // Last time the object was confirmed to hold the latest identity: a write, or a read that
+  // found it already there (the first sync after a start, a drift check).
+  std::optional<Clock::Wall> last_in_sync;
   // Our keys another field manager owned at the last read -> those managers (see WritePolicy).
   KeyManagers foreign_keys;
 };

@@ -11,7 +11,7 @@ import unittest
 
 import k8s_schema
 from deploylib import (AGENT_CONTAINER, CHART_DIR, SOURCE_DIR, STANDARD_LABELS,
-                       agent_container_problems, container, env_of, find, helm_notes,
+                       agent_container_problems, container, env_of, find, helm_bin, helm_notes,
                        helm_render, helm_render_yaml, main, objects, one, pod_spec, read_text,
                        restricted_violations, run, selector_matches, yaml_to_json)
 
@@ -161,8 +161,13 @@ class SidecarPlacement(unittest.TestCase):
     def test_regular_container_on_1_28(self):
         self.assert_regular(*self.placement("1.28.9"))
 
-    def test_force_native_on_1_28(self):
-        self.assert_native(*self.placement("1.28.0", "native"))
+    def test_force_native_before_1_29_is_refused(self):
+        # Before 1.29 the API server drops an init container's restartPolicy: tailscaled would
+        # be an init container that never exits, and the pod would stay in Init.
+        p = helm_render(kube="1.28.0", values={"sidecar.mode": "native"}, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("sidecar.mode native needs Kubernetes >= 1.29 (native sidecars), and this "
+                      "cluster is v1.28.0: use sidecar.mode auto or regular", p.stderr)
 
     def test_force_regular_on_1_30(self):
         self.assert_regular(*self.placement("1.30.0", "regular"))
@@ -182,7 +187,8 @@ class SidecarPlacement(unittest.TestCase):
     def test_unknown_mode_is_an_error_naming_the_value(self):
         p = helm_render(values={"sidecar.mode": "sometimes"}, check=False)
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn('sidecar.mode must be auto, native or regular, not "sometimes"', p.stderr)
+        self.assertIn("at '/sidecar/mode': value must be one of 'auto', 'native', 'regular'",
+                      p.stderr)
 
 
 class Targets(unittest.TestCase):
@@ -259,7 +265,9 @@ class Targets(unittest.TestCase):
 
     def test_invalid_object_name_is_an_error(self):
         p = helm_render(values={"targets.secret.name": "Not_Valid"}, check=False)
-        self.assertIn('targets.secret.name "Not_Valid" is not a valid object name', p.stderr)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("at '/targets/secret/name'", p.stderr)
+        self.assertIn("'Not_Valid' does not match pattern", p.stderr)
 
     def test_keep_on_uninstall_annotates_the_secret(self):
         objs = render(values={"targets.secret.keepOnUninstall": "true"})
@@ -323,6 +331,28 @@ class Metrics(unittest.TestCase):
         self.assertEqual(find(render(values={"metrics.prometheusRule.enabled": "true"}),
                               "PrometheusRule"), [])
 
+    def test_prometheus_rule_per_alert_switches_and_runbook_urls(self):
+        plain = yaml_to_json(os.path.join(SOURCE_DIR, "deploy", "prometheus",
+                                          "ts-kube-agent.rules.yaml"))[0]
+        names = [r["alert"] for g in plain["groups"] for r in g["rules"]]
+        objs = render(values={"metrics.prometheusRule.enabled": "true",
+                              "metrics.prometheusRule.disabled":
+                                  "{TsKubeAgentBusFlapping,TsKubeAgentAbsent}",
+                              "metrics.prometheusRule.runbookUrl": "https://wiki.example.com/r"},
+                      apis=[MONITORING])
+        rules = [r for g in one(objs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+        self.assertEqual([r["alert"] for r in rules],
+                         [n for n in names if n not in ("TsKubeAgentBusFlapping",
+                                                        "TsKubeAgentAbsent")])
+        for r in rules:
+            self.assertEqual(r["annotations"]["runbook_url"],
+                             "https://wiki.example.com/r#" + r["alert"].lower())
+        p = helm_render(apis=[MONITORING], check=False,
+                        values={"metrics.prometheusRule.enabled": "true",
+                                "metrics.prometheusRule.disabled": "{TsKubeAgentBusFlap}"})
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('metrics.prometheusRule.disabled: no alert "TsKubeAgentBusFlap"', p.stderr)
+
     def test_custom_port_flows_to_probes_container_env_and_service(self):
         objs = render(values={"metrics.port": "9102"})
         agent = container(pod_spec(one(objs, "Deployment")), AGENT_CONTAINER)
@@ -332,7 +362,179 @@ class Metrics(unittest.TestCase):
 
     def test_bad_port_is_an_error(self):
         p = helm_render(values={"metrics.port": "70000"}, check=False)
-        self.assertIn("metrics.port must be 1..65535", p.stderr)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("at '/metrics/port': maximum: got 70,000, want 65,535", p.stderr)
+
+
+def agent_option_names():
+    """The agent's config-file keys, read from agent/config.cc: its options (but "config")
+    and the key-set keys."""
+    text = read_text(os.path.join(SOURCE_DIR, "agent", "config.cc"))
+    body = text[text.index("const std::vector<OptionDef>& options()"):
+                text.index("const OptionDef* findOption")]
+    names = re.findall(r'^      \{"([a-z-]+)", "[A-Z_]+",', body, re.M)
+    keysets = re.search(r"kKeySetYamlKeys = \{([^}]*)\}", text)[1]
+    return [n for n in names if n != "config"] + re.findall(r'"([a-z-]+)"', keysets)
+
+
+def agent_identity_keys():
+    text = read_text(os.path.join(SOURCE_DIR, "agent", "identity.cc"))
+    return re.findall(r'"([a-z_]+)"', re.search(r"kKeyNames = \{([^}]*)\}", text)[1])
+
+
+class FailFast(unittest.TestCase):
+    """What the agent would refuse at start (agent/config.cc) fails `helm template` (and so
+    `helm install`) with a message naming the value, through values.schema.json or
+    templates/validate.yaml; good values still render."""
+
+    def refused(self, values, *expected, kube="1.30.0", args=()):
+        p = helm_render(*args, kube=kube, values=values, check=False)
+        self.assertNotEqual(p.returncode, 0, f"{values} rendered")
+        for e in expected:
+            self.assertIn(e, p.stderr, values)
+        p = run([helm_bin(), "lint", "--strict", CHART_DIR, "--kube-version", kube]
+                + [a for k, v in values.items() for a in ("--set", f"{k}={v}")] + list(args),
+                check=False)
+        # `helm lint` fails on the schema; a template's `fail` it only logs (Helm's lint mode
+        # turns `fail` into an INFO line "funcMap fail"): the message must be there.
+        if p.returncode == 0:
+            self.assertIn("funcMap fail", p.stderr, f"helm lint passed {values} silently")
+            for e in expected:
+                self.assertIn(e.replace('"', '\\"'), p.stderr, values)
+
+    def test_schema_lists_what_the_agent_accepts(self):
+        schema = yaml_to_json(os.path.join(CHART_DIR, "values.schema.json"))[0]
+        props = schema["properties"]
+        self.assertEqual(sorted(props["config"]["properties"]), sorted(agent_option_names()))
+        self.assertIs(props["config"]["additionalProperties"], False)
+        for t in ("secret", "configMap"):
+            self.assertEqual(props["targets"]["properties"][t]["properties"]["keys"]["items"]
+                             ["enum"], agent_identity_keys())
+
+    def test_unknown_identity_key(self):
+        self.refused({"targets.secret.keys": "{device_id,device_name}"},
+                     "at '/targets/secret/keys/1': value must be one of 'device_id'")
+        self.refused({"targets.configMap.enabled": "true",
+                      "targets.configMap.keys": "{tailnet}"},
+                     "at '/targets/configMap/keys/0': value must be one of")
+
+    def test_unknown_config_key(self):
+        self.refused({"config.publish_wait": "1s"},
+                     "at '/config': additional properties 'publish_wait' not allowed")
+
+    def test_config_key_the_chart_sets_by_env(self):
+        self.refused({"config.log-level": "debug"}, "config.log-level is set by the chart "
+                     "through an environment variable, which wins over the config file: use "
+                     "logLevel instead")
+
+    def test_malformed_durations(self):
+        self.refused({"shutdownTimeout": "10sec"},
+                     "at '/shutdownTimeout'", "'10sec' does not match pattern")
+        self.refused({"config.drift-check-interval": "1d"},
+                     "at '/config/drift-check-interval'")
+        self.refused({"config.publish-wait": "20ms-1s"}, "at '/config/publish-wait'")
+
+    def test_durations_out_of_the_agents_bounds(self):
+        self.refused({"config.drift-check-interval": "500ms"}, 'config.drift-check-interval '
+                     '"500ms" must be 0 (only after a reconnect) or from 1s to 24h')
+        self.refused({"config.drift-check-interval": "25h"}, "from 1s to 24h")
+        self.refused({"config.publish-wait": "2s:1s"}, 'config.publish-wait "2s:1s" must be '
+                     "MIN:MAX durations from 0s to 1h with MIN <= MAX")
+        self.refused({"shutdownTimeout": "2h", "deployment.terminationGracePeriodSeconds":
+                      "10000"}, "shutdownTimeout \"2h\" is longer than the agent's bound of 1h")
+
+    def test_shutdown_timeout_not_below_the_grace_period(self):
+        self.refused({"shutdownTimeout": "30s"}, 'shutdownTimeout "30s" must be below '
+                     "deployment.terminationGracePeriodSeconds (30 s)")
+        self.refused({"shutdownTimeout": "1m", "deployment.terminationGracePeriodSeconds": "45"},
+                     "(45 s)")
+
+    def test_track_peers_with_status_fetch(self):
+        self.refused({"trackPeers": "true", "config.start-mode": "status-fetch"},
+                     "trackPeers needs config.start-mode initial-status")
+
+    def test_native_before_1_29(self):
+        self.refused({"sidecar.mode": "native"}, "sidecar.mode native needs Kubernetes >= 1.29",
+                     kube="1.28.0")
+
+    def test_object_names_not_dns_1123(self):
+        for key, bad in (("targets.secret.name", "a..b"), ("targets.secret.name", "-ts"),
+                         ("targets.configMap.name", "Ts"),
+                         ("deployment.tailscaled.stateSecret", "ts_state"),
+                         ("serviceAccount.name", "SA"), ("fullnameOverride", "x.y"),
+                         ("sidecar.containerName", "Agent")):
+            self.refused({"targets.configMap.enabled": "true", key: bad},
+                         "at '/" + key.replace(".", "/") + "'")
+
+    def test_good_values_still_render(self):
+        for values in ({}, {"shutdownTimeout": "29.5s"}, {"shutdownTimeout": "0"},
+                       {"config.publish-wait": "20ms:1s", "config.drift-check-interval": "0",
+                        "config.start-mode": "status-fetch", "config.api-qps": "0.5",
+                        "config.max-line-bytes": "64Mi"},
+                       {"config.drift-check-interval": "1m30s"},
+                       {"targets.secret.keys": "{device_id,tags,host_name}",
+                        "targets.secret.name": "ts.state-1"},
+                       {"deployment.enabled": "false", "shutdownTimeout": "40s"}):
+            p = helm_render(values=values, check=False)
+            self.assertIsInstance(p, list, f"{values}: {getattr(p, 'stderr', '')}")
+        self.assertIsInstance(helm_render(kube="1.28.0", values={"sidecar.mode": "regular"},
+                                          check=False), list)
+
+
+class TailscaledImage(unittest.TestCase):
+    def test_default_tailscaled_image_is_a_pinned_release_the_agent_supports(self):
+        # Not the moving "stable"/"latest"; at least 1.100, which the default start mode
+        # (initial-status) needs (docs/OPERATIONS.md, "Start modes").
+        spec = pod_spec(one(render(), "Deployment"))
+        image = container(spec, "tailscaled")["image"]
+        m = re.fullmatch(r"tailscale/tailscale:v(\d+)\.(\d+)\.(\d+)", image)
+        self.assertIsNotNone(m, f"{image}: not a pinned release tag")
+        self.assertGreaterEqual((int(m[1]), int(m[2])), (1, 100), image)
+        tpl = readme_block("# templates/_tailscaled.tpl")
+        self.assertIn(f"image: {image}", tpl, "the README's tailscaled and the chart's differ")
+
+
+class Extras(unittest.TestCase):
+    """envFrom, extra volumes and mounts, a startup probe: off by default, rendered when set,
+    valid for the API (FieldSchema) and still restricted."""
+
+    def test_off_by_default(self):
+        agent = container(pod_spec(one(render(), "Deployment")), AGENT_CONTAINER)
+        self.assertNotIn("envFrom", agent)
+        self.assertNotIn("startupProbe", agent)
+        self.assertEqual([m["name"] for m in agent["volumeMounts"]], ["tailscale-socket"])
+
+    def test_rendered_when_set(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("""envFrom:
+  - configMapRef:
+      name: agent-env
+extraVolumeMounts:
+  - name: extra-ca
+    mountPath: /etc/extra-ca
+    readOnly: true
+extraVolumes:
+  - name: extra-ca
+    configMap:
+      name: extra-ca
+probes:
+  startup:
+    enabled: true
+""")
+            f.flush()
+            dep = one(objects(helm_render("-f", f.name)), "Deployment")
+        spec = pod_spec(dep)
+        agent = container(spec, AGENT_CONTAINER)
+        self.assertEqual(agent["envFrom"], [{"configMapRef": {"name": "agent-env"}}])
+        self.assertIn({"name": "extra-ca", "mountPath": "/etc/extra-ca", "readOnly": True},
+                      agent["volumeMounts"])
+        self.assertIn({"name": "extra-ca", "configMap": {"name": "extra-ca"}}, spec["volumes"])
+        self.assertEqual(agent["startupProbe"], {
+            "httpGet": {"path": "/livez", "port": 9002}, "periodSeconds": 2,
+            "timeoutSeconds": 2, "failureThreshold": 30})
+        self.assertEqual(agent_container_problems(agent), [])
+        self.assertEqual(restricted_violations(spec), [])
+        self.assertEqual(k8s_schema.validate(dep), [])
 
 
 class Notes(unittest.TestCase):
@@ -478,6 +680,141 @@ class NamedSidecarTemplate(unittest.TestCase):
         self.assertEqual((env["TS_TRACK_PEERS"], env["TS_KUBE_SECRET"]), ("true", "myapp-ts"))
         self.assertEqual(one(objs, "Role", "rel-ts-kube-agent")["rules"][0]["resourceNames"],
                          ["myapp-ts"])
+
+
+def readme_block(first_line):
+    """The chart README's ```yaml block whose first line is `first_line`, without that line."""
+    readme = read_text(os.path.join(CHART_DIR, "README.md"))
+    m = re.search(r"```yaml\n" + re.escape(first_line) + r"\n(.*?)```", readme, re.S)
+    assert m, f"the chart README lacks the ```yaml block starting {first_line!r}"
+    return m[1]
+
+
+# The README's pod-template fragment, in a Deployment (the README shows only the pod spec).
+README_DEPLOYMENT_HEAD = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-myapp
+spec:
+  selector:
+    matchLabels:
+      app: myapp
+  template:
+    metadata:
+      labels:
+        app: myapp
+    spec:"""
+
+
+class ReadmeNamedTemplates(unittest.TestCase):
+    """The README's "With Helm: the named templates" blocks, as written (values.yaml,
+    templates/_tailscaled.tpl, the pod template), in a parent chart with this chart as its
+    dependency: tailscaled is where the agent is (native sidecars on >= 1.29, regular
+    containers before: an init container without restartPolicy that never exits keeps the pod
+    in Init), and tailscaled, which runs under the same service account, gets its Role with
+    deployment.enabled=false."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="readme-chart-")
+        os.makedirs(os.path.join(cls.dir, "templates"))
+        shutil.copytree(CHART_DIR, os.path.join(cls.dir, "charts", "ts-kube-agent"))
+        files = {"Chart.yaml": TINY_CHART,
+                 "values.yaml": readme_block("# values.yaml"),
+                 "templates/_tailscaled.tpl": readme_block("# templates/_tailscaled.tpl"),
+                 "templates/deployment.yaml": README_DEPLOYMENT_HEAD + readme_block(
+                     "# templates/deployment.yaml (pod template spec)")}
+        for name, text in files.items():
+            with open(os.path.join(cls.dir, name), "w") as f:
+                f.write(text)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir)
+
+    def spec(self, kube):
+        return pod_spec(one(objects(helm_render(chart=self.dir, kube=kube)), "Deployment",
+                            "rel-myapp"))
+
+    def test_native_sidecars_on_1_29_and_later(self):
+        for kube in ("1.29.0", "1.30.0", "v1.37.2"):
+            spec = self.spec(kube)
+            self.assertEqual([c["name"] for c in spec["initContainers"]],
+                             ["tailscaled", AGENT_CONTAINER], kube)
+            for c in spec["initContainers"]:
+                self.assertEqual(c.get("restartPolicy"), "Always", (kube, c["name"]))
+            self.assertEqual([c["name"] for c in spec["containers"]], ["myapp"], kube)
+
+    def test_regular_containers_before_1_29_no_init_container_that_never_exits(self):
+        for kube in ("1.25.0", "1.28.0"):
+            spec = self.spec(kube)
+            self.assertEqual(spec.get("initContainers") or [], [], kube)
+            self.assertEqual([c["name"] for c in spec["containers"]],
+                             ["myapp", "tailscaled", AGENT_CONTAINER], kube)
+            for c in spec["containers"]:
+                self.assertNotIn("restartPolicy", c, (kube, c["name"]))
+
+    def test_tailscaled_gets_its_state_secret_role_without_the_example_deployment(self):
+        objs = objects(helm_render(chart=self.dir, kube="1.30.0"))
+        self.assertEqual(find(objs, "Deployment", "rel-ts-kube-agent"), [])
+        spec = pod_spec(one(objs, "Deployment", "rel-myapp"))
+        state = env_of(container(spec, "tailscaled"))["TS_KUBE_SECRET"]
+        self.assertEqual(state, env_of(container(spec, AGENT_CONTAINER))["TS_KUBE_SECRET"])
+        role = one(objs, "Role", "rel-ts-kube-agent-tailscaled")
+        self.assertIn({"apiGroups": [""], "resources": ["secrets"], "resourceNames": [state],
+                       "verbs": ["get", "update", "patch"]}, role["rules"])
+        binding = one(objs, "RoleBinding", "rel-ts-kube-agent-tailscaled")
+        self.assertEqual(binding["roleRef"]["name"], "rel-ts-kube-agent-tailscaled")
+        self.assertEqual([(s["kind"], s["name"]) for s in binding["subjects"]],
+                         [("ServiceAccount", spec["serviceAccountName"])])
+
+    def test_rbac_tailscaled_false_leaves_it_to_the_user(self):
+        objs = objects(helm_render("--set", "ts-kube-agent.rbac.tailscaled=false",
+                                   chart=self.dir, kube="1.30.0"))
+        self.assertEqual(find(objs, "Role", "rel-ts-kube-agent-tailscaled"), [])
+        self.assertEqual(len(find(objs, "Role", "rel-ts-kube-agent")), 1)
+
+
+def relabel_keep(configs, labels):
+    """Prometheus's `keep` relabelling (source labels joined by `separator`, default ";";
+    the regex anchored at both ends, as Prometheus anchors it); the other actions (replace
+    into target_label) do not drop targets and are skipped."""
+    for c in configs:
+        if c.get("action", "replace") != "keep":
+            continue
+        value = c.get("separator", ";").join(labels.get(n, "") for n in c["source_labels"])
+        if not re.fullmatch(c.get("regex", "(.*)"), value):
+            return False
+    return True
+
+
+class ReadmeScrapeConfig(unittest.TestCase):
+    """The chart README's plain-Prometheus job keeps the agent's metrics port and nothing
+    else of the pods of a cluster: CoreDNS and exporters name their port `metrics` too."""
+
+    def test_keeps_only_the_agent_container(self):
+        readme = read_text(os.path.join(CHART_DIR, "README.md"))
+        m = re.search(r"```yaml\n( *scrape_configs:.*?)```", readme, re.S)
+        self.assertIsNotNone(m, "the chart README lacks its scrape_configs block")
+        job = yaml_to_json(m[1], is_text=True)[0]["scrape_configs"][0]
+        relabel = job["relabel_configs"]
+        # Prometheus's pod role makes one target per container port: every port of the
+        # example pod as rendered, plus CoreDNS and an exporter.
+        targets = []
+        spec = pod_spec(one(render(), "Deployment"))
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            for port in c.get("ports") or [{"name": "", "containerPort": 0}]:
+                targets.append({"__meta_kubernetes_pod_container_name": c["name"],
+                                "__meta_kubernetes_pod_container_port_name": port.get("name", ""),
+                                "__meta_kubernetes_namespace": "ns1"})
+        for name in ("coredns", "node-exporter"):
+            targets.append({"__meta_kubernetes_pod_container_name": name,
+                            "__meta_kubernetes_pod_container_port_name": "metrics",
+                            "__meta_kubernetes_namespace": "kube-system"})
+        kept = [t["__meta_kubernetes_pod_container_name"] for t in targets
+                if relabel_keep(relabel, t)]
+        self.assertEqual(kept, [AGENT_CONTAINER])
+
 
 
 class ReadmeSnippet(unittest.TestCase):

@@ -248,6 +248,92 @@ class Install(unittest.TestCase):
             shutil.rmtree(work)
         self.delete_namespace_and_wait(ns)
 
+    def test_install_refuses_values_the_agent_would_refuse(self):
+        # Refused at `helm install`, before anything is created: not a crash-looping agent.
+        ns = self.restricted_namespace()
+        for values, message in ((["--set", "shutdownTimeout=30s"], "must be below "
+                                 "deployment.terminationGracePeriodSeconds (30 s)"),
+                                (["--set", "config.drift-check-interval=1d"],
+                                 "at '/config/drift-check-interval'"),
+                                (["--set", "targets.secret.keys={device_id,fqdn}"],
+                                 "at '/targets/secret/keys/1'")):
+            p = self.helm("install", "bad", CHART_DIR, "-n", ns, *values, check=False)
+            self.assertNotEqual(p.returncode, 0, values)
+            self.assertIn(message, p.stderr, values)
+        self.assertEqual(self.helm("list", "-n", ns, "-q").stdout.split(), [])
+        self.assertEqual(self.left_behind(ns, "bad"), [])
+        self.delete_namespace_and_wait(ns)
+
+    def test_without_the_example_tailscaled_in_your_pod_may_keep_its_state(self):
+        # deployment.enabled=false (the sidecar added to your own pod): your tailscaled runs
+        # under the chart's service account and needs get/update/patch on its state Secret.
+        # Asked of the real API server's RBAC authorizer (kubectl auth can-i --as).
+        ns = self.restricted_namespace()
+        self.helm("install", "ts", CHART_DIR, "-n", ns, "--set", "deployment.enabled=false",
+                  "--set", "targets.secret.name=myapp-tailscale")
+        sa = f"system:serviceaccount:{ns}:ts-ts-kube-agent"
+
+        def can(verb, obj):
+            p = self.kubectl("auth", "can-i", verb, obj, "-n", ns, "--as", sa, check=False)
+            return p.stdout.strip()
+
+        for verb in ("get", "update", "patch"):
+            self.assertEqual(can(verb, "secret/myapp-tailscale"), "yes", verb)
+        self.assertEqual(can("update", "secret/other"), "no")
+        self.assertEqual(can("delete", "secret/myapp-tailscale"), "no")
+        self.helm("uninstall", "ts", "-n", ns, "--wait", "--timeout", "120s")
+        self.delete_namespace_and_wait(ns)
+
+    def bash_block(self, path, marker):
+        """The ```sh block of `path` that contains `marker`, run by bash as written (cwd: the
+        source tree; helm and kubectl are the pinned builds, on this API server)."""
+        text = read_text(path)
+        blocks = [b for b in re.findall(r"```sh\n(.*?)```", text, re.S) if marker in b]
+        self.assertEqual(len(blocks), 1, f"{path}: one ```sh block with {marker!r}")
+        tools = os.path.join(self.work_dir(), "bin")
+        os.makedirs(tools, exist_ok=True)
+        for name, real in (("helm", helm_bin()), ("kubectl", kubectl_bin())):
+            path_ = os.path.join(tools, name)
+            with open(path_, "w") as f:
+                f.write(f'#!/bin/sh\nexec {shlex.quote(real)} --kubeconfig '
+                        f'{shlex.quote(self.kubeconfig)} "$@"\n')
+            os.chmod(path_, 0o755)
+        env = dict(os.environ, PATH=tools + os.pathsep + os.environ.get("PATH", ""))
+        script = "set -eu\n" + "\n".join(line.strip() for line in blocks[0].splitlines())
+        p = run(["bash", "-c", script], check=False, cwd=SOURCE_DIR, env=env)
+        self.assertEqual(p.returncode, 0, f"{blocks[0]}\n{p.stdout}{p.stderr}")
+        return p
+
+    def work_dir(self):
+        d = os.environ.get("TSK_WORK_DIR") or tempfile.gettempdir()
+        return os.path.join(d, "helm-readme")
+
+    def test_readme_without_helm_block_as_written(self):
+        # README.md's kustomize commands, run by bash as printed: the namespace first, then
+        # the overlay, whose agent image is the one README's docker build pushes.
+        p = self.bash_block(os.path.join(SOURCE_DIR, "README.md"),
+                            "kubectl apply -k deploy/kustomize/overlays/example")
+        self.assertIn("created", p.stdout)
+        dep = json.loads(self.kubectl("get", "deployment", "ts-kube-agent", "-n", "tailscale",
+                                      "-o", "json").stdout)
+        agent = [c for c in pod_spec(dep)["initContainers"] if c["name"] == AGENT_CONTAINER][0]
+        readme = read_text(os.path.join(SOURCE_DIR, "README.md"))
+        pushed = re.search(r"docker push (\S+)", readme)[1]
+        self.assertEqual(agent["image"], pushed, "the overlay deploys an image nobody pushed")
+        self.delete_namespace_and_wait("tailscale")
+
+    def test_chart_readme_annotation_command_as_written(self):
+        # The chart README's plain-Prometheus annotations, run by bash as printed: the quoted
+        # `prometheus\.io/...` keys stay one key each.
+        p = self.bash_block(os.path.join(CHART_DIR, "README.md"), "prometheus\\.io/scrape")
+        svc = json.loads(self.kubectl("get", "service", "ts-ts-kube-agent", "-n", "tailscale",
+                                      "-o", "json").stdout)
+        ann = svc["metadata"].get("annotations", {})
+        self.assertEqual((ann.get("prometheus.io/scrape"), ann.get("prometheus.io/port")),
+                         ("true", "9002"), p.stdout)
+        self.helm("uninstall", "ts", "-n", "tailscale", "--wait", "--timeout", "120s")
+        self.delete_namespace_and_wait("tailscale")
+
     def apply_overlay_dry_run(self, overlay, ns, native):
         rendered = self.kubectl("kustomize", overlay).stdout
         spec = pod_spec(one(yaml_to_json(rendered, is_text=True), "Deployment"))

@@ -6,6 +6,7 @@ testdata/agent-metrics.txt; TSK_AGENT_METRICS_URL, when set, checks a live agent
 
 import json
 import os
+import re
 import tempfile
 import unittest
 
@@ -21,7 +22,11 @@ METRICS = os.path.join(TESTDATA_DIR, "agent-metrics.txt")
 ALERTS = ["TsKubeAgentBusDisconnected", "TsKubeAgentPublishFailing", "TsKubeAgentApiForbidden",
           "TsKubeAgentIdentityOutOfSync", "TsKubeAgentTailscaledNotRunning",
           "TsKubeAgentNodeKeyExpiringSoon", "TsKubeAgentNodeKeyExpired",
-          "TsKubeAgentBusFlapping", "TsKubeAgentBusMalformedLines"]
+          "TsKubeAgentBusFlapping", "TsKubeAgentBusMalformedLines", "TsKubeAgentDown",
+          "TsKubeAgentAbsent", "TsKubeAgentRestarting", "TsKubeAgentDriftRepairs",
+          "TsKubeAgentBusInvalidSelfNodes"]
+# Prometheus's own series the rules use besides the agent's (the scrape's `up`).
+ALLOW = ["--allow", "up"]
 
 
 def rule_groups(path):
@@ -51,6 +56,21 @@ class PromtoolRules(unittest.TestCase):
             for r in g["rules"]:
                 self.assertIn(r["labels"]["severity"], ("critical", "warning", "info"))
                 self.assertTrue(r["annotations"]["summary"] and r["annotations"]["description"])
+
+    def test_operations_alert_table_lists_every_rule(self):
+        text = open(os.path.join(os.path.dirname(PROMETHEUS_DIR), "..", "docs",
+                                 "OPERATIONS.md")).read()
+        section = text[text.index("## Alerts"):]
+        section = section[:section.index("\n## ", 1)]
+        listed = set()
+        for row in re.findall(r"^\| (TsKubeAgent[A-Za-z / ]+?) \|", section, re.M):
+            first, *rest = [n.strip() for n in row.split("/")]
+            listed.add(first)
+            # "TsKubeAgentNodeKeyExpiringSoon / Expired": the second shares the first's prefix.
+            for r in rest:
+                listed.add(re.sub(r"[A-Z][a-z]+$", "", first.replace("Soon", "")) + r
+                           if not r.startswith("TsKubeAgent") else r)
+        self.assertEqual(sorted(listed), sorted(ALERTS))
 
     def test_copies_of_the_rules_are_equal(self):
         plain = rule_groups(RULES)
@@ -116,16 +136,27 @@ class Dashboard(unittest.TestCase):
             "Bus connected and reconnects": "ts_kube_agent_bus_reconnects_total",
             "Writes by result": "ts_kube_agent_publishes_total",
             "API latency": "ts_kube_agent_api_request_duration_seconds_bucket",
-            "Identity age": "ts_kube_agent_last_successful_write_timestamp_seconds",
+            "Identity age": "ts_kube_agent_last_in_sync_timestamp_seconds",
         }
         for title, metric in wanted.items():
             self.assertIn(title, exprs)
             self.assertIn(metric, exprs[title], title)
 
+    def test_identity_age_panels_show_data_after_a_restart_with_nothing_to_write(self):
+        # last_successful_write is set only by a write: after a restart that found the identity
+        # unchanged it has no sample. Every identity-age panel reads last_in_sync, which the
+        # first sync sets whether it wrote or not (agent unit test
+        # PublisherTest.RestartWithUnchangedIdentityMakesNoWrite).
+        ages = [p for p in self.panels if p["title"] == "Identity age"]
+        self.assertEqual(len(ages), 2)
+        for p in ages:
+            first = p["targets"][0]["expr"]
+            self.assertIn("ts_kube_agent_last_in_sync_timestamp_seconds", first, p["id"])
+
 
 class MetricNames(unittest.TestCase):
     def checker(self, metrics, *files):
-        return check_metric_names.main(["--metrics", metrics] + list(files))
+        return check_metric_names.main(["--metrics", metrics] + ALLOW + list(files))
 
     def test_dashboard_and_rules_use_only_exported_metric_names(self):
         self.assertEqual(self.checker(METRICS, DASHBOARD, RULES,

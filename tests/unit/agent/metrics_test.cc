@@ -55,6 +55,7 @@ AgentMetrics::Sources sampleSources() {
             t.written = 4;
             t.unchanged = 1;
             t.last_write = Clock::Wall(std::chrono::seconds(1'800'000'000));
+            t.last_in_sync = Clock::Wall(std::chrono::seconds(1'800'000'060));
             t.foreign_keys = {{"device_fqdn", {"containerboot"}}};
             return std::vector<TargetStatus>{t};
           },
@@ -110,6 +111,7 @@ TEST(Metrics, EveryRequiredFamilyIsPresent) {
                            "ts_kube_agent_api_requests_total",
                            "ts_kube_agent_api_request_duration_seconds",
                            "ts_kube_agent_last_successful_write_timestamp_seconds",
+                           "ts_kube_agent_last_in_sync_timestamp_seconds",
                            "ts_kube_agent_node_key_expiry_timestamp_seconds",
                            "ts_kube_agent_process_cpu_seconds_total",
                            "ts_kube_agent_process_resident_memory_bytes",
@@ -118,6 +120,8 @@ TEST(Metrics, EveryRequiredFamilyIsPresent) {
     EXPECT_NE(text.find(std::string("# TYPE ") + name + " "), std::string::npos) << name;
   }
   EXPECT_NE(text.find(R"(ts_kube_agent_build_info{version="1.2.3"} 1)"), std::string::npos);
+  EXPECT_NE(text.find(R"(ts_kube_agent_last_in_sync_timestamp_seconds{target="secret"} )"),
+            std::string::npos);
   EXPECT_NE(text.find(R"(ts_kube_agent_foreign_owned_keys{target="secret",key="device_fqdn"} 1)"),
             std::string::npos)
       << text;

@@ -208,6 +208,12 @@ TEST_F(PublisherTest, RestartWithUnchangedIdentityMakesNoWrite) {
   ASSERT_TRUE(eventually([&] { return secretStatus().unchanged == 1; }));
   EXPECT_EQ(requests("PATCH").size(), 0u);
   EXPECT_EQ(requests("POST").size(), 0u);
+  // Nothing written by this process, yet the object is confirmed in sync: the dashboard's
+  // identity-age panels read last_in_sync, which a restart must not leave empty.
+  const auto st = secretStatus();
+  EXPECT_FALSE(st.last_write.has_value());
+  ASSERT_TRUE(st.last_in_sync.has_value());
+  EXPECT_EQ(*st.last_in_sync, clock_.wallNow());
 }
 
 TEST_F(PublisherTest, WritesOnlyTheKeysThatChanged) {
@@ -490,6 +496,10 @@ TEST_F(PublisherTest, DriftChecksWithNothingChangedReadButNeverWrite) {
   EXPECT_EQ(st.drift_repairs, 0u);
   EXPECT_EQ(st.written, 1u);
   EXPECT_EQ(st.unchanged, 0u);  // a check is not a publish attempt
+  // Each check that finds the identity confirms it: last_in_sync moves, last_write does not.
+  ASSERT_TRUE(st.last_in_sync.has_value() && st.last_write.has_value());
+  EXPECT_GT(*st.last_in_sync, *st.last_write);
+  EXPECT_EQ(*st.last_in_sync, clock_.wallNow());
 }
 
 TEST_F(PublisherTest, DriftThatCannotBeRepairedKeepsItOutOfSyncSayingWhy) {

@@ -189,6 +189,10 @@ the mount).
     {{- with include "ts-kube-agent.envList" $v.extraEnv }}
     {{- . | nindent 4 }}
     {{- end }}
+  {{- with $v.envFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   ports:
     - name: metrics
       containerPort: {{ $port }}
@@ -203,6 +207,17 @@ the mount).
     periodSeconds: {{ .periodSeconds | default 10 }}
     timeoutSeconds: {{ .timeoutSeconds | default 2 }}
     failureThreshold: {{ .failureThreshold | default 3 }}
+  {{- end }}
+  {{- end }}
+  {{- with $v.probes.startup }}
+  {{- if .enabled }}
+  startupProbe:
+    httpGet:
+      path: /livez
+      port: {{ $port }}
+    periodSeconds: {{ .periodSeconds | default 2 }}
+    timeoutSeconds: {{ .timeoutSeconds | default 2 }}
+    failureThreshold: {{ .failureThreshold | default 30 }}
   {{- end }}
   {{- end }}
   {{- with $v.probes.readiness }}
@@ -231,6 +246,9 @@ the mount).
     - name: ts-kube-agent-config
       mountPath: {{ include "ts-kube-agent.configMountDir" . }}
       readOnly: true
+    {{- end }}
+    {{- with $v.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
     {{- end }}
 {{- end }}
 
@@ -280,6 +298,9 @@ pod already has it) and the config file's ConfigMap. */}}
 - name: {{ .values.socket.volumeName }}
   emptyDir: {}
 {{- end }}
+{{- with .values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- if include "ts-kube-agent.configFile" $scope }}
 - name: ts-kube-agent-config
   configMap:
@@ -292,14 +313,37 @@ pod already has it) and the config file's ConfigMap. */}}
 {{- .Values.deployment.tailscaled.stateSecret | default (include "ts-kube-agent.secretName" .) | default (printf "%s-state" (include "ts-kube-agent.fullname" . | trunc 57 | trimSuffix "-")) }}
 {{- end }}
 
+{{/*
+A duration as the agent parses it (agent/config.cc, parseDuration: "0", or numbers with ms, s,
+m, h, like 1m30s) in milliseconds, as a float. values.schema.json has already refused any other
+form.
+*/}}
+{{- define "ts-kube-agent.durationMs" -}}
+{{- $total := 0.0 }}
+{{- $scale := dict "ms" 1.0 "s" 1000.0 "m" 60000.0 "h" 3600000.0 }}
+{{- range regexFindAll "([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(ms|s|m|h)" (toString .) -1 }}
+{{- $unit := regexFind "(ms|s|m|h)$" . }}
+{{- $total = addf $total (mulf (trimSuffix $unit . | float64) (get $scale $unit)) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/*
+Config-file options the chart sets through environment variables, which win over the config
+file: setting them in `config` would be silently ignored. Option -> the value to use instead.
+*/}}
+{{- define "ts-kube-agent.envSetOptions" -}}
+{{- toJson (dict "socket" "socket.dir and socket.file" "secret" "targets.secret.name" "configmap" "targets.configMap.name" "namespace" "the release namespace (-n)" "pod-uid" "nothing: the pod's UID is set from the downward API" "admin-addr" "metrics.bindAddress and metrics.port" "track-peers" "trackPeers" "log-format" "logFormat" "log-level" "logLevel" "shutdown-timeout" "shutdownTimeout" "create-objects" "targets.*.create and rbac.allowCreate" "secret-keys" "targets.secret.keys" "configmap-keys" "targets.configMap.keys") }}
+{{- end }}
+
 {{/* Fails with a clear message on values that cannot work. */}}
 {{- define "ts-kube-agent.validate" -}}
 {{- if not (or .Values.targets.secret.enabled .Values.targets.configMap.enabled) }}
 {{- fail "targets: enable targets.secret or targets.configMap (or both); the agent needs somewhere to publish" }}
 {{- end }}
 {{- range $kind, $name := dict "targets.secret.name" (include "ts-kube-agent.secretName" .) "targets.configMap.name" (include "ts-kube-agent.configMapName" .) }}
-{{- if and $name (not (regexMatch "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$" $name)) }}
-{{- fail (printf "%s %q is not a valid object name (lowercase letters, digits, '-' and '.')" $kind $name) }}
+{{- if and $name (or (gt (len $name) 253) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" $name))) }}
+{{- fail (printf "%s %q is not a valid object name: a DNS-1123 subdomain is at most 253 lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (e.g. \"ts-state\")" $kind $name) }}
 {{- end }}
 {{- end }}
 {{- if not (has .Values.logFormat (list "text" "json")) }}
@@ -311,6 +355,49 @@ pod already has it) and the config file's ConfigMap. */}}
 {{- $port := .Values.metrics.port | int }}
 {{- if or (lt $port 1) (gt $port 65535) }}
 {{- fail (printf "metrics.port must be 1..65535, not %v" .Values.metrics.port) }}
+{{- end }}
+{{- /* shutdownTimeout: the agent accepts 0s to 1h (--shutdown-timeout); the kubelet kills the
+pod at its grace period, so a flush as long as that never ends. */}}
+{{- $shutdown := include "ts-kube-agent.durationMs" .Values.shutdownTimeout | float64 }}
+{{- if gt $shutdown 3600000.0 }}
+{{- fail (printf "shutdownTimeout %q is longer than the agent's bound of 1h" (toString .Values.shutdownTimeout)) }}
+{{- end }}
+{{- if .Values.deployment.enabled }}
+{{- $grace := .Values.deployment.terminationGracePeriodSeconds | int }}
+{{- if ge $shutdown (mulf $grace 1000.0) }}
+{{- fail (printf "shutdownTimeout %q must be below deployment.terminationGracePeriodSeconds (%d s): the kubelet kills the pod at the grace period, before the agent's flush ends; lower shutdownTimeout or raise terminationGracePeriodSeconds" (toString .Values.shutdownTimeout) $grace) }}
+{{- end }}
+{{- end }}
+{{- $cfg := .Values.config | default dict }}
+{{- $envSet := include "ts-kube-agent.envSetOptions" . | fromJson }}
+{{- range $key := keys $cfg | sortAlpha }}
+{{- if hasKey $envSet $key }}
+{{- fail (printf "config.%s is set by the chart through an environment variable, which wins over the config file: use %s instead" $key (get $envSet $key)) }}
+{{- end }}
+{{- end }}
+{{- with (get $cfg "drift-check-interval") }}
+{{- $d := include "ts-kube-agent.durationMs" . | float64 }}
+{{- if and (ne $d 0.0) (or (lt $d 1000.0) (gt $d 86400000.0)) }}
+{{- fail (printf "config.drift-check-interval %q must be 0 (only after a reconnect) or from 1s to 24h" (toString .)) }}
+{{- end }}
+{{- end }}
+{{- with (get $cfg "publish-wait") }}
+{{- $parts := splitList ":" (toString .) }}
+{{- $lo := include "ts-kube-agent.durationMs" (first $parts) | float64 }}
+{{- $hi := include "ts-kube-agent.durationMs" (last $parts) | float64 }}
+{{- if eq (len $parts) 1 }}{{ $hi = mulf $lo 4.0 }}{{ end }}
+{{- if or (gt $lo 3600000.0) (gt $hi 3600000.0) (lt $hi $lo) }}
+{{- fail (printf "config.publish-wait %q must be MIN:MAX durations from 0s to 1h with MIN <= MAX, like 20ms:1s" (toString .)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.trackPeers (eq (toString (get $cfg "start-mode")) "status-fetch") }}
+{{- fail "trackPeers needs config.start-mode initial-status (status-fetch has no peer list)" }}
+{{- end }}
+{{- /* Native sidecars (restartPolicy: Always on an init container) are on by default from
+Kubernetes 1.29; before, the API server drops the field and tailscaled, an init container that
+never exits, keeps the pod in Init. */}}
+{{- if and (eq (toString .Values.sidecar.mode) "native") (not (semverCompare ">=1.29-0" .Capabilities.KubeVersion.Version)) }}
+{{- fail (printf "sidecar.mode native needs Kubernetes >= 1.29 (native sidecars), and this cluster is %s: use sidecar.mode auto or regular" .Capabilities.KubeVersion.Version) }}
 {{- end }}
 {{- $_ := include "ts-kube-agent.nativeSidecar" (dict "root" . "values" .Values) }}
 {{- end }}
