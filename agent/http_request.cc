@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/text.h"
+
 namespace tsk::agent {
 namespace {
 
@@ -15,17 +17,6 @@ bool isTchar(char c) {  // RFC 9110 section 5.6.2
 }
 bool isToken(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), isTchar);
-}
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 // Whether the comma-separated list `value` holds `token` (case-insensitive).
 bool listHas(std::string_view value, std::string_view token) {

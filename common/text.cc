@@ -1,5 +1,7 @@
 #include "common/text.h"
 
+#include <cctype>
+
 namespace tsk {
 namespace {
 
@@ -70,6 +72,32 @@ std::string displayText(std::string_view s, size_t max_bytes) {
   std::string out;
   appendDisplayText(out, s, max_bytes);
   return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto x = static_cast<unsigned char>(a[i]);
+    const auto y = static_cast<unsigned char>(b[i]);
+    if (std::tolower(x) != std::tolower(y)) return false;
+  }
+  return true;
+}
+
+namespace {
+std::string_view trimAny(std::string_view s, std::string_view chars) {
+  const size_t first = s.find_first_not_of(chars);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(chars) - first + 1);
+}
+}  // namespace
+
+std::string_view trimOws(std::string_view s) {
+  return trimAny(s, " \t");
+}
+
+std::string_view trimSpace(std::string_view s) {
+  return trimAny(s, " \t\r\n");
 }
 
 }  // namespace tsk

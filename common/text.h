@@ -28,4 +28,11 @@ bool isValidUtf8(std::string_view s);
 void appendDisplayText(std::string& out, std::string_view s, size_t max_bytes);
 std::string displayText(std::string_view s, size_t max_bytes);
 
+// ASCII case-insensitive equality (HTTP header names and tokens).
+bool iequals(std::string_view a, std::string_view b);
+// Without leading and trailing HTTP optional whitespace (space, tab).
+std::string_view trimOws(std::string_view s);
+// Without leading and trailing space, tab, CR and LF.
+std::string_view trimSpace(std::string_view s);
+
 }  // namespace tsk

@@ -16,6 +16,8 @@
 #include <mutex>
 #include <optional>
 
+#include "common/text.h"
+
 namespace tsk::watcher {
 
 void UniqueFd::reset(int fd) {
@@ -204,35 +206,13 @@ constexpr std::string_view kCapVersion = "138";
 
 enum class Wait { Ready, Stopped, Timeout, Failed };
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const auto x = static_cast<unsigned char>(a[i]);
-    const auto y = static_cast<unsigned char>(b[i]);
-    if (std::tolower(x) != std::tolower(y)) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 std::string errnoText(int err) {
   return std::strerror(err);
 }
 
 // The error text of a non-200 reply: Go's client tries {"error":"..."} first, then the text.
 std::string errorTextFromBody(std::string_view body) {
-  const std::string_view t = trim(body);
+  const std::string_view t = trimSpace(body);
   constexpr std::string_view kJsonPrefix = "{\"error\":\"";
   if (t.substr(0, kJsonPrefix.size()) == kJsonPrefix) {
     std::string out;
@@ -503,7 +483,7 @@ struct BusClient::Impl {
       status = status * 10 + (status_line[i] - '0');
     }
     h.head.status = status;
-    h.head.reason = std::string(trim(status_line.substr(12)));
+    h.head.reason = std::string(trimSpace(status_line.substr(12)));
     bool chunked = false;
     std::optional<uint64_t> length;
     while (eol != std::string_view::npos) {
@@ -516,11 +496,11 @@ struct BusClient::Impl {
         return Error{"tailscaled sent a malformed HTTP header line"};
       }
       const std::string_view name = line.substr(0, colon);
-      const std::string_view value = trim(line.substr(colon + 1));
+      const std::string_view value = trimSpace(line.substr(colon + 1));
       if (iequals(name, "Transfer-Encoding")) {
         const size_t comma = value.rfind(',');
         const std::string_view last =
-            trim(comma == std::string_view::npos ? value : value.substr(comma + 1));
+            trimSpace(comma == std::string_view::npos ? value : value.substr(comma + 1));
         if (!iequals(last, "chunked")) {
           return Error{"tailscaled sent an unsupported Transfer-Encoding: " + std::string(value)};
         }

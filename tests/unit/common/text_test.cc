@@ -47,3 +47,23 @@ TEST(DisplayText, CutsLongTextAtACharacterBoundaryAndSaysHowLong) {
 
 }  // namespace
 }  // namespace tsk
+
+namespace tsk {
+namespace {
+
+TEST(HttpText, IequalsIgnoresAsciiCaseOnly) {
+  EXPECT_TRUE(iequals("Content-Length", "content-length"));
+  EXPECT_FALSE(iequals("Content-Length", "Content-Lengt"));
+  EXPECT_FALSE(iequals("caf\xc3\xa9", "CAF\xc3\x89"));
+}
+
+TEST(HttpText, TrimOwsKeepsCrLfAndTrimSpaceDoesNot) {
+  EXPECT_EQ(trimOws(" \tchunked\t "), "chunked");
+  EXPECT_EQ(trimOws("\r\nx\r\n"), "\r\nx\r\n");
+  EXPECT_EQ(trimSpace("\r\n x \r\n"), "x");
+  EXPECT_EQ(trimSpace(" \t\r\n"), "");
+  EXPECT_EQ(trimOws(""), "");
+}
+
+}  // namespace
+}  // namespace tsk
