@@ -47,9 +47,10 @@ constexpr std::string_view kCsp =
     "script-src-attr 'none'";
 
 constexpr std::array<std::string_view, static_cast<size_t>(MsgKind::kCount)> kKindNames = {
-    "initial",       "self_change", "state",     "blank",      "peers_changed",
-    "peers_removed", "peer_patch",  "health",    "engine",     "err_message",
-    "fell_behind",   "malformed",   "oversized", "bad_framing"};
+    "initial",       "self_change", "state",          "blank",       "peers_changed",
+    "peers_removed", "peer_patch",  "health",         "engine",      "err_message",
+    "fell_behind",   "malformed",   "oversized",      "bad_framing", "full_netmap",
+    "user_profiles", "prefs",       "login_finished", "drive_shares"};
 
 constexpr std::array<std::string_view, 7> kStateNames = {
     "NoState", "InUseOtherUser", "NeedsLogin", "NeedsMachineAuth",
@@ -133,6 +134,9 @@ struct Fanout {
   MessagePtr plain;    // no NotifyPeerChanges/NotifyPeerPatches
   MessagePtr changes;  // NotifyPeerChanges without NotifyPeerPatches
   MessagePtr patches;  // NotifyPeerPatches
+  // If set: what a peer-bit watcher gets instead the first time in its watch (a full netmap
+  // with UserProfiles: tailscaled sends each profile once per watch).
+  MessagePtr peers_first = nullptr;
   static Fanout same(MessagePtr m) { return {m, m, m}; }
   const MessagePtr& forMask(uint64_t mask) const {
     if (mask & kPeerPatches) return patches;
@@ -145,7 +149,8 @@ struct Session {
   uint64_t id = 0;
   uint64_t mask = 0;
   std::deque<MessagePtr> queue;
-  bool ending = false;  // no more messages: write what is queued, then the zero-size chunk
+  bool ending = false;         // no more messages: write what is queued, then the zero-size chunk
+  bool profiles_sent = false;  // a full netmap with UserProfiles went into the queue
   std::condition_variable cv;
 };
 
@@ -192,7 +197,8 @@ struct BusSim::Impl {
   uint64_t pace_sent = 0;
   uint64_t pace_since_epoch = 0;
   SteadyClock::time_point pace_epoch;
-  int fail_status = 0;  // failWatches()
+  bool full_netmap = false;  // SimOptions::full_netmap, setFullNetmap()
+  int fail_status = 0;       // failWatches()
   std::string fail_message;
 
   std::map<uint64_t, std::unique_ptr<Connection>> conns;
@@ -231,6 +237,7 @@ struct BusSim::Impl {
     peers = opts.peers;
     churn_rate = opts.churn_rate;
     selfchange_every = opts.selfchange_every;
+    full_netmap = opts.full_netmap;
     if (opts.queue_capacity == 0) opts.queue_capacity = 1;
     if (opts.chunk_bytes == 0) opts.chunk_bytes = 64 * 1024;
     blank_msg = makeMessage(MsgKind::Blank, statusgen::blankLine(version));
@@ -541,6 +548,9 @@ struct BusSim::Impl {
     o.tailnet_name = opts.tailnet_name;
     o.magic_dns_suffix = opts.magic_dns_suffix;
     o.pre_netmap = pre_netmap;
+    o.cert_domains = opts.cert_domains;
+    o.extra_records = opts.extra_records;
+    o.peer_api = opts.peer_api;
     return o;
   }
 
@@ -814,7 +824,12 @@ struct BusSim::Impl {
         }
         continue;
       }
-      s->queue.push_back(f.forMask(s->mask));
+      if (f.peers_first && (s->mask & (kPeerChanges | kPeerPatches)) && !s->profiles_sent) {
+        s->profiles_sent = true;
+        s->queue.push_back(f.peers_first);
+      } else {
+        s->queue.push_back(f.forMask(s->mask));
+      }
       s->cv.notify_all();
     }
   }
@@ -825,6 +840,58 @@ struct BusSim::Impl {
   }
 
   Fanout blankFanout() const { return Fanout::same(blank_msg); }
+
+  // The current peer i as a PeersChanged node (generated, with patched Online states).
+  statusgen::PeerNode currentPeerLocked(uint64_t index) const {
+    statusgen::PeerNode node = statusgen::peerAt(index, opts.seed, opts.online_fraction);
+    if (auto it = online_override.find(index); it != online_override.end()) {
+      node.online = it->second;
+    }
+    return node;
+  }
+
+  // A full netmap with the current identity (docs/PROTOCOL.md#peer-deltas). Without a peer-bit
+  // watcher tailscaled builds no peer list: everyone gets the plain SelfChange.
+  Fanout fullNetmapFanoutLocked() const {
+    const auto plain_self =
+        makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(identity, version));
+    if (!anyPeerWatcherLocked()) return Fanout::same(plain_self);
+    statusgen::FullNetmapOptions f;
+    f.self = identity;
+    f.peers = peers;
+    f.peer_at = [this](uint64_t i) { return currentPeerLocked(i); };
+    f.version = version;
+    const auto full = makeMessage(MsgKind::FullNetmap, statusgen::fullNetmapLine(f));
+    bool profiles_due = false;
+    for (const auto& [id, c] : conns) {
+      const auto& s = c->session;
+      if (s && (s->mask & (kPeerChanges | kPeerPatches)) && !s->profiles_sent) profiles_due = true;
+    }
+    MessagePtr first;
+    if (profiles_due) {
+      f.with_profiles = true;
+      first = makeMessage(MsgKind::FullNetmap, statusgen::fullNetmapLine(f));
+    }
+    // notifyForSessionLocked strips PeersChanged for a watcher without the bits only when it
+    // has entries: with no peers such a watcher gets "PeersChanged":[] too.
+    MessagePtr plain = plain_self;
+    if (peers == 0) {
+      statusgen::FullNetmapOptions empty;
+      empty.self = identity;
+      empty.version = version;
+      plain = makeMessage(MsgKind::SelfChange, statusgen::fullNetmapLine(empty));
+    }
+    Fanout out{plain, full, full};
+    out.peers_first = first;
+    return out;
+  }
+
+  // What a SelfChange event sends: the full netmap in full_netmap mode, else SelfChange alone.
+  Fanout selfChangeFanoutLocked() const {
+    if (full_netmap) return fullNetmapFanoutLocked();
+    return Fanout::same(
+        makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(identity, version)));
+  }
 
   // One churn pair: the peer leaves and comes back under the same NodeID, so the tailnet stays
   // the N generated peers and a later InitialStatus is exact. With N = 0 a fresh peer is added
@@ -845,10 +912,7 @@ struct BusSim::Impl {
       ++churn_pairs;
       return;
     }
-    statusgen::PeerNode node = statusgen::peerAt(index, opts.seed, opts.online_fraction);
-    if (auto it = online_override.find(index); it != online_override.end()) {
-      node.online = it->second;
-    }
+    const statusgen::PeerNode node = currentPeerLocked(index);
     const int64_t id = node.node_id;
     const auto removed_msg =
         makeMessage(MsgKind::PeersRemoved, statusgen::peersRemovedLine({&id, 1}, version));
@@ -875,8 +939,7 @@ struct BusSim::Impl {
       auto wake = now + std::chrono::seconds(1);
       if (selfchange_every.count() > 0) {
         if (now >= next_selfchange) {
-          enqueueLocked(Fanout::same(
-              makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(identity, version))));
+          enqueueLocked(selfChangeFanoutLocked());
           next_selfchange = now + selfchange_every;
           event("selfchange (scheduled) -> " + std::to_string(watchers) + " watchers");
         }
@@ -916,10 +979,7 @@ struct BusSim::Impl {
         }
         todo = std::min(todo, pace_left);
         for (uint64_t i = 0; i < todo; ++i) {
-          enqueueLocked(pace_selfchange ? Fanout::same(makeMessage(
-                                              MsgKind::SelfChange,
-                                              statusgen::selfChangeLine(identity, version)))
-                                        : blankFanout());
+          enqueueLocked(pace_selfchange ? selfChangeFanoutLocked() : blankFanout());
         }
         pace_since_epoch += todo;
         pace_left -= todo;
@@ -1019,8 +1079,7 @@ void BusSim::selfChange(const IdentityUpdate& u, uint64_t count) {
   if (u.user_id) id.user_id = *u.user_id;
   if (u.key_expiry) id.key_expiry = *u.key_expiry;
   if (u.node_key) id.node_key = *u.node_key;
-  const Fanout f =
-      Fanout::same(makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(id, d.version)));
+  const Fanout f = d.selfChangeFanoutLocked();
   for (uint64_t i = 0; i < count; ++i) d.enqueueLocked(f);
   d.event("selfchange name=" + id.name + (count != 1 ? " x" + std::to_string(count) : "") + " -> " +
           std::to_string(d.watchers) + " watchers");
@@ -1030,8 +1089,7 @@ void BusSim::netmapArrived() {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
   d.pre_netmap = false;
-  d.enqueueLocked(Fanout::same(
-      makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(d.identity, d.version))));
+  d.enqueueLocked(d.selfChangeFanoutLocked());
   d.event("netmap arrived: selfchange name=" + d.identity.name + " -> " +
           std::to_string(d.watchers) + " watchers");
 }
@@ -1184,6 +1242,52 @@ void BusSim::setPeers(uint64_t n) {
   d.peers = n;
   d.online_override.clear();
   d.event("peers " + std::to_string(n) + " (for the next initial messages)");
+}
+
+void BusSim::fullNetmap() {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  d.enqueueLocked(d.fullNetmapFanoutLocked());
+  d.event("full netmap: selfchange + " + std::to_string(d.peers) + " peers -> " +
+          std::to_string(d.watchers) + " watchers");
+}
+
+void BusSim::setFullNetmap(bool on) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  d.full_netmap = on;
+  d.event(on ? "full-netmap mode on: every selfchange carries every peer for peer watchers"
+             : "full-netmap mode off");
+}
+
+void BusSim::userProfiles() {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  const auto m = makeMessage(MsgKind::UserProfiles, statusgen::userProfilesLine(d.version));
+  d.enqueueLocked({d.blank_msg, m, m});
+  d.event("user profiles -> " + std::to_string(d.watchers) + " watchers");
+}
+
+void BusSim::prefs(bool logged_in) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  d.enqueueLocked(Fanout::same(
+      makeMessage(MsgKind::Prefs, statusgen::prefsLine(d.identity, logged_in, d.version))));
+  d.event(logged_in ? "prefs (logged in)" : "prefs (logged out)");
+}
+
+void BusSim::loginFinished() {
+  auto& d = *impl_;
+  d.broadcast(
+      Fanout::same(makeMessage(MsgKind::LoginFinished, statusgen::loginFinishedLine(d.version))));
+  d.event("login finished");
+}
+
+void BusSim::driveShares() {
+  auto& d = *impl_;
+  d.broadcast(
+      Fanout::same(makeMessage(MsgKind::DriveShares, statusgen::driveSharesLine(d.version))));
+  d.event("drive shares");
 }
 
 void BusSim::failWatches(int status, std::string message) {

@@ -119,6 +119,9 @@ constexpr const char* kIndex =
     "  POST /malformed [body = the line] | /oversized?bytes=B\n"
     "  POST /health?ok=0|1 | /engine | /err?text=T | /peers?count=N\n"
     "  POST /fail-watch?status=S&text=T (S=0: off) | /bad-framing\n"
+    "  POST /full-netmap (SelfChange + every peer for peer-bit watchers) | "
+    "/full-netmap-mode?on=0|1\n"
+    "  POST /user-profiles | /prefs?logged_in=0|1 | /login-finished | /drive-shares\n"
     "  GET  /stats\n";
 
 }  // namespace
@@ -259,6 +262,16 @@ struct ControlServer::Impl {
            sim.failWatches(static_cast<int>(uintParam(r, "status", 0)),
                            r.has_param("text") ? r.get_param_value("text") : std::string());
          }));
+    post("/full-netmap", ([this](const httplib::Request&) { sim.fullNetmap(); }));
+    post("/full-netmap-mode", ([this](const httplib::Request& r) {
+           if (!r.has_param("on")) throw BadParam{"missing parameter 'on' (0 or 1)"};
+           sim.setFullNetmap(boolParam(r, "on", false));
+         }));
+    post("/user-profiles", ([this](const httplib::Request&) { sim.userProfiles(); }));
+    post("/prefs",
+         ([this](const httplib::Request& r) { sim.prefs(boolParam(r, "logged_in", true)); }));
+    post("/login-finished", ([this](const httplib::Request&) { sim.loginFinished(); }));
+    post("/drive-shares", ([this](const httplib::Request&) { sim.driveShares(); }));
     post("/peers", ([this](const httplib::Request& r) {
            if (!r.has_param("count")) throw BadParam{"missing parameter 'count'"};
            sim.setPeers(uintParam(r, "count", 0));
