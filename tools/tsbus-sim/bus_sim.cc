@@ -117,7 +117,10 @@ struct Message {
   std::string line;              // the whole line with '\n' (empty for generated oversized)
   uint64_t oversized_bytes = 0;  // > 0: generate a valid line of this many bytes on the fly
   bool raw = false;              // write `line` as is, outside the chunked framing (a fault)
-  bool special() const { return oversized_bytes > 0 || raw; }
+  // Set: a full netmap, generated while it is written (a 250k-peer one is ~170 MB; it is never
+  // held whole). The options hold a snapshot of the peers' patched Online states.
+  std::shared_ptr<const statusgen::FullNetmapOptions> full_netmap;
+  bool special() const { return oversized_bytes > 0 || raw || full_netmap; }
 };
 using MessagePtr = std::shared_ptr<const Message>;
 
@@ -714,7 +717,18 @@ struct BusSim::Impl {
 
   bool writeMessage(Connection& c, const Message& m) {
     bool ok;
-    if (m.oversized_bytes > 0) {
+    if (m.full_netmap) {
+      try {
+        statusgen::writeFullNetmap(
+            [&](std::string_view piece) {
+              if (!writeChunked(c, piece)) throw WriteAborted{};
+            },
+            *m.full_netmap);
+        ok = true;
+      } catch (const WriteAborted&) {
+        ok = false;
+      }
+    } else if (m.oversized_bytes > 0) {
       ok = writeOversized(c, m.oversized_bytes);
     } else if (m.raw) {
       ok = writeAll(c, m.line);
@@ -856,22 +870,31 @@ struct BusSim::Impl {
     const auto plain_self =
         makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(identity, version));
     if (!anyPeerWatcherLocked()) return Fanout::same(plain_self);
-    statusgen::FullNetmapOptions f;
-    f.self = identity;
-    f.peers = peers;
-    f.peer_at = [this](uint64_t i) { return currentPeerLocked(i); };
-    f.version = version;
-    const auto full = makeMessage(MsgKind::FullNetmap, statusgen::fullNetmapLine(f));
-    bool profiles_due = false;
-    for (const auto& [id, c] : conns) {
-      const auto& s = c->session;
-      if (s && (s->mask & (kPeerChanges | kPeerPatches)) && !s->profiles_sent) profiles_due = true;
+    auto f = std::make_shared<statusgen::FullNetmapOptions>();
+    f->self = identity;
+    f->peers = peers;
+    f->version = version;
+    if (!online_override.empty()) {
+      f->peer_at = [seed = opts.seed, fraction = opts.online_fraction,
+                    patched = online_override](uint64_t i) {
+        statusgen::PeerNode node = statusgen::peerAt(i, seed, fraction);
+        if (auto it = patched.find(i); it != patched.end()) node.online = it->second;
+        return node;
+      };
+    } else {
+      f->seed = opts.seed;
+      f->online_fraction = opts.online_fraction;
     }
-    MessagePtr first;
-    if (profiles_due) {
-      f.with_profiles = true;
-      first = makeMessage(MsgKind::FullNetmap, statusgen::fullNetmapLine(f));
-    }
+    auto with_profiles = std::make_shared<statusgen::FullNetmapOptions>(*f);
+    with_profiles->with_profiles = true;
+    const auto generated = [](std::shared_ptr<const statusgen::FullNetmapOptions> o) {
+      auto m = std::make_shared<Message>();
+      m->kind = MsgKind::FullNetmap;
+      m->full_netmap = std::move(o);
+      return MessagePtr(std::move(m));
+    };
+    const MessagePtr full = generated(f);
+    const MessagePtr first = generated(with_profiles);
     // notifyForSessionLocked strips PeersChanged for a watcher without the bits only when it
     // has entries: with no peers such a watcher gets "PeersChanged":[] too.
     MessagePtr plain = plain_self;
@@ -1333,6 +1356,7 @@ SimStats BusSim::stats() const {
   s.pace_rate = d.pace_left > 0 ? d.pace_rate : 0;
   s.pace_left = d.pace_left;
   s.pace_sent = d.pace_sent;
+  s.full_netmap = d.full_netmap;
   s.version = d.version;
   return s;
 }

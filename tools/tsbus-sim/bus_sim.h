@@ -139,6 +139,7 @@ struct SimStats {
   double pace_rate = 0;      // paced lines per second (0: no pace running)
   uint64_t pace_left = 0;    // paced lines still to send
   uint64_t pace_sent = 0;    // paced lines broadcast so far (all paces)
+  bool full_netmap = false;  // every SelfChange goes out as a full netmap
   std::string version;
 };
 

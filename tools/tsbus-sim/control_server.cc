@@ -147,6 +147,7 @@ std::string statsJson(const SimStats& s) {
                   {"pace_rate", s.pace_rate},
                   {"pace_left", s.pace_left},
                   {"pace_sent", s.pace_sent},
+                  {"full_netmap", s.full_netmap},
                   {"version", s.version}};
   return j.dump();
 }

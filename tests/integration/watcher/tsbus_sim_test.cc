@@ -436,6 +436,7 @@ TEST_F(TsbusSimTest, ControlServerSendsTheLineKindsTheAgentIgnores) {
     EXPECT_TRUE(contains(r, "HTTP/1.1 200")) << t << ": " << r;
   }
   EXPECT_TRUE(contains(post("/full-netmap-mode"), "missing parameter 'on'"));
+  EXPECT_TRUE(sim_->stats().full_netmap);
   EXPECT_TRUE(contains(post("/prefs?logged_in=maybe"), "HTTP/1.1 400"));
   const auto l = readJson(*plain, 5);
   ASSERT_EQ(l.size(), 5u);
