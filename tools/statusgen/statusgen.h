@@ -121,7 +121,7 @@ struct FullNetmapOptions {
   bool with_profiles = false;
   std::string version;  // "" = kVersionT
 };
-// Streamed into `sink` in ~64 KiB pieces (a 250k-peer line is ~170 MB); returns its length.
+// Streamed into `sink` in ~64 KiB pieces (a 250k-peer line is ~210 MB); returns its length.
 uint64_t writeFullNetmap(const Sink& sink, const FullNetmapOptions& opts);
 std::string fullNetmapLine(const FullNetmapOptions& opts);
 

@@ -11,6 +11,9 @@
 //   - peer deltas reach watchers without 4096/32768 as blank lines; with 4096 patches are
 //     promoted to PeersChanged nodes, with 32768 they stay PeerChangedPatch
 //     (docs/PROTOCOL.md#blank-messages, docs/PROTOCOL.md#peer-deltas);
+//   - a SelfChange is sent alone unless SimOptions::full_netmap: then, as tailscaled does while
+//     a peer-bit watcher is attached, that watcher gets it with every peer (fullNetmap());
+//   - Prefs, LoginFinished, DriveShares and UserProfiles lines on demand (the agent ignores them);
 //   - 400 `bad mask`, 400 for NotifyRateLimit with new-style bits (H), 403 for a bad Host or
 //     any Referer/Origin, 404 for unknown paths; GET /localapi/v0/status[?peers=false] too.
 //
@@ -63,7 +66,7 @@ struct SimOptions {
   // watcher gets SelfChange + PeersChanged with every peer (+ UserProfiles the first time in its
   // watch), the others SelfChange alone (+ "PeersChanged":[] with no peers), as upstream's
   // `setControlClientStatusLocked` / `notifyForSessionLocked` do (docs/PROTOCOL.md#peer-deltas).
-  // Off by default: with N peers each such line is ~0.7 KB x N. fullNetmap() sends one anyway.
+  // Off by default: with N peers each such line is ~0.85 KB x N. fullNetmap() sends one anyway.
   bool full_netmap = false;
   // Tailnet features that decide null vs array in InitialStatus and /status (statusgen's
   // InitialStatusOptions): CertDomains, ExtraRecords, every peer's PeerAPIURL. Off: null, as the

@@ -47,7 +47,7 @@ Bus:
   --full-netmap             send every SelfChange as tailscaled's full netmap: a watcher with
                             the peer bits (4096/32768) gets SelfChange + PeersChanged with every
                             peer (+ UserProfiles the first time in its watch), the others
-                            SelfChange alone ("PeersChanged":[] with no peers); ~0.7 KB x N
+                            SelfChange alone ("PeersChanged":[] with no peers); ~0.85 KB x N
                             per line, so off by default (POST /full-netmap sends one anyway)
   --testcontrol-tailnet     no HTTPS certs, DNS extra records or peer API in the tailnet:
                             InitialStatus CertDomains, ExtraRecords and every peer's
