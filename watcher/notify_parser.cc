@@ -453,12 +453,45 @@ constexpr std::array<KeyWords, kRowCount> kRowKeys = [] {
   return w;
 }();
 
+// The rows of each object by key length: kByLength[obj][len] is the range of kRowOrder holding
+// the indexes of obj's rows whose key has len bytes (usually one or two).
+struct Span {
+  uint8_t begin = 0;
+  uint8_t end = 0;
+};
+constexpr std::array<uint8_t, kRowCount> kRowOrder = [] {
+  std::array<uint8_t, kRowCount> order{};
+  size_t k = 0;
+  for (size_t o = 0; o < kObjCount; ++o) {
+    for (size_t len = 0; len <= kMaxRowKey; ++len) {
+      for (size_t i = 0; i < kRowCount; ++i) {
+        if (static_cast<size_t>(kRows[i].in) == o && kRows[i].key.size() == len) {
+          order[k++] = static_cast<uint8_t>(i);
+        }
+      }
+    }
+  }
+  return order;
+}();
+constexpr std::array<std::array<Span, kMaxRowKey + 1>, kObjCount> kByLength = [] {
+  std::array<std::array<Span, kMaxRowKey + 1>, kObjCount> spans{};
+  for (size_t k = 0; k < kRowCount; ++k) {
+    const Row& row = kRows[kRowOrder[k]];
+    Span& span = spans[static_cast<size_t>(row.in)][row.key.size()];
+    if (span.end == 0) span.begin = static_cast<uint8_t>(k);
+    span.end = static_cast<uint8_t>(k + 1);
+  }
+  return spans;
+}();
+
 const Row* findRow(Obj in, std::string_view key) {
-  const Rows& r = rowsOf(in);
   if (key.size() <= kMaxRowKey) {
-    const KeyWords w = keyWordsOf(key);
-    for (size_t i = r.begin; i < r.end; ++i) {
-      if (kRowKeys[i] == w) return &kRows[i];
+    const Span span = kByLength[static_cast<size_t>(in)][key.size()];
+    if (span.begin != span.end) {
+      const KeyWords w = keyWordsOf(key);
+      for (size_t k = span.begin; k < span.end; ++k) {
+        if (kRowKeys[kRowOrder[k]] == w) return &kRows[kRowOrder[k]];
+      }
     }
   }
   return in == Obj::kNotify ? &kOtherNotifyKey : nullptr;
