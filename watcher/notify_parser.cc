@@ -34,7 +34,7 @@ namespace {
 constexpr size_t kMaxKeptString = 4096;
 constexpr size_t kMaxKeptItems = 64;
 constexpr int kMaxDepth = 64;
-constexpr size_t kMaxKey = 64;  // longer keys match none of kRows
+constexpr size_t kMaxRowKey = 16;  // the longest key of kRows (longer keys match none)
 constexpr std::string_view kZeroTime = "0001-01-01T00:00:00Z";
 
 // The objects and arrays whose content the parser reads.
@@ -371,34 +371,16 @@ constexpr std::array<ObjSpec, kObjCount> kObjs = [] {
   return o;
 }();
 
-// Each object's rows: kRows[begin, end). An item row makes its object a map or an array whose
-// every member is read the same way.
-struct Rows {
-  uint8_t begin = 0;
-  uint8_t end = 0;
-  const Row* item = nullptr;
-};
-constexpr std::array<Rows, kObjCount> kRowsOf = [] {
-  std::array<Rows, kObjCount> r{};
-  std::array<bool, kObjCount> seen{};
-  for (size_t i = 0; i < kRowCount; ++i) {
-    const auto in = static_cast<size_t>(kRows[i].in);
-    if (!seen[in]) {
-      seen[in] = true;
-      r[in].begin = static_cast<uint8_t>(i);
-    } else if (r[in].end != i) {
-      throw "kRows must keep each object's rows together";
-    }
-    r[in].end = static_cast<uint8_t>(i + 1);
-    if (kRows[i].key.empty()) r[in].item = &kRows[i];
+// Each object's item row, if any: every member of that map, or item of that array, is read with
+// it.
+constexpr std::array<const Row*, kObjCount> kItemRow = [] {
+  std::array<const Row*, kObjCount> item{};
+  for (const Row& row : kRows) {
+    if (row.key.empty()) item[static_cast<size_t>(row.in)] = &row;
   }
-  r[static_cast<size_t>(Obj::kStrings)].item = &kStringsItem;
-  return r;
+  item[static_cast<size_t>(Obj::kStrings)] = &kStringsItem;
+  return item;
 }();
-
-const Rows& rowsOf(Obj o) {
-  return kRowsOf[static_cast<size_t>(o)];
-}
 
 // A key as two machine words, its first and last 8 bytes (4 for a shorter key, the bytes
 // themselves under 4): two keys of at most 16 bytes are equal when these and their lengths are.
@@ -443,7 +425,6 @@ KeyWords keyWordsOf(std::string_view k) {
   return keyWords(k);
 }
 
-constexpr size_t kMaxRowKey = 16;
 constexpr std::array<KeyWords, kRowCount> kRowKeys = [] {
   std::array<KeyWords, kRowCount> w{};
   for (size_t i = 0; i < kRowCount; ++i) {
@@ -453,17 +434,22 @@ constexpr std::array<KeyWords, kRowCount> kRowKeys = [] {
   return w;
 }();
 
-// The rows of each object by key length: kByLength[obj][len] is the range of kRowOrder holding
-// the indexes of obj's rows whose key has len bytes (usually one or two).
+// The keyed rows of each object by key length: kByLength[obj][len] is the range of kRowOrder
+// holding the indexes of obj's rows whose key has len bytes (usually one or two).
 struct Span {
   uint8_t begin = 0;
   uint8_t end = 0;
 };
-constexpr std::array<uint8_t, kRowCount> kRowOrder = [] {
-  std::array<uint8_t, kRowCount> order{};
+constexpr size_t kKeyedRows = [] {
+  size_t n = 0;
+  for (const Row& row : kRows) n += row.key.empty() ? 0 : 1;
+  return n;
+}();
+constexpr std::array<uint8_t, kKeyedRows> kRowOrder = [] {
+  std::array<uint8_t, kKeyedRows> order{};
   size_t k = 0;
   for (size_t o = 0; o < kObjCount; ++o) {
-    for (size_t len = 0; len <= kMaxRowKey; ++len) {
+    for (size_t len = 1; len <= kMaxRowKey; ++len) {
       for (size_t i = 0; i < kRowCount; ++i) {
         if (static_cast<size_t>(kRows[i].in) == o && kRows[i].key.size() == len) {
           order[k++] = static_cast<uint8_t>(i);
@@ -475,7 +461,7 @@ constexpr std::array<uint8_t, kRowCount> kRowOrder = [] {
 }();
 constexpr std::array<std::array<Span, kMaxRowKey + 1>, kObjCount> kByLength = [] {
   std::array<std::array<Span, kMaxRowKey + 1>, kObjCount> spans{};
-  for (size_t k = 0; k < kRowCount; ++k) {
+  for (size_t k = 0; k < kKeyedRows; ++k) {
     const Row& row = kRows[kRowOrder[k]];
     Span& span = spans[static_cast<size_t>(row.in)][row.key.size()];
     if (span.end == 0) span.begin = static_cast<uint8_t>(k);
@@ -514,9 +500,9 @@ size_t selfNodeHeap(const SelfNode& s) {
 class NotifyReader {
  public:
   NotifyReader(NotifyHandler& h, ParserOptions o)
-      : stream(
-            *this,
-            {.max_line_bytes = o.max_line_bytes, .max_depth = kMaxDepth, .max_key_bytes = kMaxKey}),
+      : stream(*this, {.max_line_bytes = o.max_line_bytes,
+                       .max_depth = kMaxDepth,
+                       .max_key_bytes = kMaxRowKey}),
         b_{.handler = &h, .track_peers = o.track_peers} {
     resetLine();
   }
@@ -561,7 +547,7 @@ class NotifyReader {
       return json::Action::kRead;
     }
     const Row& r = valueRow();
-    if (!nonNull(r, false) || r.read != Read::kObject || (r.open && !r.open(b_))) {
+    if (!startNonNumber(r) || r.read != Read::kObject || (r.open && !r.open(b_))) {
       return json::Action::kSkip;
     }
     push(r.child, false);
@@ -570,7 +556,7 @@ class NotifyReader {
 
   json::Action onBeginArray() {
     const Row& r = valueRow();
-    if (!nonNull(r, false)) return json::Action::kSkip;
+    if (!startNonNumber(r)) return json::Action::kSkip;
     if (r.read == Read::kStrings) {
       list_ = r.strings(b_);
       list_->clear();
@@ -600,7 +586,7 @@ class NotifyReader {
       str_row_ = nullptr;
       return {&list_->emplace_back(), kMaxKeptString, nameOf(*list_row_)};
     }
-    if (!nonNull(r, false) || r.read != Read::kString) return {};
+    if (!startNonNumber(r) || r.read != Read::kString) return {};
     str_row_ = &r;
     return {r.str(b_), kMaxKeptString, nameOf(r)};
   }
@@ -628,7 +614,7 @@ class NotifyReader {
       if (r.read == Read::kStrings) r.strings(b_)->clear();
       return;
     }
-    if (!nonNull(r, false)) return;
+    if (!startNonNumber(r)) return;
     if (r.read == Read::kBool) r.set_bool(b_, lit == json::Literal::kTrue);
   }
 
@@ -675,12 +661,12 @@ class NotifyReader {
   size_t high_water_ = 0;
 
   void push(Obj o, bool is_array) {
-    const Rows& r = rowsOf(o);
+    const Row* item = kItemRow[static_cast<size_t>(o)];
     frames_[depth_++] = {o,
                          is_array,
                          kObjs[static_cast<size_t>(o)].unique_keys,
-                         is_array ? nullptr : r.item,
-                         is_array ? r.item : nullptr,
+                         is_array ? nullptr : item,
+                         is_array ? item : nullptr,
                          0};
   }
   void pop() {
@@ -694,11 +680,11 @@ class NotifyReader {
     return f.is_array ? *f.item : *key_row_;
   }
 
-  // A non-null value of row r starts: marks the Notify's kind. False when the line is refused
-  // (a row whose value must be an integer).
-  bool nonNull(const Row& r, bool integer) {
+  // A non-null value of row r that is not a number starts: marks the Notify's kind. False when
+  // the line is refused (the row's value must be an integer).
+  bool startNonNumber(const Row& r) {
     b_.n.kinds |= r.kind;
-    if (r.int_max >= 0 && !integer) {
+    if (r.int_max >= 0) {
       failNotInt(r);
       return false;
     }
