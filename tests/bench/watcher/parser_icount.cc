@@ -5,10 +5,10 @@
 //     --toggle-collect='tsk::watcher::NotifyParser::feed*'
 //     build/tests/bench/watcher/parser_icount initial 10000 1   (one command line)
 //
-// Cases: initial <peers> (one InitialStatus line in 64 KiB pieces), selfchange, blank, health
-// (each fed <count> times, one line per feed()). A trailing 1 turns peer tracking on. The handler
-// only counts, so the figure is the parser's own work (lines are generated before the counted
-// calls: only NotifyParser::feed is collected).
+// Cases: initial <peers> (one InitialStatus line in 64 KiB pieces), selfchange, blank, health,
+// peers (a PeersChanged line and a PeersRemoved line) (each fed <count> times, one feed() each). A
+// trailing 1 turns peer tracking on. The handler only counts, so the figure is the parser's own
+// work (lines are generated before the counted calls: only NotifyParser::feed is collected).
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -30,6 +30,8 @@ class CountingHandler final : public tsk::watcher::NotifyHandler {
   void onMalformed(std::string_view, size_t) override { ++bad; }
   void onOversized(size_t) override { ++bad; }
   void onInitialPeer(std::optional<int64_t>, bool) override { ++peer_events; }
+  void onPeerUpsert(int64_t, std::optional<bool>) override { ++peer_events; }
+  void onPeerRemoved(int64_t) override { ++peer_events; }
   uint64_t lines = 0, bad = 0, peers = 0, peer_events = 0;
   uint32_t kinds = 0;
 };
@@ -58,6 +60,10 @@ int main(int argc, char** argv) {
     line = sg::blankLine();
   } else if (kind == "health") {
     line = sg::healthLine();
+  } else if (kind == "peers") {  // a PeersChanged line (one new peer), then its PeersRemoved
+    const sg::PeerNode peer = sg::peerAt(1'000'000);
+    const int64_t id[] = {peer.node_id};
+    line = sg::peersChangedLine(peer) + sg::peersRemovedLine(id);
   } else {
     std::fprintf(stderr, "unknown case %s\n", kind.c_str());
     return 2;
@@ -77,5 +83,5 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(h.lines), static_cast<unsigned long long>(h.bad),
       static_cast<unsigned long long>(h.peers), static_cast<unsigned long long>(h.peer_events),
       h.kinds);
-  return h.bad == 0 && h.lines == repeat ? 0 : 1;
+  return h.bad == 0 && h.lines == repeat * (kind == "peers" ? 2 : 1) ? 0 : 1;
 }
