@@ -523,7 +523,7 @@ class NotifyReader {
 
   json::Action onKey(std::string_view key) {
     Frame& f = frames_[depth_ - 1];
-    const Row* row = f.map_item ? f.map_item : findRow(f.obj, key);
+    const Row* row = f.is_map ? kItemRow[static_cast<size_t>(f.obj)] : findRow(f.obj, key);
     if (!row) return json::Action::kSkip;
     if (f.unique_keys && row != &kOtherNotifyKey) {
       const uint64_t bit = uint64_t{1} << (row - kRows);
@@ -641,15 +641,15 @@ class NotifyReader {
   }
 
  private:
-  // An object or array being read.
+  // An object or array being read (16 bytes: 64 of them are most of the parser's heap).
   struct Frame {
+    uint64_t seen;  // bits (row indexes) of the keys read so far (unique_keys)
     Obj obj;
-    bool is_array;
-    bool unique_keys;
-    const Row* map_item;  // an object whose every member is read with this row (a map)
-    const Row* item;      // an array: the row of its items
-    uint64_t seen;        // bits (row indexes) of the keys read so far (unique_keys)
+    bool is_array;     // its items are read with kItemRow[obj]
+    bool is_map;       // an object whose every member is read with kItemRow[obj]
+    bool unique_keys;  // kObjs[obj].unique_keys
   };
+  static_assert(sizeof(Frame) == 16);
 
   Built b_;
   Frame frames_[kMaxDepth] = {};
@@ -661,13 +661,8 @@ class NotifyReader {
   size_t high_water_ = 0;
 
   void push(Obj o, bool is_array) {
-    const Row* item = kItemRow[static_cast<size_t>(o)];
-    frames_[depth_++] = {o,
-                         is_array,
-                         kObjs[static_cast<size_t>(o)].unique_keys,
-                         is_array ? nullptr : item,
-                         is_array ? item : nullptr,
-                         0};
+    const auto i = static_cast<size_t>(o);
+    frames_[depth_++] = {0, o, is_array, !is_array && kItemRow[i] != nullptr, kObjs[i].unique_keys};
   }
   void pop() {
     const Obj o = frames_[--depth_].obj;
@@ -677,7 +672,7 @@ class NotifyReader {
   // The row of the value starting now: the current key's, or the current array's item row.
   const Row& valueRow() const {
     const Frame& f = frames_[depth_ - 1];
-    return f.is_array ? *f.item : *key_row_;
+    return f.is_array ? *kItemRow[static_cast<size_t>(f.obj)] : *key_row_;
   }
 
   // A non-null value of row r that is not a number starts: marks the Notify's kind. False when
