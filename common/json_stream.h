@@ -127,6 +127,7 @@ template <class Sink>
 class JsonLineStream {
  public:
   explicit JsonLineStream(Sink& sink, StreamOptions opts = {}) : sink_(sink), opts_(opts) {
+    opts_.max_depth = std::clamp(opts_.max_depth, 1, 64);
     key_.reserve(opts_.max_key_bytes + 1);
   }
   JsonLineStream(const JsonLineStream&) = delete;
