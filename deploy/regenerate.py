@@ -40,7 +40,7 @@ BASE_FILES = {  # chart template -> (base file, header comment)
                   "nothing on tailscaled's."),
     "tailscaled-rbac.yaml": ("tailscaled-rbac.yaml",
                              "# tailscaled (containerboot) keeps its node state in its own "
-                             "Secret: get, update, patch on exactly that one."),
+                             "Secret: get, update, patch on\n# exactly that one."),
     "service.yaml": ("service.yaml",
                      "# The metrics Service: the agent's admin port (/metrics, /livez, /readyz, "
                      "/healthz)."),
