@@ -15,7 +15,7 @@
 // stop() may be called from any thread: it interrupts a connect, a blocking read or a write at
 // once (connects and one-shot GETs poll the socket together with an eventfd; the watch body is
 // read with blocking recv()s, one syscall per wakeup, which stop() wakes by shutting the socket
-// down) and is permanent: every later call
+// down; a read delay, see max_read_delay, waits on the eventfd) and is permanent: every later call
 // fails fast with BodyEnd::Stopped / an Error. The body has no read timeout (the bus can be silent
 // for hours); the response head and one-shot GETs do (request_timeout).
 #include <chrono>
@@ -30,12 +30,19 @@
 
 namespace tsk::watcher {
 
+// The default bound of BusClientOptions::max_read_delay, and the largest one accepted.
+inline constexpr std::chrono::microseconds kDefaultMaxReadDelay{2'000};
+inline constexpr std::chrono::microseconds kMaxReadDelayLimit{5'000};
+
 struct BusClientOptions {
   std::string socket_path = "/var/run/tailscale/tailscaled.sock";
   std::chrono::milliseconds connect_timeout{5'000};
   // Deadline for the response head and for one-shot GET bodies (not for the watch body).
   std::chrono::milliseconds request_timeout{30'000};
   size_t max_error_body = 4096;  // bytes of a non-200 body kept for the error message
+  // The watch body's read pacing (watcher/read_pacer.h): when lines come close together, wait
+  // up to this long before the next recv() so that a burst costs one wakeup; 0 = read at once.
+  std::chrono::microseconds max_read_delay{kDefaultMaxReadDelay};
 };
 
 // The parsed response head of a request.
