@@ -282,6 +282,7 @@ struct BusClient::Impl {
   ReadPacer::Clock::time_point read_at;  // when it returned
   bool read_filled = false;              // it filled the read buffer
   uint64_t read_lines = 0;               // newlines in its body bytes (counted unless filled)
+  uint64_t watch_reads = 0;              // recv()s that brought watch body bytes
 
   explicit Impl(BusClientOptions o)
       : opts(std::move(o)),
@@ -305,6 +306,7 @@ struct BusClient::Impl {
 
   void resetPacing() {
     pacer.reset();
+    watch_reads = 0;
     sample_pending = false;
     read_lines = 0;
   }
@@ -607,6 +609,7 @@ struct BusClient::Impl {
       if (r.wait == Wait::Timeout) {
         return {BodyEndKind::Error, "timed out reading the response body", end.bytes};
       }
+      if (c.blocking && r.n > 0) ++watch_reads;
       if (paced && r.n > 0) {
         sample_pending = true;
         read_at = ReadPacer::Clock::now();
@@ -756,6 +759,10 @@ void BusClient::stop() {
   // with an end of file, which readMore() reports as Stopped.
   std::lock_guard lock(impl_->blocking_mu);
   if (impl_->blocking_fd >= 0) ::shutdown(impl_->blocking_fd, SHUT_RDWR);
+}
+
+uint64_t BusClient::watchReads() const {
+  return impl_->watch_reads;
 }
 
 bool BusClient::stopped() const {

@@ -27,12 +27,9 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "watcher/read_pacer.h"
 
 namespace tsk::watcher {
-
-// The default bound of BusClientOptions::max_read_delay, and the largest one accepted.
-inline constexpr std::chrono::microseconds kDefaultMaxReadDelay{2'000};
-inline constexpr std::chrono::microseconds kMaxReadDelayLimit{5'000};
 
 struct BusClientOptions {
   std::string socket_path = "/var/run/tailscale/tailscaled.sock";
@@ -42,7 +39,7 @@ struct BusClientOptions {
   size_t max_error_body = 4096;  // bytes of a non-200 body kept for the error message
   // The watch body's read pacing (watcher/read_pacer.h): when lines come close together, wait
   // up to this long before the next recv() so that a burst costs one wakeup; 0 = read at once.
-  std::chrono::microseconds max_read_delay{kDefaultMaxReadDelay};
+  std::chrono::microseconds max_read_delay{kDefaultMaxReadDelay};  // at most kMaxReadDelayLimit
 };
 
 // The parsed response head of a request.
@@ -166,6 +163,10 @@ class BusClient {
   // Streams the body of the open watch to `on_bytes` until it ends (see BodyEndKind). Blocks
   // without a timeout; stop() interrupts it.
   BodyEnd readBody(const BodyCallback& on_bytes);
+
+  // recv() calls that brought bytes of the open watch's body since openWatch(): the reader's
+  // wakeups (with read pacing, fewer than the lines). Read it on the thread that reads the body.
+  uint64_t watchReads() const;
 
   // Closes the watch connection (safe when none is open).
   void close();

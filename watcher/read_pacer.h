@@ -47,9 +47,17 @@
 
 namespace tsk::watcher {
 
+// The default read delay bound (BusClientOptions::max_read_delay, the agent's
+// --bus-read-delay), and the largest one accepted: 2 ms, so that the arithmetic above holds
+// for any setting. (5 ms was tried: a stream that jumps from a slow rate to 50k lines/s during
+// a 5 ms delay brings 250 lines, and on a loaded machine the reader's wakeup comes late enough
+// for the rest: tsbus-sim closed the watch with a full socket.)
+inline constexpr std::chrono::microseconds kDefaultMaxReadDelay{2'000};
+inline constexpr std::chrono::microseconds kMaxReadDelayLimit{2'000};
+
 struct ReadPacerOptions {
-  std::chrono::microseconds max_delay{2'000};  // the longest wait before a recv(); 0 = off
-  uint64_t target_lines = 32;                  // what one delay should gather at high rates
+  std::chrono::microseconds max_delay{kDefaultMaxReadDelay};  // longest wait; 0 = off
+  uint64_t target_lines = 32;  // what one delay should gather at high rates
 };
 
 class ReadPacer {
