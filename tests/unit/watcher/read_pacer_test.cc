@@ -160,11 +160,20 @@ struct ModelResult {
   Duration max_line_wait{0};  // longest a line waited from its arrival to the recv() that took it
 };
 
-ModelResult model(ReadPacerOptions opts, double lines_per_second, uint64_t total,
-                  Duration work = microseconds(5)) {
+// Lines at `rate` up to line `jump_at`, then at `rate_after` (a stream that speeds up while
+// the reader is in a delay chosen for the slower rate).
+ModelResult model(ReadPacerOptions opts, double rate, uint64_t total,
+                  Duration work = microseconds(5), uint64_t jump_at = UINT64_MAX,
+                  double rate_after = 0) {
   ReadPacer p(opts);
-  const auto period = Duration(static_cast<Duration::rep>(1e9 / lines_per_second));
-  const auto arrival = [&](uint64_t i) { return kStart + period * static_cast<int64_t>(i); };
+  const auto at = [](double lines, double per_second) {
+    return Duration(static_cast<Duration::rep>(lines * 1e9 / per_second));
+  };
+  const auto arrival = [&](uint64_t i) {
+    if (i <= jump_at) return kStart + at(static_cast<double>(i), rate);
+    return kStart + at(static_cast<double>(jump_at), rate) +
+           at(static_cast<double>(i - jump_at), rate_after);
+  };
   ModelResult r;
   uint64_t next_line = 0;  // the first line not read yet
   TimePoint t = kStart;
@@ -202,6 +211,11 @@ TEST(ReadPacerModel, BatchesBusyStreamsAndNeverLetsTheQueueFill) {
     // Well inside tailscaled's queue of 128, with no credit for the socket buffer.
     EXPECT_LE(m->max_outstanding, 64u);
   }
+  // 1k/s, then 50k/s from line 1,000: a 2 ms delay chosen at 1k/s brings at most 100 lines
+  // at 50k/s, fewer than the queue alone holds.
+  const ModelResult jump = model(opts, 1'000, 11'000, microseconds(5), 1'000, 50'000);
+  EXPECT_LE(jump.max_outstanding, 101u);
+  EXPECT_LE(jump.max_delay_seen, milliseconds(2));
   // 100/s: every line is read at once, as without pacing.
   const ModelResult slow = model(opts, 100, 200);
   EXPECT_EQ(slow.reads, 200u);
