@@ -1,7 +1,9 @@
 #include "tools/tsbus-sim/bus_sim.h"
 
+#include <linux/sockios.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -210,6 +212,7 @@ struct BusSim::Impl {
   uint64_t connections_total = 0;
   uint64_t watch_sessions_total = 0;
   uint64_t closed_slow = 0;
+  uint64_t closed_slow_writer_lag = 0;
   uint64_t dropped_slow = 0;
   uint64_t restarts = 0;
   std::map<int, uint64_t> rejected;
@@ -831,10 +834,21 @@ struct BusSim::Impl {
                         statusgen::errMessageLine(statusgen::kFellBehindMessage, version)));
         s->ending = true;
         ++closed_slow;
+        // Whose lag was it: a full socket means the consumer did not read; a socket with room
+        // means this simulator's writer thread did not write (a busy machine), not the consumer.
+        int charged = 0;
+        int sndbuf = 0;
+        socklen_t len = sizeof sndbuf;
+        const bool known = ::ioctl(c->fd.get(), SIOCOUTQ, &charged) == 0 &&
+                           ::getsockopt(c->fd.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0;
+        if (known && charged < sndbuf / 2) ++closed_slow_writer_lag;
         s->cv.notify_all();
         if (opts.on_event) {
           opts.on_event("watcher #" + std::to_string(s->id) +
-                        " fell behind: closing it with the ErrMessage");
+                        " fell behind: closing it with the ErrMessage (its socket held " +
+                        (known ? std::to_string(charged) + " of " + std::to_string(sndbuf)
+                               : std::string("?")) +
+                        " bytes)");
         }
         continue;
       }
@@ -1345,6 +1359,7 @@ SimStats BusSim::stats() const {
   s.connections_total = d.connections_total;
   s.watch_sessions_total = d.watch_sessions_total;
   s.closed_slow = d.closed_slow;
+  s.closed_slow_writer_lag = d.closed_slow_writer_lag;
   s.dropped_slow = d.dropped_slow;
   s.restarts = d.restarts;
   s.rejected = d.rejected;

@@ -128,7 +128,10 @@ struct SimStats {
   uint64_t watchers = 0;  // open watch sessions
   uint64_t connections_total = 0;
   uint64_t watch_sessions_total = 0;
-  uint64_t closed_slow = 0;   // watchers closed with the fell-behind ErrMessage (H)
+  uint64_t closed_slow = 0;  // watchers closed with the fell-behind ErrMessage (H)
+  // Of those, the ones whose socket still had room (under half its send buffer charged): the
+  // simulator's writer thread lagged (a busy machine), not the consumer's reads.
+  uint64_t closed_slow_writer_lag = 0;
   uint64_t dropped_slow = 0;  // messages dropped for a full queue (T-era mode)
   uint64_t restarts = 0;
   uint64_t bytes_sent = 0;

@@ -134,6 +134,7 @@ std::string statsJson(const SimStats& s) {
                   {"connections_total", s.connections_total},
                   {"watch_sessions_total", s.watch_sessions_total},
                   {"closed_slow", s.closed_slow},
+                  {"closed_slow_writer_lag", s.closed_slow_writer_lag},
                   {"dropped_slow", s.dropped_slow},
                   {"restarts", s.restarts},
                   {"bytes_sent", s.bytes_sent},

@@ -230,6 +230,25 @@ TEST_F(TsbusSimTest, FiltersPeerDeltasPerMask) {
   EXPECT_TRUE(contains(x[1], "\"PeersRemoved\":["));
 }
 
+TEST_F(TsbusSimTest, SaysWhetherAFellBehindCloseFoundTheSocketFull) {
+  // A watcher that stops reading: the socket fills, then the queue, then the close; the
+  // consumer's lag, not the simulator's writer's.
+  start();
+  auto stalled = watch(16384);
+  ASSERT_EQ(readLines(*stalled, 1).size(), 1u);
+  sim_->pace(2'000, "blank", 1'000);  // more than the socket (~280 blank lines) and 128
+  ASSERT_TRUE(eventually([&] { return sim_->stats().closed_slow == 1; }));
+  EXPECT_EQ(sim_->stats().closed_slow_writer_lag, 0u);
+  sim_->pace(0, "blank", 0);  // the rest of the pace is not for the next watcher
+  stalled.reset();
+  // A flood queues 200 lines at once, faster than any writer: the close finds room.
+  auto flooded = watch(16384);
+  ASSERT_EQ(readLines(*flooded, 1).size(), 1u);
+  sim_->flood(200);
+  ASSERT_TRUE(eventually([&] { return sim_->stats().closed_slow == 2; }));
+  EXPECT_EQ(sim_->stats().closed_slow_writer_lag, 1u);
+}
+
 TEST_F(TsbusSimTest, DropsSilentlyForASlowWatcherInTEraMode) {
   SimOptions o;
   o.h_era = false;
