@@ -32,6 +32,7 @@
 #include "tests/fuzz/targets/fuzz_targets.h"
 #include "watcher/bus_client.h"
 #include "watcher/notify_parser.h"
+#include "watcher/status_json.h"
 #include "watcher/self_validation.h"
 
 namespace tsk::fuzz {
