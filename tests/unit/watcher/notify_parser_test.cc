@@ -585,6 +585,12 @@ TEST(NotifyParser, StatusBodyParsesIndentedOrCompact) {
   EXPECT_FALSE(parseStatusJson("null", &error));
 }
 
+std::string repeated(std::string_view piece, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += piece;
+  return out;
+}
+
 TEST(NotifyParser, StatusBodyMustBeExactlyOneObject) {
   struct Case {
     std::string body;
@@ -616,6 +622,8 @@ TEST(NotifyParser, StatusBodyMustBeExactlyOneObject) {
        "HostName is longer than 4096"},
       {"{\"MagicDNSSuffix\":\"" + std::string(4097, 's') + "\"}", "MagicDNSSuffix is longer"},
       {std::string(65, '[') + std::string(65, ']'), "nested deeper than 64"},
+      {"{\"Self\":{\"Tags\":[\"t\"" + repeated(",\"t\"", 64) + "]}}",
+       "Tags has more than 64 strings"},
   };
   for (const Case& c : cases) {
     std::string error;
