@@ -32,8 +32,8 @@
 #include "tests/fuzz/targets/fuzz_targets.h"
 #include "watcher/bus_client.h"
 #include "watcher/notify_parser.h"
-#include "watcher/status_json.h"
 #include "watcher/self_validation.h"
+#include "watcher/status_json.h"
 
 namespace tsk::fuzz {
 namespace {
