@@ -27,7 +27,7 @@ test: build
 
 # The edit-compile-test loop: only the unit-test executables (no servers, no Go builds), run
 # directly; the same tests `make test` runs through ctest.
-UNIT_TESTS := common/common_tests watcher/watcher_unit_tests k8s/k8s_unit_tests agent/agent_unit_tests
+UNIT_TESTS := common/common_tests watcher/watcher_unit_tests watcher/watcher_loop_tests k8s/k8s_unit_tests agent/agent_unit_tests
 test-unit: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS) --target $(notdir $(UNIT_TESTS))
 	@for t in $(UNIT_TESTS); do echo "== $$t"; $(BUILD)/tests/unit/$$t --gtest_brief=1 || exit 1; done

@@ -147,21 +147,15 @@ int Agent::adminPort() const {
   return admin_ ? admin_->port() : 0;
 }
 
-void Agent::onStateChanged(const watcher::NodeState& state) {
-  bool resynced = false;  // the bus (re)connected and tailscaled's state was read again
-  {
-    std::lock_guard lock(mu_);
-    resynced = state.synced && !last_synced_;
-    last_synced_ = state.synced;
-    if (state.self && state.self != last_self_) {
-      metrics_.recordSelfChange(clock_.wallNow());
-      last_self_ = state.self;
-    }
-    if (state.synced && state.state != last_state_) {
-      log_.info("tailscaled backend state",
-                {{"state", std::string(watcher::backendStateName(state.state))}});
-      last_state_ = state.state;
-    }
+void Agent::onStateChanged(const watcher::NodeSnapshotPtr& snapshot) {
+  const watcher::NodeState& state = snapshot->state;
+  // The same decision as ts_kube_agent_self_changes_total (NodeSnapshot::self_changes).
+  if (snapshot->changes & watcher::kChangeIdentity) metrics_.recordSelfChange(clock_.wallNow());
+  // The bus (re)connected and tailscaled's state was read again.
+  const bool resynced = state.synced && (snapshot->changes & watcher::kChangeSynced);
+  if (state.synced && (snapshot->changes & watcher::kChangeState)) {
+    log_.info("tailscaled backend state",
+              {{"state", std::string(watcher::backendStateName(state.state))}});
   }
   if (!publisher_) return;
   publisher_->submit(state);
@@ -182,7 +176,8 @@ ProbeResult Agent::livez() const {
 
 ProbeResult Agent::readyz() const {
   if (!watcher_) return {false, "not started"};
-  const auto st = watcher_->state();
+  const auto snapshot = watcher_->snapshot();
+  const watcher::NodeState& st = snapshot->state;
   if (!st.connected) return {false, "not connected to tailscaled's bus at " + cfg_.socket};
   if (st.synced && st.identity_pending) {
     return {false,
@@ -210,7 +205,9 @@ ProbeResult Agent::readyz() const {
 }
 
 ProbeResult Agent::healthz() const {
-  const auto st = watcher_ ? watcher_->state() : watcher::NodeState{};
+  if (!watcher_) return {false, "node currently has no tailscale IPs"};
+  const auto snapshot = watcher_->snapshot();
+  const watcher::NodeState& st = snapshot->state;
   if (st.identity_pending) return {false, "node has no tailscale IPs yet (no network map)"};
   if (st.self && !st.self->addresses.empty()) return {true, ""};
   return {false, "node currently has no tailscale IPs"};

@@ -9,11 +9,11 @@
 //   // a second signal meanwhile: agent.reportUnwritten(), then exit without waiting
 //
 // Threads: the watcher's (bus reads), the publisher's (API writes), the admin server's pool,
-// and the caller's (signals). Nothing here blocks the watcher thread: onStateChanged only
-// compares values and hands the new state to the publisher.
+// and the caller's (signals). Nothing here blocks the watcher thread: onStateChanged only maps
+// the reducer's snapshot (and what it says changed) to metrics and logs, and hands the state to
+// the publisher. The node state has one owner, the watcher's NodeStateReducer: nothing here
+// keeps a copy of it to tell what changed.
 #include <memory>
-#include <mutex>
-#include <optional>
 
 #include "agent/admin_server.h"
 #include "agent/config.h"
@@ -49,7 +49,7 @@ class Agent final : public watcher::WatcherObserver {
   ProbeResult healthz() const;
 
   // watcher::WatcherObserver
-  void onStateChanged(const watcher::NodeState& state) override;
+  void onStateChanged(const watcher::NodeSnapshotPtr& snapshot) override;
   void onDisconnected(std::string_view reason) override;
 
  private:
@@ -65,11 +65,6 @@ class Agent final : public watcher::WatcherObserver {
   std::unique_ptr<AdminServer> admin_;
   bool started_ = false;
   bool shut_down_ = false;
-
-  std::mutex mu_;  // guards the fields below (touched on the watcher thread)
-  std::optional<watcher::SelfNode> last_self_;
-  std::optional<watcher::BackendState> last_state_;
-  bool last_synced_ = false;
 };
 
 }  // namespace tsk::agent

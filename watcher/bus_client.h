@@ -147,10 +147,23 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-class BusClient {
+// What the Watcher needs of a LocalAPI client: BusClient over the socket, or a fake in tests
+// (tests/unit/watcher/fake_transport.h). The methods mean what BusClient's below say.
+class BusTransport {
+ public:
+  virtual ~BusTransport() = default;
+  virtual Result<ResponseHead> openWatch(uint64_t mask) = 0;
+  virtual BodyEnd readBody(const BodyCallback& on_bytes) = 0;
+  virtual void close() = 0;
+  virtual Result<ResponseHead> get(std::string_view path_and_query, const BodyCallback& on_bytes,
+                                   uint64_t max_body) = 0;
+  virtual void stop() = 0;  // from any thread
+};
+
+class BusClient final : public BusTransport {
  public:
   explicit BusClient(BusClientOptions opts);
-  ~BusClient();
+  ~BusClient() override;
   BusClient(const BusClient&) = delete;
   BusClient& operator=(const BusClient&) = delete;
 
@@ -158,27 +171,27 @@ class BusClient {
   // and the body is read with readBody(). Any other status closes the connection and gives an
   // Error whose message carries the status and the body text, e.g.
   // "tailscaled rejected the watch request: 400 bad mask" (Error::code = the status).
-  Result<ResponseHead> openWatch(uint64_t mask);
+  Result<ResponseHead> openWatch(uint64_t mask) override;
 
   // Streams the body of the open watch to `on_bytes` until it ends (see BodyEndKind). Blocks
   // without a timeout; stop() interrupts it.
-  BodyEnd readBody(const BodyCallback& on_bytes);
+  BodyEnd readBody(const BodyCallback& on_bytes) override;
 
   // recv() calls that brought bytes of the open watch's body since openWatch(): the reader's
   // wakeups (with read pacing, fewer than the lines). Read it on the thread that reads the body.
   uint64_t watchReads() const;
 
   // Closes the watch connection (safe when none is open).
-  void close();
+  void close() override;
 
   // A one-shot GET on a fresh connection (the watch stays open), e.g.
   // "/localapi/v0/status?peers=false". The body is streamed to `on_bytes`; more than `max_body`
   // bytes, a non-200 status, a timeout or a framing error give an Error.
   Result<ResponseHead> get(std::string_view path_and_query, const BodyCallback& on_bytes,
-                           uint64_t max_body = 64ull << 20);
+                           uint64_t max_body = 64ull << 20) override;
 
   // Interrupts any blocking call now and fails every later one. Thread-safe, idempotent.
-  void stop();
+  void stop() override;
   bool stopped() const;
 
   const std::string& socketPath() const;

@@ -44,84 +44,110 @@ bool identityDiffers(const SelfNode& old, const SelfNode& next) {
 }  // namespace
 
 NodeStateReducer::NodeStateReducer(Logger& log, ReducerOptions opts)
-    : log_(log), opts_(opts), peers_(log) {}
+    : log_(log), opts_(opts), latest_(std::make_shared<const NodeSnapshot>()), peers_(log) {}
+
+NodeSnapshotPtr NodeStateReducer::publish() {
+  if (pending_ == 0) return nullptr;
+  latest_ = std::make_shared<const NodeSnapshot>(NodeSnapshot{.state = state_,
+                                                              .changes = pending_,
+                                                              .seq = latest_->seq + 1,
+                                                              .self_changes = self_changes_});
+  pending_ = 0;
+  return latest_;
+}
 
 bool NodeStateReducer::onConnected(std::string_view daemon_version) {
-  NodeState before = state_;
-  state_.connected = true;
-  state_.synced = false;
+  const uint64_t before = edits_;
+  set(state_.connected, true, kChangeConnected);
+  set(state_.synced, false, kChangeSynced);
   version_from_header_ = !daemon_version.empty();
-  if (version_from_header_) state_.daemon_version = std::string(daemon_version);
+  if (version_from_header_) set(state_.daemon_version, std::string(daemon_version), kChangeDaemon);
   const auto v = parseDaemonVersion(daemon_version);
-  state_.daemon_without_selfchange = v && !v->atLeast(kFirstWithSelfChange);
-  return !(before == state_);
+  set(state_.daemon_without_selfchange, v && !v->atLeast(kFirstWithSelfChange), kChangeDaemon);
+  return edits_ != before;
 }
 
 bool NodeStateReducer::onDisconnected() {
-  NodeState before = state_;
-  state_.connected = false;
-  state_.synced = false;
-  state_.peers_known = false;
+  const uint64_t before = edits_;
+  set(state_.connected, false, kChangeConnected);
+  set(state_.synced, false, kChangeSynced);
+  set(state_.peers_known, false, kChangePeers);
   initial_in_progress_ = false;
+  peers_unknown_session_ = false;
   peers_.clear();
-  return !(before == state_);
+  return edits_ != before;
 }
 
 bool NodeStateReducer::apply(const Notify& n) {
-  bool changed = false;
-  if (!version_from_header_ && !n.version.empty() && n.version != state_.daemon_version) {
-    state_.daemon_version = n.version;
-    changed = true;
+  const uint64_t before = edits_;
+  if (!version_from_header_ && !n.version.empty()) {
+    set(state_.daemon_version, n.version, kChangeDaemon);
   }
   if (n.initial_status) {
-    changed |= applyInitialStatus(*n.initial_status, n.state);
-  } else if (n.state && *n.state != state_.state) {
-    state_.state = *n.state;
-    changed = true;
+    applyInitialStatus(*n.initial_status, n.state, /*with_peers=*/true);
+  } else if (n.state) {
+    set(state_.state, *n.state, kChangeState);
   }
-  if (n.self_change) {
-    changed |= applySelf(*n.self_change);
-  }
+  if (n.self_change) applySelf(*n.self_change);
   if (opts_.track_peers &&
       (n.kinds & (kKindPeersChanged | kKindPeersRemoved | kKindPeerPatch)) != 0) {
-    changed |= refreshPeerCounts();
+    refreshPeerCounts();
   }
   initial_in_progress_ = false;
-  return changed;
+  return edits_ != before;
 }
 
-bool NodeStateReducer::applyInitialStatus(const InitialStatus& st,
-                                          const std::optional<BackendState>& state) {
-  NodeState next = state_;
-  next.synced = true;
-  next.state = state ? *state : st.state;
+bool NodeStateReducer::applyStatus(const InitialStatus& status) {
+  const uint64_t before = edits_;
+  peers_unknown_session_ = true;
+  applyInitialStatus(status, std::nullopt, /*with_peers=*/false);
+  initial_in_progress_ = false;
+  return edits_ != before;
+}
+
+void NodeStateReducer::applyInitialStatus(const InitialStatus& st,
+                                          const std::optional<BackendState>& state,
+                                          bool with_peers) {
+  set(state_.synced, true, kChangeSynced);
+  set(state_.state, state ? *state : st.state, kChangeState);
   if (st.self && st.self->hasIdentity()) {
     // A Self that fails validation changes nothing of the identity: the last valid one stays,
     // with its tailnet; the rest of the snapshot (state, peers) still applies.
     if (auto self = validated(*st.self)) {
-      self->in_network_map.reset();
-      next.self = mergeGaps(state_.self, std::move(*self));
-      next.identity_pending = false;
-      next.tailnet_name = st.tailnet_name;
-      next.magic_dns_suffix = st.magic_dns_suffix;
+      setSelf(std::move(*self));
+      set(state_.identity_pending, false, kChangeIdentityPending);
+      set(state_.tailnet_name, st.tailnet_name, kChangeTailnet);
+      set(state_.magic_dns_suffix, st.magic_dns_suffix, kChangeTailnet);
     }
   } else {
     // The empty Self of a daemon without a netmap (or none at all): no identity yet. The last
     // one stays, and so does the tailnet it is in (CurrentTailnet is null without a netmap), so
     // nothing is overwritten with empty values meanwhile.
-    next.identity_pending = true;
+    set(state_.identity_pending, true, kChangeIdentityPending);
   }
-  if (opts_.track_peers && initial_in_progress_) {
-    next.peers_total = peers_.total();
-    next.peers_online = peers_.online();
+  if (!with_peers) {
+    set(state_.peers_total, uint64_t{0}, kChangePeers);
+    set(state_.peers_online, uint64_t{0}, kChangePeers);
+    set(state_.peers_known, false, kChangePeers);
+    return;
+  }
+  const bool tracked = opts_.track_peers && initial_in_progress_;
+  set(state_.peers_total, tracked ? peers_.total() : st.peers_total, kChangePeers);
+  set(state_.peers_online, tracked ? peers_.online() : st.peers_online, kChangePeers);
+  set(state_.peers_known, true, kChangePeers);
+}
+
+void NodeStateReducer::setSelf(SelfNode next) {
+  next = mergeGaps(state_.self, std::move(next));
+  next.in_network_map.reset();
+  if (state_.self && *state_.self == next) return;
+  if (!state_.self || identityDiffers(*state_.self, next)) {
+    ++self_changes_;
+    mark(kChangeIdentity);
   } else {
-    next.peers_total = st.peers_total;
-    next.peers_online = st.peers_online;
+    mark(kChangeSelfDetail);
   }
-  next.peers_known = true;
-  const bool changed = !(next == state_);
-  state_ = std::move(next);
-  return changed;
+  state_.self = std::move(next);
 }
 
 std::optional<SelfNode> NodeStateReducer::validated(const SelfNode& raw) {
@@ -141,35 +167,25 @@ std::optional<SelfNode> NodeStateReducer::validated(const SelfNode& raw) {
   return std::nullopt;
 }
 
-bool NodeStateReducer::applySelf(const SelfNode& raw) {
+void NodeStateReducer::applySelf(const SelfNode& raw) {
   if (!raw.hasIdentity()) {
     // tailscale `ipn/ipnlocal` sends SelfChange only for a netmap with a valid self node.
     if (!warned_selfchange_without_id_) {
       warned_selfchange_without_id_ = true;
       log_.warn("ignoring a SelfChange without a StableID: not a node identity (logged once)");
     }
-    return false;
+    return;
   }
   auto self = validated(raw);
-  if (!self) return false;
-  const bool was_pending = state_.identity_pending;
-  state_.identity_pending = false;
-  SelfNode next = mergeGaps(state_.self, std::move(*self));
-  next.in_network_map.reset();
-  if (state_.self && *state_.self == next) return was_pending;
-  if (!state_.self || identityDiffers(*state_.self, next)) ++self_changes_;
-  state_.self = std::move(next);
-  return true;
+  if (!self) return;
+  set(state_.identity_pending, false, kChangeIdentityPending);
+  setSelf(std::move(*self));
 }
 
-bool NodeStateReducer::refreshPeerCounts() {
-  if (!peers_.known()) return false;
-  const uint64_t total = peers_.total();
-  const uint64_t online = peers_.online();
-  if (total == state_.peers_total && online == state_.peers_online) return false;
-  state_.peers_total = total;
-  state_.peers_online = online;
-  return true;
+void NodeStateReducer::refreshPeerCounts() {
+  if (peers_unknown_session_ || !peers_.known()) return;
+  set(state_.peers_total, peers_.total(), kChangePeers);
+  set(state_.peers_online, peers_.online(), kChangePeers);
 }
 
 void NodeStateReducer::onInitialStatusBegin() {
@@ -200,18 +216,21 @@ void NodeStateReducer::onPeerPatch(int64_t node_id, std::optional<bool> online) 
 }
 
 bool NodeStateReducer::onLineAborted() {
+  const uint64_t before = edits_;
   // Deltas of a malformed line that were already applied stay applied (they came from the
   // daemon); publish the counts they produced.
-  if (!initial_in_progress_) return opts_.track_peers && refreshPeerCounts();
+  if (!initial_in_progress_) {
+    if (opts_.track_peers) refreshPeerCounts();
+    return edits_ != before;
+  }
   // A half-read InitialStatus: the peer table is incomplete. Forget it until the next resync.
   initial_in_progress_ = false;
   peers_.clear();
   log_.warn(
       "peer tracking: an InitialStatus line was malformed; peer counts unknown until the "
       "next reconnect");
-  if (!state_.peers_known) return false;
-  state_.peers_known = false;
-  return true;
+  set(state_.peers_known, false, kChangePeers);
+  return edits_ != before;
 }
 
 }  // namespace tsk::watcher

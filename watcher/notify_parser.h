@@ -23,8 +23,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <optional>
-#include <string>
 #include <string_view>
 
 #include "watcher/events.h"
@@ -52,19 +50,8 @@ class NotifyParser {
   size_t highWaterBytes() const;
 
  private:
-  // parseStatusJson runs a Status body through the parser as the value of a Notify's
-  // InitialStatus: it needs the first error as soon as it is found, in offsets of the body.
-  friend std::optional<InitialStatus> parseStatusJson(std::string_view body, std::string* error);
-
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// Parses the body of GET /localapi/v0/status (an ipnstate.Status, indented or not) with the
-// same rules as Notify.InitialStatus. For StartMode::StatusFetch
-// (docs/PROTOCOL.md#status-fetch-start-mode). Returns nullopt and sets `error` when the body is not
-// exactly one valid JSON object: the error says what is wrong and at which byte of the body
-// (0-based).
-std::optional<InitialStatus> parseStatusJson(std::string_view body, std::string* error = nullptr);
 
 }  // namespace tsk::watcher

@@ -9,6 +9,7 @@
 #include "watcher/bus_client.h"
 #include "watcher/daemon_version.h"
 #include "watcher/notify_parser.h"
+#include "watcher/status_json.h"
 
 namespace tsk::watcher {
 namespace {
@@ -35,14 +36,15 @@ uint64_t watchMask(const WatcherOptions& opts) {
 }
 
 // The watcher thread's machinery. The NotifyHandler callbacks run on that thread only; the
-// published NodeState and stats are copied under `mu` for readers on other threads.
+// latest snapshot (a shared pointer) and the stats are kept under `mu` for other threads.
 struct Watcher::Impl final : ReducingHandler {
   WatcherOptions opts;
   WatcherObserver& observer;
   Logger& log;
   Clock& clock;
   const uint64_t mask;
-  BusClient client;
+  std::unique_ptr<BusTransport> transport;
+  BusTransport& client;
   NotifyParser parser;
   StopSignal stop_signal;
   std::thread thread;
@@ -50,7 +52,7 @@ struct Watcher::Impl final : ReducingHandler {
   std::atomic<bool> started{false};
 
   mutable std::mutex mu;
-  NodeState published;
+  NodeSnapshotPtr published;
   WatcherStats stats;
 
   // Watcher thread only.
@@ -58,52 +60,43 @@ struct Watcher::Impl final : ReducingHandler {
   std::string end_reason;        // set when a line ends the session (fell behind)
   uint64_t malformed_burst = 0;  // malformed/oversized lines since the last good one
   uint64_t invalid_seen = 0;     // reducer.invalidSelfNodesTotal() last copied into stats
-  // This session's snapshot comes from GET /localapi/v0/status: StartMode::StatusFetch, or a
-  // daemon before 1.100 that ignores the InitialStatus bit.
-  bool status_fetched = false;
   bool warned_old_daemon = false;
 
-  Impl(WatcherOptions o, WatcherObserver& obs, Logger& l, Clock& c)
+  Impl(WatcherOptions o, std::unique_ptr<BusTransport> t, WatcherObserver& obs, Logger& l, Clock& c)
       : ReducingHandler(l, ReducerOptions{.track_peers = o.track_peers}),
         opts(std::move(o)),
         observer(obs),
         log(l),
         clock(c),
         mask(watchMask(opts)),
-        client(BusClientOptions{.socket_path = opts.socket_path,
-                                .connect_timeout = opts.connect_timeout,
-                                .max_read_delay = opts.max_read_delay}),
+        transport(std::move(t)),
+        client(*transport),
         parser(*this, ParserOptions{.track_peers = opts.track_peers,
-                                    .max_line_bytes = opts.max_line_bytes}) {}
+                                    .max_line_bytes = opts.max_line_bytes}),
+        published(reducer.latest()) {}
 
   // ----- publishing -----------------------------------------------------------------------
 
+  // Hands on the reducer's snapshot, if the last event changed anything.
   void publish() {
-    NodeState copy = reducer.state();
-    if (status_fetched) {
-      // status?peers=false carries no peers: counts are not known in this mode.
-      copy.peers_known = false;
-      copy.peers_total = 0;
-      copy.peers_online = 0;
-    }
+    NodeSnapshotPtr snap = reducer.publish();
+    if (!snap) return;
     {
       std::lock_guard lock(mu);
-      published = copy;
-      stats.self_changes = reducer.selfChanges();
+      published = snap;
+      stats.self_changes = snap->self_changes;
     }
-    observer.onStateChanged(copy);
+    observer.onStateChanged(snap);
   }
 
-  // One parsed Notify (from the bus or the status fetch) into the reducer.
-  void apply(const Notify& n) {
-    const bool changed = reducer.apply(n);
+  // Copies the reducer's count of refused self nodes into the stats when it moved.
+  void noteInvalidSelfNodes() {
     if (reducer.invalidSelfNodesTotal() != invalid_seen) {
       invalid_seen = reducer.invalidSelfNodesTotal();
       std::lock_guard lock(mu);
       std::copy(std::begin(reducer.invalidSelfNodes()), std::end(reducer.invalidSelfNodes()),
                 std::begin(stats.invalid_self_nodes));
     }
-    if (changed) publish();
   }
 
   // ----- NotifyHandler --------------------------------------------------------------------
@@ -122,7 +115,9 @@ struct Watcher::Impl final : ReducingHandler {
                {{"skipped_lines", std::to_string(malformed_burst)}});
     }
     malformed_burst = 0;
-    apply(n);
+    reducer.apply(n);
+    noteInvalidSelfNodes();
+    publish();
     if (n.err_message) onErrMessage(*n.err_message);
     observer.onNotify(n.kinds, n.bytes);
   }
@@ -163,7 +158,8 @@ struct Watcher::Impl final : ReducingHandler {
   }
 
   void onLineAborted() override {
-    if (reducer.onLineAborted()) publish();
+    reducer.onLineAborted();
+    publish();
   }
 
   // ----- sessions -------------------------------------------------------------------------
@@ -192,10 +188,12 @@ struct Watcher::Impl final : ReducingHandler {
                                {"mask", std::to_string(mask)},
                                {"tailscale_version", head->tailscale_version},
                                {"after_failed_attempts", std::to_string(failed_attempts)}});
-    status_fetched = opts.start_mode == StartMode::StatusFetch || !knowsInitialStatus(*head);
-    if (reducer.onConnected(head->tailscale_version)) publish();
+    const bool status_fetch =
+        opts.start_mode == StartMode::StatusFetch || !knowsInitialStatus(*head);
+    reducer.onConnected(head->tailscale_version);
+    publish();
 
-    if (status_fetched) {
+    if (status_fetch) {
       if (auto st = fetchStatus(); !st) {
         result.reason = st.error().message;
         client.close();
@@ -261,11 +259,9 @@ struct Watcher::Impl final : ReducingHandler {
     std::string error;
     auto st = parseStatusJson(body, &error);
     if (!st) return Error{"tailscaled's /localapi/v0/status reply is not a Status: " + error};
-    Notify n;
-    n.kinds = kKindInitialStatus;
-    n.initial_status = std::move(*st);
-    n.bytes = body.size();
-    apply(n);
+    reducer.applyStatus(*st);
+    noteInvalidSelfNodes();
+    publish();
     return {};
   }
 
@@ -284,7 +280,8 @@ struct Watcher::Impl final : ReducingHandler {
           std::lock_guard lock(mu);
           ++stats.disconnects;
         }
-        if (reducer.onDisconnected()) publish();
+        reducer.onDisconnected();
+        publish();
         observer.onDisconnected(r.reason);
         if (clock.monotonicNow() - began >= opts.healthy_reset) backoff.reset();
       } else {
@@ -300,13 +297,22 @@ struct Watcher::Impl final : ReducingHandler {
                                             {"retry_in", millis(delay)}});
       }
       last_reason = r.reason;
+      observer.onRetryScheduled(delay);
       stop_signal.waitFor(delay);
     }
   }
 };
 
 Watcher::Watcher(WatcherOptions opts, WatcherObserver& observer, Logger& log, Clock& clock)
-    : impl_(std::make_unique<Impl>(std::move(opts), observer, log, clock)) {}
+    : Watcher(opts,
+              std::make_unique<BusClient>(BusClientOptions{.socket_path = opts.socket_path,
+                                                           .connect_timeout = opts.connect_timeout,
+                                                           .max_read_delay = opts.max_read_delay}),
+              observer, log, clock) {}
+
+Watcher::Watcher(WatcherOptions opts, std::unique_ptr<BusTransport> transport,
+                 WatcherObserver& observer, Logger& log, Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(opts), std::move(transport), observer, log, clock)) {}
 
 Watcher::~Watcher() {
   stop();
@@ -329,9 +335,13 @@ void Watcher::stop() {
   if (d.thread.joinable()) d.thread.join();
 }
 
-NodeState Watcher::state() const {
+NodeSnapshotPtr Watcher::snapshot() const {
   std::lock_guard lock(impl_->mu);
   return impl_->published;
+}
+
+NodeState Watcher::state() const {
+  return snapshot()->state;
 }
 
 WatcherStats Watcher::stats() const {

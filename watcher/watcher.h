@@ -1,11 +1,12 @@
 #pragma once
-// Watcher: the reconnecting bus reader. It owns a BusClient, a NotifyParser and the NodeState
-// reducer, runs on its own thread, and reports every change to a WatcherObserver. It never
+// Watcher: the reconnecting bus reader. It owns a BusTransport (BusClient on the socket, or a
+// fake in tests), a NotifyParser and the NodeStateReducer, runs on its own thread, and hands
+// every snapshot the reducer publishes to a WatcherObserver. It never
 // exits on its own: EOF, a missing socket, a refused connection, an HTTP error status or the
 // fell-behind ErrMessage all lead to backoff (0.5 s doubling to 30 s, jittered, reset after a
 // healthy minute), reconnect, and a resync from the fresh InitialStatus.
 //
-//   Watcher w(opts, observer, logger);
+//   Watcher w(opts, observer, logger);   // or Watcher(opts, std::move(transport), ...)
 //   w.start();   // spawns the thread
 //   ...
 //   w.stop();    // wakes it and joins; also done by the destructor
@@ -18,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "watcher/bus_client.h"
 #include "watcher/events.h"
 #include "watcher/node_state_reducer.h"
 #include "watcher/read_pacer.h"
@@ -32,7 +34,7 @@ namespace tsk::watcher {
 enum class StartMode { InitialStatus, StatusFetch };
 
 struct WatcherOptions {
-  std::string socket_path = "/var/run/tailscale/tailscaled.sock";
+  std::string socket_path = "/var/run/tailscale/tailscaled.sock";  // for the BusClient
   bool track_peers = false;  // adds NotifyPeerChanges|NotifyPeerPatches to the mask
   StartMode start_mode = StartMode::InitialStatus;
   uint64_t max_line_bytes = 1ull << 30;  // longer lines are skipped without buffering
@@ -44,7 +46,7 @@ struct WatcherOptions {
   std::chrono::microseconds max_read_delay{kDefaultMaxReadDelay};
 };
 
-// NodeState (the reduced state of the node) lives in watcher/node_state_reducer.h.
+// NodeState and NodeSnapshot (the reduced state of the node) live in watcher/node_state_reducer.h.
 
 // Counters the watcher keeps; read by the agent for metrics.
 struct WatcherStats {
@@ -55,7 +57,7 @@ struct WatcherStats {
   uint64_t oversized_lines = 0;
   uint64_t connects = 0;
   uint64_t disconnects = 0;
-  uint64_t self_changes = 0;  // SelfChange messages whose self node differed from the last one
+  uint64_t self_changes = 0;  // NodeSnapshot::self_changes of the latest snapshot
   // Self nodes not published because validateSelf refused them, by SelfProblem (index).
   uint64_t invalid_self_nodes[kSelfProblemCount] = {};
   uint64_t largest_line = 0;
@@ -64,28 +66,36 @@ struct WatcherStats {
 class WatcherObserver {
  public:
   virtual ~WatcherObserver() = default;
-  // After every event that changed NodeState (connect, disconnect, initial status, self change,
-  // state change, peer counts). Called on the watcher thread; must not block for long.
-  virtual void onStateChanged(const NodeState& state) = 0;
+  // Each snapshot the reducer publishes, in order: after every event that changed NodeState
+  // (connect, disconnect, initial status, status fetch, self change, state change, peer counts).
+  // Called on the watcher thread; must not block for long.
+  virtual void onStateChanged(const NodeSnapshotPtr& snapshot) = 0;
   // After every parsed line (cheap; used for rate metrics). Default: nothing.
   virtual void onNotify(uint32_t /*kinds*/, size_t /*bytes*/) {}
   virtual void onDisconnected(std::string_view /*reason*/) {}
+  // A session ended or could not start; the next attempt is in `delay` (the backoff).
+  virtual void onRetryScheduled(std::chrono::milliseconds /*delay*/) {}
 };
 
 class Watcher {
  public:
+  // Reads the bus through a BusClient on opts.socket_path.
   Watcher(WatcherOptions opts, WatcherObserver& observer, Logger& log,
           Clock& clock = RealClock::instance());
+  // Reads the bus through `transport` (kept for the watcher's life; stop() stops it).
+  Watcher(WatcherOptions opts, std::unique_ptr<BusTransport> transport, WatcherObserver& observer,
+          Logger& log, Clock& clock = RealClock::instance());
   ~Watcher();
   Watcher(const Watcher&) = delete;
   Watcher& operator=(const Watcher&) = delete;
 
   void start();
   void stop();
-  NodeState state() const;     // a copy, thread-safe
-  WatcherStats stats() const;  // a copy, thread-safe
-  bool alive() const;          // the thread is running its loop (for /livez)
-  uint64_t mask() const;       // the mask this watcher sends
+  NodeSnapshotPtr snapshot() const;  // the latest snapshot, thread-safe
+  NodeState state() const;           // a copy of its state, thread-safe
+  WatcherStats stats() const;        // a copy, thread-safe
+  bool alive() const;                // the thread is running its loop (for /livez)
+  uint64_t mask() const;             // the mask this watcher sends
 
  private:
   struct Impl;

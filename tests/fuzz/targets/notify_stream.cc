@@ -33,6 +33,7 @@
 #include "watcher/bus_client.h"
 #include "watcher/notify_parser.h"
 #include "watcher/self_validation.h"
+#include "watcher/status_json.h"
 
 namespace tsk::fuzz {
 namespace {

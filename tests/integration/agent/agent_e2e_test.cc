@@ -217,6 +217,11 @@ TEST_F(AgentE2E, HundredNotificationsThatChangeNothingGiveZeroWrites) {
   const auto seq = lastSeq();
   const double self_before = notifies(agent, "self_change");
   const double blank_before = notifies(agent, "blank");
+  // One decision behind both metrics: the first identity learnt is the one change so far.
+  const auto changes_before = metric(agent, "ts_kube_agent_self_changes_total");
+  const auto stamp_before = metric(agent, "ts_kube_agent_last_self_change_timestamp_seconds");
+  EXPECT_EQ(changes_before, 1);
+  ASSERT_TRUE(stamp_before);
   sim().selfChange({}, 50);  // the same identity again, as tailscaled does on each netmap
   sim().blank(50);           // what a peer delta looks like without peer tracking
   ASSERT_TRUE(eventually([&] {
@@ -225,6 +230,10 @@ TEST_F(AgentE2E, HundredNotificationsThatChangeNothingGiveZeroWrites) {
   })) << agent.logs();
   EXPECT_EQ(writesAfter(seq).size(), 0u);
   EXPECT_EQ(secretData(), kInitialIdentity);
+  // Nor did they move either metric (not even a SelfChange that adds the integer node ID an
+  // InitialStatus PeerStatus may lack).
+  EXPECT_EQ(metric(agent, "ts_kube_agent_self_changes_total"), changes_before);
+  EXPECT_EQ(metric(agent, "ts_kube_agent_last_self_change_timestamp_seconds"), stamp_before);
 }
 
 TEST_F(AgentE2E, TailscaledRestartReconnectsResyncsAndWritesNothing) {

@@ -20,6 +20,7 @@
 #include "tools/tsbus-sim/bus_sim.h"
 #include "watcher/bus_client.h"
 #include "watcher/notify_parser.h"
+#include "watcher/status_json.h"
 
 namespace tsk::watcher {
 namespace {

@@ -24,7 +24,7 @@ using tsbus_sim::SimOptions;
 // Records what the watcher reports.
 class RecordingObserver final : public WatcherObserver {
  public:
-  void onStateChanged(const NodeState& s) override {
+  void onStateChanged(const NodeSnapshotPtr& s) override {
     std::lock_guard lock(mu_);
     ++state_changes_;
     last_ = s;
@@ -48,7 +48,7 @@ class RecordingObserver final : public WatcherObserver {
 
  private:
   mutable std::mutex mu_;
-  NodeState last_;
+  NodeSnapshotPtr last_;
   uint64_t state_changes_ = 0;
   uint64_t notifies_ = 0;
   std::vector<std::string> disconnects_;

@@ -50,9 +50,9 @@ TEST(NodeStateReducer, RepeatedSelfChangeChangesNothingAndRenameChangesOnlyTheNa
   // Line 1 repeats the identity of 08 (as a Node: no Online, which the PeerStatus had).
   EXPECT_FALSE(p.feed(lines[0]));
   EXPECT_FALSE(p.feed(lines[0]));
-  EXPECT_EQ(p.reducer.selfChanges(), 0u);
+  EXPECT_EQ(p.reducer.selfChanges(), 1u);  // the identity learnt from the InitialStatus
   EXPECT_TRUE(p.feed(lines[1]));
-  EXPECT_EQ(p.reducer.selfChanges(), 1u);
+  EXPECT_EQ(p.reducer.selfChanges(), 2u);
   SelfNode expected = before;
   expected.name = "demo-sidecar-renamed.tail3f9a2c.ts.net.";
   EXPECT_EQ(*p.state().self, expected);
@@ -66,7 +66,7 @@ TEST(NodeStateReducer, SelfChangeAfterATEraInitialStatusOnlyAddsTheNodeId) {
   SelfNode expected = *p.state().self;
   expected.node_id = 4815162342001;        // the Node carries the integer ID the T PeerStatus lacks
   EXPECT_TRUE(p.feed(lines[0]));           // NodeState learnt the ID...
-  EXPECT_EQ(p.reducer.selfChanges(), 0u);  // ...but the identity did not change
+  EXPECT_EQ(p.reducer.selfChanges(), 1u);  // ...but the identity did not change (1: the first)
   EXPECT_EQ(*p.state().self, expected);
   EXPECT_FALSE(p.feed(lines[0]));
   // A reconnect's InitialStatus (again without NodeID) does not forget it.
@@ -229,7 +229,7 @@ TEST(NodeStateReducer, KeyExpiryRoundedToTheSecondIsNotAChange) {
   EXPECT_FALSE(r.apply(change));
   change.self_change->key_expiry = "2026-08-08T12:00:41Z";
   EXPECT_TRUE(r.apply(change));
-  EXPECT_EQ(r.selfChanges(), 1u);  // learning the node ID was not an identity change
+  EXPECT_EQ(r.selfChanges(), 2u);  // the first identity and the expiry; not the node ID
 }
 
 // Go's time.Round(time.Second) rounds halves up: the Node's 12:00:41.5 is the PeerStatus's
@@ -395,6 +395,135 @@ TEST(NodeStateReducer, PeersChangedWithoutSelfChangeIsADelta) {
   p.feed(statusgen::initialStatusLine(o));
   EXPECT_TRUE(p.feed(statusgen::peersChangedLine(statusgen::peerAt(1000))));
   EXPECT_EQ(p.state().peers_total, 6u);
+}
+
+// ----- snapshots ------------------------------------------------------------------------
+
+TEST(NodeStateReducer, PublishesOneImmutableSnapshotPerChangeWithWhatChanged) {
+  Pipeline p(false);
+  const NodeSnapshotPtr initial = p.reducer.latest();
+  EXPECT_EQ(initial->seq, 0u);
+  EXPECT_EQ(initial->state, NodeState{});
+  EXPECT_FALSE(p.reducer.publish());  // nothing happened yet
+
+  p.reducer.onConnected("1.103.0");
+  const NodeSnapshotPtr connected = p.reducer.publish();
+  ASSERT_TRUE(connected);
+  EXPECT_EQ(connected->seq, 1u);
+  EXPECT_EQ(connected->changes, kChangeConnected | kChangeDaemon);
+  EXPECT_TRUE(connected->state.connected);
+
+  p.feed(fixtureFile("08-initial-status-head.jsonl"));
+  const NodeSnapshotPtr synced = p.reducer.publish();
+  ASSERT_TRUE(synced);
+  EXPECT_EQ(synced->seq, 2u);
+  EXPECT_EQ(synced->changes &
+                (kChangeSynced | kChangeState | kChangeIdentity | kChangeTailnet | kChangePeers),
+            kChangeSynced | kChangeState | kChangeIdentity | kChangeTailnet | kChangePeers);
+  EXPECT_EQ(synced->self_changes, 1u);
+  EXPECT_EQ(synced->state, p.state());
+  // Earlier snapshots are not touched by later events.
+  EXPECT_FALSE(connected->state.synced);
+  EXPECT_EQ(initial->state, NodeState{});
+
+  const auto lines = fixtureLines("02-selfchange.jsonl");
+  EXPECT_FALSE(p.feed(lines[0]));     // the same identity again
+  EXPECT_FALSE(p.reducer.publish());  // so nothing to publish
+  EXPECT_EQ(p.reducer.latest(), synced);
+  EXPECT_TRUE(p.feed(lines[1]));  // a rename
+  const NodeSnapshotPtr renamed = p.reducer.publish();
+  ASSERT_TRUE(renamed);
+  EXPECT_EQ(renamed->changes, kChangeIdentity);
+  EXPECT_EQ(renamed->self_changes, 2u);
+  EXPECT_EQ(renamed->seq, 3u);
+}
+
+TEST(NodeStateReducer, ChangesGatherUntilPublished) {
+  Pipeline p(false);
+  p.reducer.onConnected("");
+  p.feed(statusgen::stateLine(2));
+  p.feed(statusgen::stateLine(6));
+  const NodeSnapshotPtr s = p.reducer.publish();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->seq, 1u);
+  EXPECT_EQ(s->changes, kChangeConnected | kChangeState | kChangeDaemon);  // and Notify.Version
+  EXPECT_EQ(s->state.state, BackendState::Running);
+}
+
+// One rule for "the identity changed", whatever message carried the node: a resync whose
+// InitialStatus brings another identity counts like a SelfChange would; the integer ID that only
+// a SelfChange carries is a detail, not a change.
+TEST(NodeStateReducer, IdentityChangeIsTheSameRuleForInitialStatusAndSelfChange) {
+  Pipeline p(false);
+  p.reducer.onConnected("");
+  p.feed(fixtureFile("01-initial-status.jsonl"));  // a T-era PeerStatus: no integer ID
+  ASSERT_TRUE(p.reducer.publish());
+  EXPECT_EQ(p.reducer.selfChanges(), 1u);
+  p.feed(fixtureLines("02-selfchange.jsonl")[0]);  // the same node, as a Node with its ID
+  const NodeSnapshotPtr detail = p.reducer.publish();
+  ASSERT_TRUE(detail);
+  EXPECT_EQ(detail->changes, kChangeSelfDetail);
+  EXPECT_EQ(detail->self_changes, 1u);
+
+  p.reducer.onDisconnected();
+  p.reducer.onConnected("");
+  statusgen::Identity other;
+  other.name = "elsewhere.tail3f9a2c.ts.net.";
+  statusgen::InitialStatusOptions o;
+  o.self = other;
+  p.feed(statusgen::initialStatusLine(o));
+  const NodeSnapshotPtr resynced = p.reducer.publish();
+  ASSERT_TRUE(resynced);
+  EXPECT_TRUE(resynced->changes & kChangeIdentity);
+  EXPECT_TRUE(resynced->changes & kChangeSynced);
+  EXPECT_EQ(resynced->self_changes, 2u);
+  EXPECT_EQ(resynced->state.self->name, "elsewhere.tail3f9a2c.ts.net.");
+}
+
+// GET /localapi/v0/status?peers=false has its own entry point: the snapshot applies like an
+// InitialStatus, and the peer counts are unknown for the session, even if peer deltas arrive.
+TEST(NodeStateReducer, AFetchedStatusAppliesWithPeerCountsUnknownForTheSession) {
+  Pipeline p(true);
+  p.reducer.onConnected("1.103.0");
+  p.feed(fixtureFile("08-initial-status-head.jsonl"));
+  ASSERT_TRUE(p.state().peers_known);
+  p.reducer.onDisconnected();
+  p.reducer.onConnected("1.103.0");
+  p.reducer.publish();
+
+  InitialStatus st;
+  st.state = BackendState::Running;
+  st.self.emplace();
+  st.self->stable_id = "nSdcr7Qx2CNTRL";
+  st.self->name = "demo-sidecar-0.tail3f9a2c.ts.net.";
+  st.self->addresses = {"100.90.12.34"};
+  st.self->in_network_map = true;
+  st.tailnet_name = "example.com";
+  st.magic_dns_suffix = "tail3f9a2c.ts.net";
+  st.peers_total = 5;  // a body with peers still gives no counts: the mode is "no peers"
+  EXPECT_TRUE(p.reducer.applyStatus(st));
+  const NodeSnapshotPtr s = p.reducer.publish();
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->state.synced);
+  EXPECT_EQ(s->state.state, BackendState::Running);
+  ASSERT_TRUE(s->state.self);
+  EXPECT_EQ(s->state.self->stable_id, "nSdcr7Qx2CNTRL");
+  EXPECT_EQ(s->state.tailnet_name, "example.com");
+  EXPECT_FALSE(s->state.peers_known);
+  EXPECT_EQ(s->state.peers_total, 0u);
+
+  // A full netmap (SelfChange and the complete PeersChanged), then a delta.
+  p.feed(R"({"SelfChange":{"ID":1,"StableID":"nSdcr7Qx2CNTRL","Name":"a.ts.net."},)"
+         R"("PeersChanged":[{"ID":7,"Online":true},{"ID":8}]})"
+         "\n");
+  p.feed(statusgen::peersChangedLine(statusgen::peerAt(0)));
+  EXPECT_FALSE(p.state().peers_known);
+  EXPECT_EQ(p.state().peers_total, 0u);
+  // The next session starts over.
+  p.reducer.onDisconnected();
+  p.reducer.onConnected("1.103.0");
+  p.feed(fixtureFile("08-initial-status-head.jsonl"));
+  EXPECT_TRUE(p.state().peers_known);
 }
 
 }  // namespace

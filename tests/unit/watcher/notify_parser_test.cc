@@ -1,4 +1,5 @@
 #include "watcher/notify_parser.h"
+#include "watcher/status_json.h"
 
 #include <gtest/gtest.h>
 
@@ -584,39 +585,85 @@ TEST(NotifyParser, StatusBodyParsesIndentedOrCompact) {
   EXPECT_FALSE(parseStatusJson("null", &error));
 }
 
+std::string repeated(std::string_view piece, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += piece;
+  return out;
+}
+
 TEST(NotifyParser, StatusBodyMustBeExactlyOneObject) {
   struct Case {
     std::string body;
     std::string error;  // a part of the error: what is wrong and where (a byte of the body)
   };
   const Case cases[] = {
-      // The fuzzer's two findings: the parser sees {"InitialStatus":<body>} with newlines made
-      // spaces, which accepted both.
-      {"{\"Self\":{\"ID\":\"a\nb\"}}", "a raw newline inside a string at byte 16"},
-      {"1,\"InitialStatus\":{\"BackendState\":\"Running\"}",
-       "not a JSON object: '1' at byte 0, expected '{'"},
-      {"{\"BackendState\":\"Running\"},\"InitialStatus\":{}",
-       "',' at byte 26 after the object, which ends at byte 25"},
-      {"{\"BackendState\":\"Running\"} {}", "'{' at byte 27 after the object"},
-      {"  null", "not a JSON object: 'n' at byte 2"},
-      {"", "status body is empty"},
-      {" \n\t", "status body is empty"},
-      {"{\"Self\":", "it ends before the object is closed (8 bytes)"},
-      {"{\"Self\":\"ab", "it ends inside a string (11 bytes)"},
-      // The parser's own errors count bytes of the body, not of its wrapped line.
-      {"{\"Self\":[1,}", "unexpected '}' at byte 11 of the body"},
-      {"{\"Self\":\"a\rb\"}", "a raw control character inside a string at byte 10 of the body"},
-      {"{\n \"BackendState\": \"Running\",\n \"Self\": nul\n}", "at byte 39 of the body"},
-      // The first error wins, whichever check finds it.
-      {"{\"a\":x,\"b\":\"c\nd\"}", "unexpected 'x' at byte 5 of the body"},
-      {"{\"b\":\"c\nd\",\"a\":x}", "a raw newline inside a string at byte 7"},
-      {"{\"a\":[}]}", "unexpected '}' at byte 6 of the body"},
+      // The fuzzer's two findings against the former parser, which saw {"InitialStatus":<body>}
+      // with newlines made spaces and accepted both.
+      {"{\"Self\":{\"ID\":\"a\nb\"}}", "at byte 16: parse error"},
+      {"1,\"InitialStatus\":{\"BackendState\":\"Running\"}", "at byte 1:"},
+      {"{\"BackendState\":\"Running\"},\"InitialStatus\":{}", "at byte 26:"},
+      {"{\"BackendState\":\"Running\"} {}", "at byte 27:"},
+      {"  null", "not a JSON object but null"},
+      {"[]", "not a JSON object but array"},
+      {"", "unexpected end of input"},
+      {" \n\t", "unexpected end of input"},
+      {"{\"Self\":", "unexpected end of input"},
+      {"{\"Self\":\"ab", "missing closing quote"},
+      {"{\"Self\":[1,}", "at byte 11:"},
+      {"{\"Self\":\"a\rb\"}", "at byte 10:"},
+      {"{\"a\":x,\"b\":\"c\nd\"}", "at byte 5:"},
+      {"{\"b\":\"c\nd\",\"a\":x}", "at byte 7:"},
+      {std::string("{\"a\":1}\0junk", 12), "a NUL byte at byte 7"},
+      // The shape rules of Notify.InitialStatus.
+      {"{\"Self\":{\"ID\":\"a\"},\"Self\":{\"ID\":\"b\"}}", "\"Self\" appears twice"},
+      {"{\"Self\":{\"DNSName\":\"a.\",\"DNSName\":\"b.\"}}", "\"DNSName\" appears twice"},
+      {"{\"CurrentTailnet\":{\"Name\":\"a\",\"Name\":\"b\"}}", "\"Name\" appears twice"},
+      {"{\"Self\":{\"HostName\":\"" + std::string(4097, 'h') + "\"}}",
+       "HostName is longer than 4096"},
+      {"{\"MagicDNSSuffix\":\"" + std::string(4097, 's') + "\"}", "MagicDNSSuffix is longer"},
+      {std::string(65, '[') + std::string(65, ']'), "nested deeper than 64"},
+      {"{\"Self\":{\"Tags\":[\"t\"" + repeated(",\"t\"", 64) + "]}}",
+       "Tags has more than 64 strings"},
   };
   for (const Case& c : cases) {
     std::string error;
     EXPECT_FALSE(parseStatusJson(c.body, &error)) << c.body;
     EXPECT_NE(error.find(c.error), std::string::npos) << c.body << "\n  error: " << error;
   }
+}
+
+TEST(NotifyParser, StatusBodyKeepsWhatTheParserKeepsAndIgnoresTheRest) {
+  std::string tags;
+  for (int i = 0; i < 64; ++i)
+    tags += std::string(i ? "," : "") + "\"tag:t" + std::to_string(i) + "\"";
+  const std::string body =
+      R"({"BackendState":"Starting","Version":"x","Version":"y",)"
+      R"("Self":{"ID":"n1","NodeID":7,"DNSName":"a.ts.net.","UserID":"9",)"
+      R"("TailscaleIPs":["100.64.0.1",3,"fd7a::1"],"Tags":[)" +
+      tags +
+      R"(],"KeyExpiry":"0001-01-01T00:00:00Z","Online":"yes",)"
+      R"("InNetworkMap":true,"Unknown":{"Deep":[[[{}]]]}},)"
+      R"("Peer":{"k1":{"NodeID":1,"Online":true},"k2":{"Online":false},"k3":5},)"
+      R"("MagicDNSSuffix":"top.ts.net","CurrentTailnet":null})";
+  std::string error;
+  const auto st = parseStatusJson(body, &error);
+  ASSERT_TRUE(st) << error;  // a key the parser does not keep may repeat
+  EXPECT_EQ(st->state, BackendState::Starting);
+  EXPECT_EQ(st->backend_state_raw, "Starting");
+  ASSERT_TRUE(st->self);
+  EXPECT_EQ(st->self->stable_id, "n1");
+  EXPECT_EQ(st->self->node_id, 7);
+  EXPECT_EQ(st->self->user_id, 0);  // a string, not a number: ignored
+  EXPECT_EQ(st->self->addresses, (std::vector<std::string>{"100.64.0.1", "fd7a::1"}));
+  EXPECT_EQ(st->self->tags.size(), 64u);
+  EXPECT_EQ(st->self->key_expiry, "");  // Go's zero time: no expiry
+  EXPECT_FALSE(st->self->online);
+  EXPECT_EQ(st->self->in_network_map, true);
+  EXPECT_EQ(st->peers_total, 2u);  // "k3" is not a PeerStatus
+  EXPECT_EQ(st->peers_online, 1u);
+  EXPECT_FALSE(st->peers_have_node_id);
+  EXPECT_EQ(st->magic_dns_suffix, "top.ts.net");
+  EXPECT_EQ(st->tailnet_name, "");
 }
 
 TEST(NotifyParser, StatusBodyMayEndInWhitespaceAndHoldBracketsInStrings) {
