@@ -1,15 +1,15 @@
 // Fuzz target: how the k8s client handles what the API server answers.
 //
 // Input: byte 0 picks the operation (bit 0: ConfigMap instead of Secret; bits 1-2 mod 3: GET,
-// PATCH, create; bit 7: PATCH may create a missing object); then up to 12
+// PATCH, create); then up to 12
 // scripted responses, each [status index][Retry-After kind][content-type index][length: 2 bytes
 // big-endian][body]. An in-process HTTPS server (httplib::SSLServer on 127.0.0.1, a CA made at
-// start) answers the client's requests in order with them, then with 503 (empty body). Retries
-// are configured without delays. The same bytes also go through the pure error-text functions
-// (kubernetesMessage, responseError) for every status.
+// start) answers the client's requests in order with them, then with 503 (empty body). The
+// client makes one attempt per request (retries are the publisher's). The same bytes also go
+// through the pure error-text functions (kubernetesMessage, responseError) for every status.
 // Checks:
-//   - the client returns (no crash, no hang, no uncaught exception) and makes a bounded number of
-//     requests (max_attempts per logical request, at most PATCH + POST + PATCH);
+//   - the client returns (no crash, no hang, no uncaught exception) and makes one request per
+//     operation (two only for a 401 with a token file, which this target does not use);
 //   - every error names the object (kind and name) and is one line without control characters,
 //     and never contains the bearer token;
 //   - a GET answer for another object (kind, metadata.name or metadata.namespace not the ones
@@ -44,7 +44,7 @@ namespace {
 constexpr std::string_view kToken = "fuzz-bearer-token-do-not-print-5f1c";
 constexpr std::string_view kNamespace = "fuzz-ns";
 constexpr std::string_view kName = "ts-state-fz";
-constexpr int kMaxAttempts = 3;
+constexpr int kMaxRequests = 1;  // per operation: one attempt, no retry underneath
 constexpr size_t kMaxResponses = 12;
 
 constexpr int kStatuses[] = {200, 201, 200, 400, 401, 403, 404, 409, 410, 413, 415, 422,
@@ -197,9 +197,6 @@ struct Client {
     k8s::ClientOptions o;
     o.qps = 1e9;
     o.burst = 1'000'000;
-    o.max_attempts = kMaxAttempts;
-    o.backoff_initial = std::chrono::milliseconds(0);
-    o.backoff_max = std::chrono::milliseconds(0);
     o.retry_after_cap = std::chrono::milliseconds(0);
     o.request_timeout = std::chrono::milliseconds(5'000);
     return o;
@@ -308,8 +305,10 @@ void checkErrorTexts(std::string_view body, int status) {
   if (said.size() > 210 || !isPrintableLine(said)) {
     fuzzFailure("kubernetesMessage is not a short printable excerpt: " + said);
   }
-  const Error e = k8s::responseError("patch", ref, status, body, 2, "/var/run/token");
-  if (e.code != status) fuzzFailure("responseError's code is not the HTTP status");
+  const Error e = k8s::responseError("patch", ref, status, body, "/var/run/token");
+  if (e.code != status || e.kind != ErrorKind::Http) {
+    fuzzFailure("responseError's code is not the HTTP status, or its kind not Http");
+  }
   if (e.message.size() > 2000 || !isPrintableLine(e.message)) {
     fuzzFailure("responseError is not one bounded printable line: " + e.message);
   }
@@ -333,7 +332,7 @@ int k8sResponsesOneInput(const uint8_t* data, size_t size) {
   const bool secret = (op & 1) == 0;
   k8s::ObjectStore& store = secret ? *client.secret : *client.configmap;
   const std::string_view kind = secret ? "secret" : "configmap";
-  int max_requests = kMaxAttempts;
+  const int max_requests = kMaxRequests;
   switch ((op >> 1) % 3) {
     case 0: {
       const auto got = store.get();
@@ -343,9 +342,7 @@ int k8sResponsesOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 1: {
-      max_requests = 3 * kMaxAttempts;
-      const auto st = store.patch({{"device_id", "nFuzz1"}, {"old_key", std::nullopt}},
-                                  /*create_if_missing=*/(op & 0x80) != 0);
+      const auto st = store.patch({{"device_id", "nFuzz1"}, {"old_key", std::nullopt}});
       if (!st) checkError(st.error(), kind, echoed);
       break;
     }

@@ -1,12 +1,15 @@
-// Publisher against a real ObjectStore talking HTTPS to an in-process kube-emu. Time in the
-// publisher comes from a ManualClock: the tests move it and wake the publisher, never sleep.
+// Publisher against the real ObjectStores talking HTTPS to an in-process kube-emu: what goes on
+// the wire (verbs, bodies, content types, managedFields, RBAC and fault answers). The publisher's
+// logic on its own is unit-tested against a fake store (tests/unit/agent/publisher_test.cc).
+// Time in the publisher comes from a ManualClock: the tests move it and wait until the publisher
+// is idle (Publisher::waitIdle), never sleep or poll.
 #include "agent/publisher.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <thread>
+#include <functional>
 
 #include "k8s/base64.h"
 #include "k8s/client.h"
@@ -40,17 +43,6 @@ kube_emu::RbacPolicy policyAllowing(std::vector<std::string> verbs) {
   return policy;
 }
 
-// Polls `cond` until it holds or 20 s pass.
-template <typename F>
-bool eventually(F cond) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return cond();
-}
-
 KeyValues identity(const std::string& id, const std::string& ips) {
   return {{"device_id", id}, {"device_fqdn", "node-0.tail1.ts.net."}, {"device_ips", ips}};
 }
@@ -73,9 +65,6 @@ class PublisherTest : public ::testing::Test {
     cfg.namespace_name = kNs;
     k8s::ClientOptions copts;
     copts.qps = 0;
-    copts.max_attempts = 1;  // the publisher's own retry is under test
-    copts.backoff_initial = milliseconds(1);
-    copts.backoff_max = milliseconds(2);
     api_ = std::make_unique<k8s::ApiClient>(cfg, copts, nullptr, Logger::null());
   }
   void TearDown() override {
@@ -107,14 +96,20 @@ class PublisherTest : public ::testing::Test {
   // Starts a publisher and waits for its first (immediate) write, of identity n0.
   void startSynced(PublisherOptions o) {
     startPublisher(o, clock_).submitIdentities({identity("n0", R"(["100.64.0.0"])")});
-    ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
+    ASSERT_TRUE(settled([&] { return secretStatus().written == 1; }));
     writes_before_ = writes();
   }
 
-  // Moves the publisher's clock and lets it look at its deadlines.
+  // Moves the publisher's clock and waits until it did everything then due.
   void advance(milliseconds d) {
     clock_.advance(d);
-    publisher_->wake();
+    publisher_->waitIdle();
+  }
+  // Every publisher call in these tests is synchronous on its thread: once it is idle, the
+  // outcome is final.
+  bool settled(const std::function<bool()>& cond) {
+    publisher_->waitIdle();
+    return cond();
   }
 
   // `manager` owns the seeded keys (metadata.managedFields); by default a previous run of the
@@ -166,7 +161,7 @@ TEST_F(PublisherTest, CreatesTheSecretWithTheFirstIdentityWithoutWaiting) {
   auto& pub = startPublisher(options(), clock_);
   pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
   // The clock does not move: the first sync after start skips the quiet window.
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().written == 1; }));
   EXPECT_EQ(storedSecret(), (Data{{"device_id", "n1"},
                                   {"device_fqdn", "node-0.tail1.ts.net."},
                                   {"device_ips", R"(["100.64.0.1"])"}}));
@@ -186,7 +181,7 @@ TEST_F(PublisherTest, SkipsWriteWhenIdentityUnchanged) {
   auto& pub = startPublisher(options(), clock_);
   pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().unchanged == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().unchanged == 1; }));
   EXPECT_EQ(requests("GET").size(), 1u);
   EXPECT_EQ(requests("PATCH").size(), 0u);
   EXPECT_EQ(requests("POST").size(), 0u);
@@ -198,14 +193,14 @@ TEST_F(PublisherTest, RestartWithUnchangedIdentityMakesNoWrite) {
     auto& pub = startPublisher(options(), clock_);
     pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
     advance(milliseconds(20));
-    ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
+    ASSERT_TRUE(settled([&] { return secretStatus().written == 1; }));
     publisher_.reset();
   }
   emu_->clearRequestLog();
   auto& pub = startPublisher(options(), clock_);
   pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().unchanged == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().unchanged == 1; }));
   EXPECT_EQ(requests("PATCH").size(), 0u);
   EXPECT_EQ(requests("POST").size(), 0u);
   // Nothing written by this process, yet the object is confirmed in sync: the dashboard's
@@ -225,7 +220,7 @@ TEST_F(PublisherTest, WritesOnlyTheKeysThatChanged) {
   auto& pub = startPublisher(options(), clock_);
   pub.submitIdentities({identity("n1", R"(["100.64.0.2","fd7a:115c:a1e0::2"])")});
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().written == 1; }));
   const auto patches = requests("PATCH");
   ASSERT_EQ(patches.size(), 1u);
   const auto body = nlohmann::json::parse(patches[0].body);
@@ -246,7 +241,7 @@ TEST_F(PublisherTest, CoalescesABurstIntoOneWriteOfTheLatest) {
     advance(milliseconds(10));  // each change within wait_min of the last
   }
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().written >= 2; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().written >= 2; }));
   EXPECT_EQ(secretStatus().written, 2u);
   EXPECT_EQ(writes(), writes_before_ + 1);
   EXPECT_EQ(storedSecret().at("device_ips"), R"(["100.64.0.10"])");
@@ -262,7 +257,7 @@ TEST_F(PublisherTest, MaxWaitBoundsTheDelayOfAContinuousBurst) {
     pub.submitIdentities({identity("n1", "[\"100.64.1." + std::to_string(i) + "\"]")});
     advance(milliseconds(10));
     if (i == 10) {
-      ASSERT_TRUE(eventually([&] { return secretStatus().written == 2; }));
+      ASSERT_TRUE(settled([&] { return secretStatus().written == 2; }));
     }
   }
   EXPECT_GE(writes(), writes_before_ + 1);
@@ -272,13 +267,13 @@ TEST_F(PublisherTest, SameIdentityAgainDoesNotReopenTheWindow) {
   auto& pub = startPublisher(options(), clock_);
   pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().written == 1; }));
   for (int i = 0; i < 100; ++i) pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
   advance(milliseconds(2'000));
   // Another identity afterwards proves the thread ran past the no-op submissions.
   pub.submitIdentities({identity("n2", R"(["100.64.0.1"])")});
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 2; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().written == 2; }));
   EXPECT_EQ(secretStatus().unchanged, 0u);
   EXPECT_EQ(writes(), 2u);
 }
@@ -292,7 +287,7 @@ TEST_F(PublisherTest, RetriesAFailedWriteUntilItSucceedsWithTheLatestIdentity) {
   auto& pub = startPublisher(options(), clock_);
   pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().failed == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().failed == 1; }));
   EXPECT_FALSE(secretStatus().in_sync);
   EXPECT_NE(secretStatus().last_error.find("503"), std::string::npos) << secretStatus().last_error;
   // A newer identity arrives while the write is failing: it is the one finally written.
@@ -301,7 +296,7 @@ TEST_F(PublisherTest, RetriesAFailedWriteUntilItSucceedsWithTheLatestIdentity) {
     const auto failed = secretStatus().failed;
     advance(milliseconds(4'000));  // past any backoff
     ASSERT_TRUE(
-        eventually([&] { return secretStatus().failed > failed || secretStatus().written > 0; }));
+        settled([&] { return secretStatus().failed > failed || secretStatus().written > 0; }));
   }
   EXPECT_EQ(secretStatus().written, 1u);
   EXPECT_TRUE(secretStatus().in_sync);
@@ -315,7 +310,7 @@ TEST_F(PublisherTest, ForbiddenPatchKeepsItOutOfSyncWithTheRbacReason) {
   auto& pub = startPublisher(options(), clock_);
   pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().failed == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().failed == 1; }));
   const auto st = secretStatus();
   EXPECT_FALSE(st.in_sync);
   EXPECT_NE(st.last_error.find("patch"), std::string::npos) << st.last_error;
@@ -323,7 +318,7 @@ TEST_F(PublisherTest, ForbiddenPatchKeepsItOutOfSyncWithTheRbacReason) {
   // RBAC fixed: the next retry converges.
   emu_->setRbac(policyAllowing({"get", "patch"}));
   advance(milliseconds(4'000));
-  ASSERT_TRUE(eventually([&] { return secretStatus().in_sync; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().in_sync; }));
   EXPECT_EQ(storedSecret().at("device_id"), "n1");
 }
 
@@ -333,7 +328,7 @@ TEST_F(PublisherTest, MissingObjectWithoutCreateIsAnErrorNamingTheRule) {
   auto& pub = startPublisher(o, clock_);
   pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().failed == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().failed == 1; }));
   EXPECT_NE(secretStatus().last_error.find("ts-state"), std::string::npos)
       << secretStatus().last_error;
   EXPECT_EQ(requests("POST").size(), 0u);
@@ -379,7 +374,7 @@ TEST_F(PublisherTest, ConfigMapTargetHoldsPlainStrings) {
   auto& pub = startPublisher(options(), clock_, Logger::null(), /*with_configmap=*/true);
   pub.submitIdentities({identity("n1", R"(["100.64.0.1"])"), identity("n1", R"(["100.64.0.1"])")});
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return pub.allInSync(); }));
+  ASSERT_TRUE(settled([&] { return pub.allInSync(); }));
   auto cm = emu_->store().find(kube_emu::Resource::kConfigMaps, kNs, "ts-id");
   ASSERT_TRUE(cm);
   EXPECT_EQ((*cm)["data"]["device_ips"], R"(["100.64.0.1"])");
@@ -394,7 +389,7 @@ TEST_F(PublisherTest, DeletedSecretIsRecreatedAtTheNextDriftCheck) {
   ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
   ASSERT_TRUE(storedSecret().empty());
   advance(kPastDriftCheck);
-  ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().drift_repairs == 1; }));
   EXPECT_EQ(storedSecret(), (Data{{"device_id", "n0"},
                                   {"device_fqdn", "node-0.tail1.ts.net."},
                                   {"device_ips", R"(["100.64.0.0"])"}}));
@@ -416,7 +411,7 @@ TEST_F(PublisherTest, KeysOverwrittenBySomeoneElseAreRewrittenAndOnlyThose) {
   ASSERT_LT(patched.code, 300) << patched.body;
   const size_t patches_before = requests("PATCH").size();
   advance(kPastDriftCheck);
-  ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().drift_repairs == 1; }));
   EXPECT_EQ(storedSecret().at("device_id"), "n0");
   EXPECT_EQ(storedSecret().at("theirs"), "x");  // not ours: left alone
   const auto patches = requests("PATCH");
@@ -437,7 +432,7 @@ TEST_F(PublisherTest, KeyAnotherFieldManagerOwnsIsSkippedAndNeverFoughtOver) {
   Logger log(f);
   auto& pub = startPublisher(options(), clock_, log);
   pub.submitIdentities({identity("n0", R"(["100.64.0.0"])")});
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().written == 1; }));
   EXPECT_EQ(storedSecret().at("device_fqdn"), "routed.tail1.ts.net.");
   EXPECT_EQ(storedSecret().at("device_id"), "n0");
   const auto patches = requests("PATCH");
@@ -450,7 +445,7 @@ TEST_F(PublisherTest, KeyAnotherFieldManagerOwnsIsSkippedAndNeverFoughtOver) {
   const uint64_t written = writes();
   for (uint64_t i = 1; i <= 5; ++i) {
     advance(kPastDriftCheck);
-    ASSERT_TRUE(eventually([&] { return secretStatus().drift_checks == i; })) << i;
+    ASSERT_TRUE(settled([&] { return secretStatus().drift_checks == i; })) << i;
   }
   EXPECT_EQ(writes(), written);
   EXPECT_EQ(secretStatus().drift_repairs, 0u);
@@ -474,11 +469,11 @@ TEST_F(PublisherTest, OverwritePolicyTakesAKeyAnotherFieldManagerOwns) {
   o.write_policy.foreign = ForeignKeyPolicy::Overwrite;
   auto& pub = startPublisher(o, clock_);
   pub.submitIdentities({identity("n0", R"(["100.64.0.0"])")});
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().written == 1; }));
   EXPECT_EQ(storedSecret().at("device_fqdn"), "node-0.tail1.ts.net.");
   // The next read finds the agent the key's owner: nothing foreign any more.
   advance(kPastDriftCheck);
-  ASSERT_TRUE(eventually([&] { return secretStatus().drift_checks == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().drift_checks == 1; }));
   EXPECT_TRUE(secretStatus().foreign_keys.empty());
 }
 
@@ -487,9 +482,9 @@ TEST_F(PublisherTest, DriftChecksWithNothingChangedReadButNeverWrite) {
   const size_t gets_before = requests("GET").size();
   for (uint64_t i = 1; i <= 3; ++i) {
     advance(kPastDriftCheck);
-    ASSERT_TRUE(eventually([&] { return secretStatus().drift_checks == i; })) << i;
+    ASSERT_TRUE(settled([&] { return secretStatus().drift_checks == i; })) << i;
   }
-  ASSERT_TRUE(eventually([&] { return requests("GET").size() == gets_before + 3; }));
+  ASSERT_TRUE(settled([&] { return requests("GET").size() == gets_before + 3; }));
   EXPECT_EQ(writes(), writes_before_);
   const auto st = secretStatus();
   EXPECT_TRUE(st.in_sync);
@@ -509,14 +504,14 @@ TEST_F(PublisherTest, DriftThatCannotBeRepairedKeepsItOutOfSyncSayingWhy) {
   startSynced(o);
   ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
   advance(kPastDriftCheck);
-  ASSERT_TRUE(eventually([&] { return !secretStatus().in_sync; }));
+  ASSERT_TRUE(settled([&] { return !secretStatus().in_sync; }));
   EXPECT_NE(secretStatus().last_error.find("does not exist"), std::string::npos)
       << secretStatus().last_error;
   EXPECT_FALSE(publisher_->allInSync());
   // Someone recreates it: the retry (with backoff, not waiting for the next check) repairs it.
   seedSecret({{"other", "v"}});
   advance(milliseconds(4'000));
-  ASSERT_TRUE(eventually([&] { return secretStatus().in_sync; })) << secretStatus().last_error;
+  ASSERT_TRUE(settled([&] { return secretStatus().in_sync; })) << secretStatus().last_error;
   EXPECT_EQ(secretStatus().drift_repairs, 1u);
   EXPECT_EQ(storedSecret().at("device_id"), "n0");
   EXPECT_EQ(storedSecret().at("other"), "v");
@@ -526,7 +521,7 @@ TEST_F(PublisherTest, CheckSoonRepairsWithoutWaitingForTheInterval) {
   startSynced(options());
   ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
   publisher_->checkSoon();  // what the agent calls after a bus reconnect; the clock stays put
-  ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().drift_repairs == 1; }));
   EXPECT_EQ(storedSecret().at("device_id"), "n0");
 }
 
@@ -539,71 +534,8 @@ TEST_F(PublisherTest, ZeroIntervalMeansNoPeriodicCheck) {
   // A second, different identity is the barrier: anything a check would do comes before it.
   publisher_->submitIdentities({identity("n1", R"(["100.64.0.0"])")});
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 2; }));
+  ASSERT_TRUE(settled([&] { return secretStatus().written == 2; }));
   EXPECT_EQ(requests("GET").size(), gets);
-}
-
-TEST(KeysToWrite, OnlyKeysThatDifferAndUndecodableOnesCountAsDiffering) {
-  const KeyValues desired = {{"device_id", "n1"},          {"device_fqdn", "a.ts.net."},
-                             {"device_ips", "[]"},         {"pod_uid", std::nullopt},  // to delete
-                             {"tags", std::nullopt},          // to delete, absent already
-                             {"_machinekey", "never ours"}};  // reserved
-  const ObservedKeys observed = {{"device_id", "n1"},
-                                 {"device_fqdn", std::nullopt},  // present, not decodable
-                                 {"pod_uid", std::nullopt}};     // present, not decodable
-  const k8s::DataChanges want = {
-      {"device_fqdn", "a.ts.net."}, {"device_ips", "[]"}, {"pod_uid", std::nullopt}};
-  EXPECT_EQ(keysToWrite(desired, observed).changes, want);
-  EXPECT_TRUE(keysToWrite({{"device_id", "n1"}}, {{"device_id", "n1"}}).changes.empty());
-}
-
-TEST(KeysToWrite, KeysAnotherFieldManagerOwnsAreSkippedByDefaultAndTakenWithOverwrite) {
-  const KeyValues desired = {{"device_id", "n1"},
-                             {"device_fqdn", "a.ts.net."},
-                             {"device_ips", "[]"},
-                             {"pod_uid", std::nullopt}};  // to delete
-  const ObservedKeys observed = {{"device_fqdn", "routed.ts.net."}, {"pod_uid", "u"}};
-  const KeyManagers managers = {
-      {"device_id", {"ts-kube-agent"}},                   // ours
-      {"device_fqdn", {"containerboot"}},                 // someone else's
-      {"device_ips", {"ts-kube-agent", "kubectl-edit"}},  // shared: someone else's too
-      {"pod_uid", {"containerboot"}}};                    // not ours to delete either
-  const KeyManagers foreign = {{"device_fqdn", {"containerboot"}},
-                               {"device_ips", {"kubectl-edit"}},
-                               {"pod_uid", {"containerboot"}}};
-
-  const auto skip = keysToWrite(desired, observed, managers, {});
-  EXPECT_EQ(skip.changes, (k8s::DataChanges{{"device_id", "n1"}}));
-  EXPECT_EQ(skip.foreign, foreign);
-
-  const auto take =
-      keysToWrite(desired, observed, managers,
-                  {.field_manager = "ts-kube-agent", .foreign = ForeignKeyPolicy::Overwrite});
-  EXPECT_EQ(take.changes, (k8s::DataChanges{{"device_id", "n1"},
-                                            {"device_fqdn", "a.ts.net."},
-                                            {"device_ips", "[]"},
-                                            {"pod_uid", std::nullopt}}));
-  EXPECT_EQ(take.foreign, foreign);
-
-  // Our manager name is whatever the client uses.
-  const auto renamed =
-      keysToWrite({{"device_id", "n1"}}, {}, {{"device_id", {"mine"}}}, {.field_manager = "mine"});
-  EXPECT_EQ(renamed.changes, (k8s::DataChanges{{"device_id", "n1"}}));
-  EXPECT_TRUE(renamed.foreign.empty());
-}
-
-TEST(QuietWindow, DueAtMinAfterTheLastChangeCappedAtMaxAfterTheFirst) {
-  QuietWindow w(milliseconds(20), milliseconds(100));
-  const Clock::Monotonic t0{std::chrono::seconds(10)};
-  EXPECT_FALSE(w.due());
-  w.onChange(t0);
-  EXPECT_EQ(*w.due(), t0 + milliseconds(20));
-  w.onChange(t0 + milliseconds(15));
-  EXPECT_EQ(*w.due(), t0 + milliseconds(35));
-  w.onChange(t0 + milliseconds(95));
-  EXPECT_EQ(*w.due(), t0 + milliseconds(100));
-  w.clear();
-  EXPECT_FALSE(w.due());
 }
 
 }  // namespace
