@@ -456,7 +456,11 @@ Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string
                                         std::string_view resource, const std::string& body,
                                         const std::string& content_type) {
   Impl& d = *impl_;
-  if (!d.config_status) return d.config_status.error();
+  if (!d.config_status) {
+    Error e = d.config_status.error();
+    e.kind = ErrorKind::Config;  // a client that cannot be set up will not become one by retrying
+    return e;
+  }
   bool token_retried = false;
   std::vector<std::string> sent_tokens;  // redacted from anything the server says
   for (int attempts = 1;; ++attempts) {
