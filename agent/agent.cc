@@ -81,6 +81,7 @@ Status Agent::start() {
   wopts.track_peers = cfg_.track_peers;
   wopts.start_mode = cfg_.start_mode;
   wopts.max_line_bytes = cfg_.max_line_bytes;
+  wopts.max_read_delay = cfg_.bus_read_delay;
   watcher_ = std::make_unique<watcher::Watcher>(wopts, *this, log_, clock_);
 
   metrics_.setSources({

@@ -229,6 +229,20 @@ const std::vector<OptionDef>& options() {
          c.max_line_bytes = *n;
          return std::string();
        }},
+      {"bus-read-delay", "TS_BUS_READ_DELAY", "DURATION", "2ms",
+       "While bus lines come close together, wait up to this long before reading again, so a "
+       "burst costs one wakeup (a lone line is read at once). 0 = read every line at once; at "
+       "most 2ms (tailscaled's queue of 128 must not fill meanwhile).",
+       false, false,
+       [](AgentConfig& c, const std::string& v) {
+         const auto limit = std::chrono::duration_cast<milliseconds>(watcher::kMaxReadDelayLimit);
+         auto d = parseDuration(v);
+         if (!d || *d > limit) {
+           return "0 (off) or a duration up to " + durationText(limit) + ", like 2ms";
+         }
+         c.bus_read_delay = *d;
+         return std::string();
+       }},
       {"start-mode", "TS_START_MODE", "MODE", "initial-status",
        "initial-status (peer counts, O(N) per connect) or status-fetch (the self node from "
        "/localapi/v0/status?peers=false: O(1) per connect for giant tailnets, no peer counts).",

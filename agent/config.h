@@ -48,6 +48,9 @@ struct AgentConfig {
   std::chrono::milliseconds publish_wait_min{20};
   std::chrono::milliseconds publish_wait_max{1'000};
   uint64_t max_line_bytes = 1ull << 30;
+  // The bus reader's read delay bound (watcher/read_pacer.h); 0 = off.
+  std::chrono::milliseconds bus_read_delay{
+      std::chrono::duration_cast<std::chrono::milliseconds>(watcher::kDefaultMaxReadDelay)};
   watcher::StartMode start_mode = watcher::StartMode::InitialStatus;
   std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
   double api_qps = 5.0;

@@ -2,6 +2,7 @@
 """Regenerates the files of deploy/ that are copies of another, after you change the original:
 
   deploy/kustomize/base/*.yaml                      <- the Helm chart's defaults
+  deploy/prometheus/podmonitor.yaml                 <- the chart's PodMonitor template
   deploy/helm/ts-kube-agent/files/prometheus-rules.yaml,
   deploy/prometheus/prometheusrule.yaml             <- deploy/prometheus/ts-kube-agent.rules.yaml
   the sidecar snippet in deploy/helm/ts-kube-agent/README.md <- the chart's agent container
@@ -27,13 +28,19 @@ BASE_FILES = {  # chart template -> (base file, header comment)
     "serviceaccount.yaml": ("serviceaccount.yaml",
                             "# The service account the pod runs as; both Roles are bound to it."),
     "targets.yaml": ("secret.yaml",
-                     "# The Secret the agent publishes into (and tailscaled keeps its state in), "
-                     "pre-created empty\n# so the agent's Role needs no \"create\" verb."),
+                     "# The Secret the agent publishes into, its own (layout (a), "
+                     "docs/OPERATIONS.md \"Layouts\"),\n# pre-created empty so the agent's "
+                     "Role needs no \"create\" verb."),
+    "tailscaled-secret.yaml": ("tailscaled-secret.yaml",
+                               "# tailscaled's state Secret: containerboot keeps the node state "
+                               "and writes its own device keys\n# in it; the agent never touches "
+                               "it. Pre-created empty so tailscaled's Role needs no \"create\"."),
     "role.yaml": ("role.yaml",
-                  "# The agent's Role: get and patch on exactly the target Secret, by name."),
+                  "# The agent's Role: get and patch on exactly its target Secret, by name; "
+                  "nothing on tailscaled's."),
     "tailscaled-rbac.yaml": ("tailscaled-rbac.yaml",
-                             "# tailscaled (containerboot) keeps its node state in the same "
-                             "Secret: get, update, patch."),
+                             "# tailscaled (containerboot) keeps its node state in its own "
+                             "Secret: get, update, patch on\n# exactly that one."),
     "service.yaml": ("service.yaml",
                      "# The metrics Service: the agent's admin port (/metrics, /livez, /readyz, "
                      "/healthz)."),
@@ -77,6 +84,24 @@ def kustomize_base(helm):
         files.setdefault(name, (header, []))[1].append(body.strip() + "\n")
     for name, (header, bodies) in files.items():
         write(os.path.join(BASE, name), header + "\n" + GENERATED + "---\n".join(bodies))
+
+
+def podmonitor(helm):
+    out = render(helm, "--api-versions", "monitoring.coreos.com/v1",
+                 "--set", "deployment.enabled=false", "--set", "metrics.podMonitor.enabled=true",
+                 "--set", "metrics.podMonitor.selector.app=myapp",
+                 "--show-only", "templates/podmonitor.yaml")
+    body = out.split("\n", 2)[2]  # after "---" and "# Source: ..."
+    body = "\n".join(l for l in body.split("\n") if not any(k in l for k in HELM_ONLY))
+    write(os.path.join(DEPLOY, "prometheus", "podmonitor.yaml"), """\
+# Scrapes the agent running as a sidecar in your own pods, without a Service: every pod with
+# the label app: myapp (change the selector to your workload's), the agent's container only (its
+# port "metrics", the admin port). For the Prometheus Operator.
+#   kubectl -n <namespace> apply -f deploy/prometheus/podmonitor.yaml
+# Add the label your Prometheus selects PodMonitors by, e.g. release: prometheus. The Helm chart
+# creates the same with metrics.podMonitor.enabled; this file is its template rendered by
+# deploy/regenerate.py (release "ts-kube-agent", metrics.podMonitor.selector app: myapp).
+""" + body.strip() + "\n")
 
 
 def rules_copies():
@@ -124,6 +149,7 @@ def main():
     args = ap.parse_args()
     helm = args.helm or pinned_helm()
     kustomize_base(helm)
+    podmonitor(helm)
     rules_copies()
     readme_snippet(helm)
 

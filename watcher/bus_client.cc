@@ -13,10 +13,12 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 #include <optional>
 
 #include "common/text.h"
+#include "watcher/read_pacer.h"
 
 namespace tsk::watcher {
 
@@ -243,6 +245,21 @@ std::string hintFor(int status) {
   }
 }
 
+// Newlines in `bytes`: memchr (vectorised in libc) rather than a byte loop, as lines are
+// ~100-2,000 bytes long.
+uint64_t countNewlines(std::string_view bytes) {
+  uint64_t n = 0;
+  const char* p = bytes.data();
+  const char* const end = p + bytes.size();
+  while (p < end) {
+    const void* hit = std::memchr(p, '\n', static_cast<size_t>(end - p));
+    if (hit == nullptr) break;
+    ++n;
+    p = static_cast<const char*>(hit) + 1;
+  }
+  return n;
+}
+
 int pollTimeoutMs(const Deadline& deadline) {
   if (!deadline) return -1;
   const auto left =
@@ -274,12 +291,40 @@ struct BusClient::Impl {
   // blocking_mu so stop() never shuts down a number close() has already given back.
   std::mutex blocking_mu;
   int blocking_fd = -1;
+  // Read pacing of the watch body (watcher/read_pacer.h). Watch thread only.
+  ReadPacer pacer;
+  bool sample_pending = false;           // a recv() returned data the pacer has not been told about
+  ReadPacer::Clock::time_point read_at;  // when it returned
+  bool read_filled = false;              // it filled the read buffer
+  uint64_t read_lines = 0;               // newlines in its body bytes (counted unless filled)
+  uint64_t watch_reads = 0;              // recv()s that brought watch body bytes
 
-  explicit Impl(BusClientOptions o) : opts(std::move(o)) {
+  explicit Impl(BusClientOptions o)
+      : opts(std::move(o)),
+        pacer(ReadPacerOptions{.max_delay =
+                                   std::clamp(opts.max_read_delay, std::chrono::microseconds(0),
+                                              kMaxReadDelayLimit)}) {
     wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   }
 
   bool stopped() const { return stop_requested.load(std::memory_order_acquire); }
+
+  // The watch's read delay: sleeps `d` on the eventfd, so stop() cuts it short. Returns false
+  // once stopped. An interrupted sleep (EINTR) just ends early.
+  bool readDelay(std::chrono::nanoseconds d) {
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(d);
+    const timespec ts{static_cast<time_t>(secs.count()), static_cast<long>((d - secs).count())};
+    pollfd p{wake.get(), POLLIN, 0};
+    ::ppoll(&p, 1, &ts, nullptr);
+    return !stopped();
+  }
+
+  void resetPacing() {
+    pacer.reset();
+    watch_reads = 0;
+    sample_pending = false;
+    read_lines = 0;
+  }
 
   // Waits for `events` on fd or for stop(), until the deadline (none: forever).
   Wait waitFor(int fd, short events, const Deadline& deadline) {
@@ -538,8 +583,11 @@ struct BusClient::Impl {
   BodyEnd pumpBody(Conn& c, BodyDecoder& decoder, const BodyCallback& on_bytes,
                    const Deadline& deadline, uint64_t max_body) {
     BodyEnd end;
+    // Only the watch body is paced (watcher/read_pacer.h); one-shot GETs read at once.
+    const bool paced = c.blocking && pacer.options().max_delay.count() > 0;
     const auto over = [&](std::string_view bytes) {
       if (decoder.decodedBytes() > max_body) return false;
+      if (paced && sample_pending && !read_filled) read_lines += countNewlines(bytes);
       return on_bytes(bytes);
     };
     for (;;) {
@@ -562,10 +610,24 @@ struct BusClient::Impl {
           return {BodyEndKind::Stopped, "stopped by the reader", end.bytes};
         }
       }
+      if (paced && sample_pending) {
+        sample_pending = false;
+        const auto delay = pacer.next(read_at, read_lines, read_filled);
+        if (delay.count() > 0 && !readDelay(delay)) {
+          return {BodyEndKind::Stopped, "stopped", end.bytes};
+        }
+      }
       const ReadResult r = readMore(c, deadline);
       if (r.wait == Wait::Stopped) return {BodyEndKind::Stopped, "stopped", end.bytes};
       if (r.wait == Wait::Timeout) {
         return {BodyEndKind::Error, "timed out reading the response body", end.bytes};
+      }
+      if (c.blocking && r.n > 0) ++watch_reads;
+      if (paced && r.n > 0) {
+        sample_pending = true;
+        read_at = ReadPacer::Clock::now();
+        read_filled = c.end == kReadBufferBytes;
+        read_lines = 0;
       }
       if (r.wait == Wait::Failed) {
         if (r.err == ECONNRESET || r.err == EPIPE) {
@@ -640,6 +702,7 @@ Result<ResponseHead> BusClient::openWatch(uint64_t mask) {
                  status};
   }
   impl_->watch_body.emplace(head->framing, head->content_length);
+  impl_->resetPacing();
   return head->head;
 }
 
@@ -674,6 +737,7 @@ void BusClient::close() {
   }
   impl_->watch.begin = impl_->watch.end = 0;
   impl_->watch_body.reset();
+  impl_->resetPacing();
 }
 
 Result<ResponseHead> BusClient::get(std::string_view path_and_query, const BodyCallback& on_bytes,
@@ -708,6 +772,10 @@ void BusClient::stop() {
   // with an end of file, which readMore() reports as Stopped.
   std::lock_guard lock(impl_->blocking_mu);
   if (impl_->blocking_fd >= 0) ::shutdown(impl_->blocking_fd, SHUT_RDWR);
+}
+
+uint64_t BusClient::watchReads() const {
+  return impl_->watch_reads;
 }
 
 bool BusClient::stopped() const {

@@ -15,7 +15,7 @@
 // stop() may be called from any thread: it interrupts a connect, a blocking read or a write at
 // once (connects and one-shot GETs poll the socket together with an eventfd; the watch body is
 // read with blocking recv()s, one syscall per wakeup, which stop() wakes by shutting the socket
-// down) and is permanent: every later call
+// down; a read delay, see max_read_delay, waits on the eventfd) and is permanent: every later call
 // fails fast with BodyEnd::Stopped / an Error. The body has no read timeout (the bus can be silent
 // for hours); the response head and one-shot GETs do (request_timeout).
 #include <chrono>
@@ -27,6 +27,7 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "watcher/read_pacer.h"
 
 namespace tsk::watcher {
 
@@ -36,6 +37,9 @@ struct BusClientOptions {
   // Deadline for the response head and for one-shot GET bodies (not for the watch body).
   std::chrono::milliseconds request_timeout{30'000};
   size_t max_error_body = 4096;  // bytes of a non-200 body kept for the error message
+  // The watch body's read pacing (watcher/read_pacer.h): when lines come close together, wait
+  // up to this long before the next recv() so that a burst costs one wakeup; 0 = read at once.
+  std::chrono::microseconds max_read_delay{kDefaultMaxReadDelay};  // at most kMaxReadDelayLimit
 };
 
 // The parsed response head of a request.
@@ -159,6 +163,10 @@ class BusClient {
   // Streams the body of the open watch to `on_bytes` until it ends (see BodyEndKind). Blocks
   // without a timeout; stop() interrupts it.
   BodyEnd readBody(const BodyCallback& on_bytes);
+
+  // recv() calls that brought bytes of the open watch's body since openWatch(): the reader's
+  // wakeups (with read pacing, fewer than the lines). Read it on the thread that reads the body.
+  uint64_t watchReads() const;
 
   // Closes the watch connection (safe when none is open).
   void close();

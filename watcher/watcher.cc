@@ -71,7 +71,8 @@ struct Watcher::Impl final : ReducingHandler {
         clock(c),
         mask(watchMask(opts)),
         client(BusClientOptions{.socket_path = opts.socket_path,
-                                .connect_timeout = opts.connect_timeout}),
+                                .connect_timeout = opts.connect_timeout,
+                                .max_read_delay = opts.max_read_delay}),
         parser(*this, ParserOptions{.track_peers = opts.track_peers,
                                     .max_line_bytes = opts.max_line_bytes}) {}
 

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "watcher/events.h"
 #include "watcher/node_state_reducer.h"
+#include "watcher/read_pacer.h"
 #include "watcher/self_validation.h"
 
 namespace tsk::watcher {
@@ -39,6 +40,8 @@ struct WatcherOptions {
   std::chrono::milliseconds backoff_max{30'000};
   std::chrono::milliseconds healthy_reset{60'000};  // connection age that resets the backoff
   std::chrono::milliseconds connect_timeout{5'000};
+  // BusClientOptions::max_read_delay: the read delay bound while lines come close together.
+  std::chrono::microseconds max_read_delay{kDefaultMaxReadDelay};
 };
 
 // NodeState (the reduced state of the node) lives in watcher/node_state_reducer.h.

@@ -174,7 +174,8 @@ def write_series(tmp, res, impl, metric, scale=1.0):
     return path if count else None
 
 
-PLOT_STYLE = {"agent": 'lc rgb "#1f77b4" pt 7', "dom": 'lc rgb "#ff7f0e" pt 5',
+PLOT_STYLE = {"agent": 'lc rgb "#1f77b4" pt 7', "agent_before": 'lc rgb "#9467bd" pt 6',
+              "dom": 'lc rgb "#ff7f0e" pt 5',
               "drain": 'lc rgb "#2ca02c" pt 9', "python": 'lc rgb "#d62728" pt 11'}
 
 

@@ -333,9 +333,14 @@ class Bench:
                     if closed or sent == 0:
                         sim.post("/pace", rate=0, count=0)  # the rest of it, if it died
                         self.paced_restarts += 1
+                        # A close while the socket had room: tsbus-sim's writer lagged.
+                        lag = (st1.get("closed_slow_writer_lag", 0) >
+                               st0.get("closed_slow_writer_lag", 0))
+                        why = ("; its socket had room: the simulator's writer lagged"
+                               if lag else "")
                         R.notes.append(f"Paced {impl} {mode} {kind} at {rate:,}/s (run "
                                        f"{run + 1}): closed as fell-behind by tsbus-sim "
-                                       f"(queue 128); no figure")
+                                       f"(queue 128{why}); no figure")
                         c.stop()
                         c, _ = self.start_consumer(impl, sim, n, f"paced-{mode}-{run}-r{self.paced_restarts}",
                                                    track)

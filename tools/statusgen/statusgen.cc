@@ -272,8 +272,12 @@ void appendPeerStatus(Out& o, uint64_t i, const InitialStatusOptions& opt) {
   o.lit(",\"Online\":").boolean(p.online);
   o.lit(",\"ExitNode\":false,\"ExitNodeOption\":").boolean(rich);
   o.lit(",\"Active\":").boolean(active);
-  o.lit(",\"PeerAPIURL\":[\"http://").lit(p.ipv4).ch(':').unum(port);
-  o.lit("\",\"http://[").lit(p.ipv6).lit("]:").unum(port).lit("\"]");
+  if (opt.peer_api) {
+    o.lit(",\"PeerAPIURL\":[\"http://").lit(p.ipv4).ch(':').unum(port);
+    o.lit("\",\"http://[").lit(p.ipv6).lit("]:").unum(port).lit("\"]");
+  } else {
+    o.lit(",\"PeerAPIURL\":null");
+  }
   o.lit(",\"TaildropTarget\":").unum(p.online ? 4 : 5).lit(",\"NoFileSharingReason\":\"\"");
   if (rich) {
     o.lit(
@@ -308,7 +312,7 @@ void appendEmptySelfPeerStatus(Out& o, const InitialStatusOptions& opt) {
   o.lit(",\"PublicKey\":").str(kZeroNodeKey);
   o.lit(",\"HostName\":").str(opt.self.host_name).lit(",\"DNSName\":\"\"");
   o.lit(
-      ",\"OS\":\"linux\",\"UserID\":0,\"TailscaleIPs\":null,\"AllowedIPs\":null,\"Addrs\":null,"
+      ",\"OS\":\"linux\",\"UserID\":0,\"TailscaleIPs\":null,\"AllowedIPs\":null,\"Addrs\":[],"
       "\"CurAddr\":\"\",\"Relay\":\"\",\"PeerRelay\":\"\",\"RxBytes\":0,\"TxBytes\":0,\"Created\":"
       "\"0001-01-01T00:00:00Z\",\"LastWrite\":\"0001-01-01T00:00:00Z\",\"LastSeen\":\"0001-01-"
       "01T00:"
@@ -387,6 +391,30 @@ void appendNode(Out& o, const PeerNode& p) {
   o.lit(",\"ComputedNameWithHost\":").str(p.host_name).ch('}');
 }
 
+// "UserProfiles":{...} / "User":{...}: the fixed user table keyed by decimal UserID string,
+// sorted as strings like Go's encoder sorts map keys.
+void appendUserMap(Out& o) {
+  std::array<size_t, kUserIds.size()> order{};
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [](size_t a, size_t b) {
+    return std::to_string(kUserIds[a]) < std::to_string(kUserIds[b]);
+  });
+  o.ch('{');
+  for (size_t k = 0; k < order.size(); ++k) {
+    const size_t i = order[k];
+    if (k) o.ch(',');
+    o.ch('"').num(kUserIds[i]).lit("\":{\"ID\":").num(kUserIds[i]);
+    if (i == 0) {
+      o.lit(",\"LoginName\":\"tagged-devices\",\"DisplayName\":\"Tagged Devices\"}");
+    } else {
+      o.lit(",\"LoginName\":\"").lit(kUserNames[i]).lit("@example.com\",\"DisplayName\":\"");
+      o.lit(kUserNames[i]).lit(" Example\",\"ProfilePicURL\":\"https://example.com/pic/");
+      o.lit(kUserNames[i]).lit(".png\"}");
+    }
+  }
+  o.ch('}');
+}
+
 }  // namespace
 
 PeerNode peerAt(uint64_t index, uint64_t seed, double online_fraction) {
@@ -443,18 +471,32 @@ uint64_t writeInitialStatus(const Sink& sink, const InitialStatusOptions& opt) {
   o.lit(",\"Self\":");
   appendSelfPeerStatus(o, opt);
   if (opt.pre_netmap) {
-    o.lit(",\"Health\":[],\"MagicDNSSuffix\":\"\",\"CurrentTailnet\":null,\"CertDomains\":null");
+    // The health tracker's one warning of a daemon that is not running yet (tailscale
+    // `health` `Tracker.Strings`): "stopped" while it needs a login, else "starting".
+    const bool stopped = opt.backend_state == "NeedsLogin" || opt.backend_state == "Stopped" ||
+                         opt.backend_state == "NoState";
+    o.lit(",\"Health\":[")
+        .str(stopped ? "Tailscale is stopped." : "Tailscale is starting. Please wait.");
+    o.lit("],\"MagicDNSSuffix\":\"\",\"CurrentTailnet\":null,\"CertDomains\":null");
   } else {
     o.lit(",\"Health\":[],\"MagicDNSSuffix\":").str(opt.magic_dns_suffix);
     o.lit(",\"CurrentTailnet\":{\"Name\":").str(opt.tailnet_name);
     o.lit(",\"MagicDNSSuffix\":").str(opt.magic_dns_suffix).lit(",\"MagicDNSEnabled\":true}");
-    std::string cert = opt.self.name;
-    if (!cert.empty() && cert.back() == '.') cert.pop_back();
-    o.lit(",\"CertDomains\":[").str(cert).ch(']');
+    if (opt.cert_domains) {
+      std::string cert = opt.self.name;
+      if (!cert.empty() && cert.back() == '.') cert.pop_back();
+      o.lit(",\"CertDomains\":[").str(cert).ch(']');
+    } else {
+      o.lit(",\"CertDomains\":null");
+    }
   }
-  if (opt.with_node_id && !opt.pre_netmap) {
-    o.lit(",\"ExtraRecords\":[{\"Name\":\"web-svc.").lit(opt.magic_dns_suffix);
-    o.lit("\",\"Value\":\"100.100.50.7\"}]");
+  if (opt.with_node_id) {
+    if (opt.extra_records && !opt.pre_netmap) {
+      o.lit(",\"ExtraRecords\":[{\"Name\":\"web-svc.").lit(opt.magic_dns_suffix);
+      o.lit("\",\"Value\":\"100.100.50.7\"}]");
+    } else {
+      o.lit(",\"ExtraRecords\":null");
+    }
   }
   o.lit(",\"Peer\":");
   if (opt.peers == 0 || opt.pre_netmap) {
@@ -468,26 +510,15 @@ uint64_t writeInitialStatus(const Sink& sink, const InitialStatusOptions& opt) {
     }
     o.ch('}');
   }
-  // The User map, keyed by decimal UserID string and sorted as strings like Go does.
-  std::array<size_t, kUserIds.size()> order{};
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [](size_t a, size_t b) {
-    return std::to_string(kUserIds[a]) < std::to_string(kUserIds[b]);
-  });
-  o.lit(",\"User\":{");
-  for (size_t k = 0; k < order.size(); ++k) {
-    const size_t i = order[k];
-    if (k) o.ch(',');
-    o.ch('"').num(kUserIds[i]).lit("\":{\"ID\":").num(kUserIds[i]);
-    if (i == 0) {
-      o.lit(",\"LoginName\":\"tagged-devices\",\"DisplayName\":\"Tagged Devices\"}");
-    } else {
-      o.lit(",\"LoginName\":\"").lit(kUserNames[i]).lit("@example.com\",\"DisplayName\":\"");
-      o.lit(kUserNames[i]).lit(" Example\",\"ProfilePicURL\":\"https://example.com/pic/");
-      o.lit(kUserNames[i]).lit(".png\"}");
-    }
+  // The User map (no netmap, no profiles: null), then ClientVersion, null unless the daemon
+  // checked for updates (tailscale `ipn/ipnlocal` `StatusBuilder` always writes it).
+  o.lit(",\"User\":");
+  if (opt.pre_netmap) {
+    o.lit("null");
+  } else {
+    appendUserMap(o);
   }
-  o.lit("}},\"NetMap\":null,").lit(kTail);
+  o.lit(",\"ClientVersion\":null},\"NetMap\":null,").lit(kTail);
   o.flush();
   return o.total();
 }
@@ -498,10 +529,14 @@ std::string initialStatusLine(const InitialStatusOptions& opts) {
   return line;
 }
 
-std::string selfChangeLine(const Identity& s, std::string_view version) {
-  Out o(nullptr);
-  appendNotifyHead(o, versionOr(version, kVersionT));
-  o.lit(",\"State\":null,\"Prefs\":null,\"SelfChange\":{\"ID\":").num(s.node_id);
+namespace {
+
+// The self node as SelfChange carries it (tailcfg.Node), with every field tailscaled 1.102.5
+// writes for a Linux container node: Hostinfo's DistroCodeName, Desktop, NoLogsNoSupport,
+// AppConnector and StateEncrypted, Capabilities, and CapMap values as [] (a node capability
+// without arguments).
+void appendSelfNode(Out& o, const Identity& s, std::string_view version) {
+  o.lit("{\"ID\":").num(s.node_id);
   o.lit(",\"StableID\":").str(s.stable_id).lit(",\"Name\":").str(s.name);
   o.lit(",\"User\":").num(s.user_id).lit(",\"Key\":").str(s.node_key);
   if (!s.key_expiry.empty()) o.lit(",\"KeyExpiry\":").str(s.key_expiry);
@@ -519,13 +554,16 @@ std::string selfChangeLine(const Identity& s, std::string_view version) {
   o.lit(
       ",\"BackendLogID\":\"c684d8ceec1baeab98bb948a396720512c649aaa7000704573d766b2ecc3e14b\","
       "\"OS\":\"linux\",\"OSVersion\":\"6.8.0-1019-aws\",\"Container\":true,\"Env\":\"k8s\","
-      "\"Distro\":\"alpine\",\"DistroVersion\":\"3.21.3\",\"Hostname\":");
+      "\"Distro\":\"debian\",\"DistroVersion\":\"12.11\",\"DistroCodeName\":\"bookworm\","
+      "\"Desktop\":false,\"Hostname\":");
   o.str(s.host_name);
   o.lit(
-      ",\"Machine\":\"x86_64\",\"GoArch\":\"amd64\",\"GoArchVar\":\"v1\",\"GoVersion\":"
+      ",\"NoLogsNoSupport\":false,\"Machine\":\"x86_64\",\"GoArch\":\"amd64\",\"GoArchVar\":\"v1\","
+      "\"GoVersion\":"
       "\"go1.26.3\",\"Services\":[{\"Proto\":\"peerapi4\",\"Port\":36111},{\"Proto\":"
       "\"peerapi6\",\"Port\":36111},{\"Proto\":\"peerapi-dns-proxy\",\"Port\":1}],\"Userspace\":"
-      "true,\"UserspaceRouter\":true},\"Created\":\"2026-03-02T17:03:11.402199123Z\",\"Cap\":138");
+      "true,\"UserspaceRouter\":true,\"AppConnector\":false,\"StateEncrypted\":false},\"Created\":"
+      "\"2026-03-02T17:03:11.402199123Z\",\"Cap\":138");
   if (!s.tags.empty()) {
     o.lit(",\"Tags\":[");
     for (size_t i = 0; i < s.tags.size(); ++i) {
@@ -536,16 +574,122 @@ std::string selfChangeLine(const Identity& s, std::string_view version) {
   }
   std::string computed = s.name.substr(0, s.name.find('.'));
   o.lit(
-      ",\"MachineAuthorized\":true,\"CapMap\":{\"funnel\":null,\"https\":null,"
-      "\"https://tailscale.com/cap/funnel-ports?ports=443,8443,10000\":null,\"magicdns-aaaa\":"
-      "null,\"probe-udp-lifetime\":null},\"ComputedName\":");
+      ",\"MachineAuthorized\":true,\"Capabilities\":[\"https\",\"funnel\","
+      "\"https://tailscale.com/cap/funnel-ports?ports=443,8443,10000\",\"magicdns-aaaa\","
+      "\"probe-udp-lifetime\"],\"CapMap\":{\"funnel\":[],\"https\":[],"
+      "\"https://tailscale.com/cap/funnel-ports?ports=443,8443,10000\":[],\"magicdns-aaaa\":[],"
+      "\"probe-udp-lifetime\":[]},\"ComputedName\":");
   o.str(computed).lit(",\"ComputedNameWithHost\":");
   if (computed == s.host_name) {
     o.str(computed);
   } else {
     o.str(computed + " (" + s.host_name + ")");
   }
+  o.ch('}');
+}
+
+void writeFullNetmapTo(Out& o, const FullNetmapOptions& f) {
+  appendNotifyHead(o, versionOr(f.version, kVersionT));
+  o.lit(",\"State\":null,\"Prefs\":null,\"SelfChange\":");
+  appendSelfNode(o, f.self, versionOr(f.version, kVersionT));
+  o.lit(",\"NetMap\":null,\"PeersChanged\":[");
+  for (uint64_t i = 0; i < f.peers; ++i) {
+    if (i) o.ch(',');
+    appendNode(o, f.peer_at ? f.peer_at(i) : peerAt(i, f.seed, f.online_fraction));
+    o.maybeFlush();
+  }
+  o.ch(']');
+  if (f.with_profiles) {
+    o.lit(",\"UserProfiles\":");
+    appendUserMap(o);
+  }
+  o.ch(',').lit(kTail);
+}
+
+}  // namespace
+
+std::string selfChangeLine(const Identity& s, std::string_view version) {
+  Out o(nullptr);
+  appendNotifyHead(o, versionOr(version, kVersionT));
+  o.lit(",\"State\":null,\"Prefs\":null,\"SelfChange\":");
+  appendSelfNode(o, s, versionOr(version, kVersionT));
+  o.lit(",\"NetMap\":null,").lit(kTail);
+  return o.take();
+}
+
+uint64_t writeFullNetmap(const Sink& sink, const FullNetmapOptions& opts) {
+  if (!sink) return 0;
+  Out o(&sink);
+  writeFullNetmapTo(o, opts);
+  o.flush();
+  return o.total();
+}
+
+std::string fullNetmapLine(const FullNetmapOptions& opts) {
+  Out o(nullptr);
+  writeFullNetmapTo(o, opts);
+  return o.take();
+}
+
+std::string userProfilesLine(std::string_view version) {
+  Out o(nullptr);
+  appendNotifyHead(o, versionOr(version, kVersionT));
+  o.lit(",\"State\":null,\"Prefs\":null,\"NetMap\":null,\"UserProfiles\":");
+  appendUserMap(o);
+  o.ch(',').lit(kTail);
+  return o.take();
+}
+
+std::string prefsLine(const Identity& self, bool logged_in, std::string_view version) {
+  Out o(nullptr);
+  appendNotifyHead(o, versionOr(version, kVersionT));
+  o.lit(
+      ",\"State\":null,\"Prefs\":{\"ControlURL\":\"https://controlplane.tailscale.com\","
+      "\"RouteAll\":false,\"ExitNodeID\":\"\",\"ExitNodeIP\":\"\",\"InternalExitNodePrior\":"
+      "\"\",\"ExitNodeAllowLANAccess\":false,\"CorpDNS\":true,\"RunSSH\":false,"
+      "\"RunWebClient\":false,\"WantRunning\":");
+  o.boolean(logged_in).lit(",\"LoggedOut\":").boolean(!logged_in);
+  // AdvertiseTags null: a sidecar's tags come with its auth key, not from --advertise-tags.
+  o.lit(",\"ShieldsUp\":false,\"AdvertiseTags\":null,\"Hostname\":").str(self.host_name);
+  o.lit(
+      ",\"NotepadURLs\":false,\"AdvertiseRoutes\":null,\"AdvertiseServices\":null,\"Sync\":"
+      "null,\"NoSNAT\":false,\"NoStatefulFiltering\":true,\"NetfilterMode\":2,\"AutoUpdate\":{"
+      "\"Check\":true,\"Apply\":null},\"AppConnector\":{\"Advertise\":false},"
+      "\"PostureChecking\":false,\"NetfilterKind\":\"\",\"RemoteConfig\":false,\"DriveShares\":"
+      "null,\"Config\":");
+  if (logged_in) {
+    // ipn.Prefs.Persist as the bus shows it: private keys zeroed (tailscale `types/key`
+    // MarshalText of a redacted key), the profile and StableID of the node.
+    constexpr std::string_view kZeroPriv =
+        "\"privkey:0000000000000000000000000000000000000000000000000000000000000000\"";
+    o.lit("{\"PrivateNodeKey\":").lit(kZeroPriv).lit(",\"OldPrivateNodeKey\":").lit(kZeroPriv);
+    o.lit(",\"UserProfile\":{\"ID\":").num(self.user_id);
+    o.lit(
+        ",\"LoginName\":\"tagged-devices\",\"DisplayName\":\"Tagged Devices\"},"
+        "\"NetworkLockKey\":\"nlpriv:");
+    for (int i = 0; i < 8; ++i) o.lit("0000000000000000");
+    o.lit("\",\"NodeID\":").str(self.stable_id).ch('}');
+  } else {
+    o.lit("null");
+  }
   o.lit("},\"NetMap\":null,").lit(kTail);
+  return o.take();
+}
+
+std::string loginFinishedLine(std::string_view version) {
+  Out o(nullptr);
+  o.lit("{\"Version\":").str(versionOr(version, kVersionT));
+  o.lit(",\"ErrMessage\":null,\"LoginFinished\":{},\"State\":null,\"Prefs\":null,\"NetMap\":null,");
+  o.lit(kTail);
+  return o.take();
+}
+
+std::string driveSharesLine(std::string_view version) {
+  Out o(nullptr);
+  appendNotifyHead(o, versionOr(version, kVersionT));
+  o.lit(
+      ",\"State\":null,\"Prefs\":null,\"NetMap\":null,\"Engine\":null,\"BrowseToURL\":null,"
+      "\"DriveShares\":[]}\n");
   return o.take();
 }
 

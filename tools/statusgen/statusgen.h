@@ -71,6 +71,12 @@ struct InitialStatusOptions {
   // a Self, an empty one (ID "", NodeID 0, zero node key, DNSName "", TailscaleIPs null,
   // InNetworkMap false, HostName = the OS host name), with no peers and no tailnet.
   bool pre_netmap = false;
+  // Tailnet features that decide null vs array (Go writes an empty slice field as null). The
+  // defaults are a production tailnet; the recorded testcontrol tailnet
+  // (tests/data/real-tailscaled) has none of them.
+  bool cert_domains = true;   // CertDomains [self name] (HTTPS certificates enabled), else null
+  bool extra_records = true;  // ExtraRecords (DNS extra records, H only), else null
+  bool peer_api = true;       // every peer's PeerAPIURL (peers run peerapi), else null
 };
 
 // The first message: Version + InitialStatus (ipnstate.Status with `peers` PeerStatus objects of
@@ -91,6 +97,33 @@ std::string peerPatchLine(int64_t node_id, bool online, std::string_view version
 std::string errMessageLine(std::string_view text, std::string_view version = {});
 std::string healthLine(bool warning = true, std::string_view version = {});
 std::string engineLine(std::string_view version = {});
+// The lines the agent ignores but a real daemon sends on login/logout: Prefs (`logged_in`:
+// WantRunning, a Config with the node's profile; else LoggedOut and Config null), LoginFinished
+// ({}), DriveShares ([]).
+std::string prefsLine(const Identity& self, bool logged_in, std::string_view version = {});
+std::string loginFinishedLine(std::string_view version = {});
+std::string driveSharesLine(std::string_view version = {});
+// UserProfiles alone, with every profile of the fixed user table (a peer-bit watcher gets one
+// when control sends new profiles).
+std::string userProfilesLine(std::string_view version = {});
+
+// A full netmap as a watcher with the peer bits gets it (docs/PROTOCOL.md#peer-deltas):
+// SelfChange + PeersChanged with every peer (`peers` nodes: peer_at(i), or peerAt(i, seed,
+// online_fraction)) + with_profiles, UserProfiles with every profile. With peers = 0 it is also
+// what a watcher without the bits gets while a peer-bit watcher is attached
+// ("PeersChanged":[]).
+struct FullNetmapOptions {
+  Identity self;
+  uint64_t peers = 0;
+  std::function<PeerNode(uint64_t)> peer_at;  // empty: peerAt(i, seed, online_fraction)
+  uint64_t seed = 1;
+  double online_fraction = 0.5;
+  bool with_profiles = false;
+  std::string version;  // "" = kVersionT
+};
+// Streamed into `sink` in ~64 KiB pieces (a 250k-peer line is ~210 MB); returns its length.
+uint64_t writeFullNetmap(const Sink& sink, const FullNetmapOptions& opts);
+std::string fullNetmapLine(const FullNetmapOptions& opts);
 
 // The terminal message of a lagging watcher at H
 // (docs/PROTOCOL.md#framing-and-the-fell-behind-close).

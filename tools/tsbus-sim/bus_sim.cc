@@ -1,7 +1,9 @@
 #include "tools/tsbus-sim/bus_sim.h"
 
+#include <linux/sockios.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -47,9 +49,10 @@ constexpr std::string_view kCsp =
     "script-src-attr 'none'";
 
 constexpr std::array<std::string_view, static_cast<size_t>(MsgKind::kCount)> kKindNames = {
-    "initial",       "self_change", "state",     "blank",      "peers_changed",
-    "peers_removed", "peer_patch",  "health",    "engine",     "err_message",
-    "fell_behind",   "malformed",   "oversized", "bad_framing"};
+    "initial",       "self_change", "state",          "blank",       "peers_changed",
+    "peers_removed", "peer_patch",  "health",         "engine",      "err_message",
+    "fell_behind",   "malformed",   "oversized",      "bad_framing", "full_netmap",
+    "user_profiles", "prefs",       "login_finished", "drive_shares"};
 
 constexpr std::array<std::string_view, 7> kStateNames = {
     "NoState", "InUseOtherUser", "NeedsLogin", "NeedsMachineAuth",
@@ -116,7 +119,10 @@ struct Message {
   std::string line;              // the whole line with '\n' (empty for generated oversized)
   uint64_t oversized_bytes = 0;  // > 0: generate a valid line of this many bytes on the fly
   bool raw = false;              // write `line` as is, outside the chunked framing (a fault)
-  bool special() const { return oversized_bytes > 0 || raw; }
+  // Set: a full netmap, generated while it is written (a 250k-peer one is ~170 MB; it is never
+  // held whole). The options hold a snapshot of the peers' patched Online states.
+  std::shared_ptr<const statusgen::FullNetmapOptions> full_netmap;
+  bool special() const { return oversized_bytes > 0 || raw || full_netmap; }
 };
 using MessagePtr = std::shared_ptr<const Message>;
 
@@ -133,6 +139,9 @@ struct Fanout {
   MessagePtr plain;    // no NotifyPeerChanges/NotifyPeerPatches
   MessagePtr changes;  // NotifyPeerChanges without NotifyPeerPatches
   MessagePtr patches;  // NotifyPeerPatches
+  // If set: what a peer-bit watcher gets instead the first time in its watch (a full netmap
+  // with UserProfiles: tailscaled sends each profile once per watch).
+  MessagePtr peers_first = nullptr;
   static Fanout same(MessagePtr m) { return {m, m, m}; }
   const MessagePtr& forMask(uint64_t mask) const {
     if (mask & kPeerPatches) return patches;
@@ -145,7 +154,8 @@ struct Session {
   uint64_t id = 0;
   uint64_t mask = 0;
   std::deque<MessagePtr> queue;
-  bool ending = false;  // no more messages: write what is queued, then the zero-size chunk
+  bool ending = false;         // no more messages: write what is queued, then the zero-size chunk
+  bool profiles_sent = false;  // a full netmap with UserProfiles went into the queue
   std::condition_variable cv;
 };
 
@@ -192,7 +202,8 @@ struct BusSim::Impl {
   uint64_t pace_sent = 0;
   uint64_t pace_since_epoch = 0;
   SteadyClock::time_point pace_epoch;
-  int fail_status = 0;  // failWatches()
+  bool full_netmap = false;  // SimOptions::full_netmap, setFullNetmap()
+  int fail_status = 0;       // failWatches()
   std::string fail_message;
 
   std::map<uint64_t, std::unique_ptr<Connection>> conns;
@@ -201,6 +212,7 @@ struct BusSim::Impl {
   uint64_t connections_total = 0;
   uint64_t watch_sessions_total = 0;
   uint64_t closed_slow = 0;
+  uint64_t closed_slow_writer_lag = 0;
   uint64_t dropped_slow = 0;
   uint64_t restarts = 0;
   std::map<int, uint64_t> rejected;
@@ -231,6 +243,7 @@ struct BusSim::Impl {
     peers = opts.peers;
     churn_rate = opts.churn_rate;
     selfchange_every = opts.selfchange_every;
+    full_netmap = opts.full_netmap;
     if (opts.queue_capacity == 0) opts.queue_capacity = 1;
     if (opts.chunk_bytes == 0) opts.chunk_bytes = 64 * 1024;
     blank_msg = makeMessage(MsgKind::Blank, statusgen::blankLine(version));
@@ -541,6 +554,9 @@ struct BusSim::Impl {
     o.tailnet_name = opts.tailnet_name;
     o.magic_dns_suffix = opts.magic_dns_suffix;
     o.pre_netmap = pre_netmap;
+    o.cert_domains = opts.cert_domains;
+    o.extra_records = opts.extra_records;
+    o.peer_api = opts.peer_api;
     return o;
   }
 
@@ -704,7 +720,18 @@ struct BusSim::Impl {
 
   bool writeMessage(Connection& c, const Message& m) {
     bool ok;
-    if (m.oversized_bytes > 0) {
+    if (m.full_netmap) {
+      try {
+        statusgen::writeFullNetmap(
+            [&](std::string_view piece) {
+              if (!writeChunked(c, piece)) throw WriteAborted{};
+            },
+            *m.full_netmap);
+        ok = true;
+      } catch (const WriteAborted&) {
+        ok = false;
+      }
+    } else if (m.oversized_bytes > 0) {
       ok = writeOversized(c, m.oversized_bytes);
     } else if (m.raw) {
       ok = writeAll(c, m.line);
@@ -807,14 +834,30 @@ struct BusSim::Impl {
                         statusgen::errMessageLine(statusgen::kFellBehindMessage, version)));
         s->ending = true;
         ++closed_slow;
+        // Whose lag was it: a full socket means the consumer did not read; a socket with room
+        // means this simulator's writer thread did not write (a busy machine), not the consumer.
+        int charged = 0;
+        int sndbuf = 0;
+        socklen_t len = sizeof sndbuf;
+        const bool known = ::ioctl(c->fd.get(), SIOCOUTQ, &charged) == 0 &&
+                           ::getsockopt(c->fd.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0;
+        if (known && charged < sndbuf / 2) ++closed_slow_writer_lag;
         s->cv.notify_all();
         if (opts.on_event) {
           opts.on_event("watcher #" + std::to_string(s->id) +
-                        " fell behind: closing it with the ErrMessage");
+                        " fell behind: closing it with the ErrMessage (its socket held " +
+                        (known ? std::to_string(charged) + " of " + std::to_string(sndbuf)
+                               : std::string("?")) +
+                        " bytes)");
         }
         continue;
       }
-      s->queue.push_back(f.forMask(s->mask));
+      if (f.peers_first && (s->mask & (kPeerChanges | kPeerPatches)) && !s->profiles_sent) {
+        s->profiles_sent = true;
+        s->queue.push_back(f.peers_first);
+      } else {
+        s->queue.push_back(f.forMask(s->mask));
+      }
       s->cv.notify_all();
     }
   }
@@ -825,6 +868,67 @@ struct BusSim::Impl {
   }
 
   Fanout blankFanout() const { return Fanout::same(blank_msg); }
+
+  // The current peer i as a PeersChanged node (generated, with patched Online states).
+  statusgen::PeerNode currentPeerLocked(uint64_t index) const {
+    statusgen::PeerNode node = statusgen::peerAt(index, opts.seed, opts.online_fraction);
+    if (auto it = online_override.find(index); it != online_override.end()) {
+      node.online = it->second;
+    }
+    return node;
+  }
+
+  // A full netmap with the current identity (docs/PROTOCOL.md#peer-deltas). Without a peer-bit
+  // watcher tailscaled builds no peer list: everyone gets the plain SelfChange.
+  Fanout fullNetmapFanoutLocked() const {
+    const auto plain_self =
+        makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(identity, version));
+    if (!anyPeerWatcherLocked()) return Fanout::same(plain_self);
+    auto f = std::make_shared<statusgen::FullNetmapOptions>();
+    f->self = identity;
+    f->peers = peers;
+    f->version = version;
+    if (!online_override.empty()) {
+      f->peer_at = [seed = opts.seed, fraction = opts.online_fraction,
+                    patched = online_override](uint64_t i) {
+        statusgen::PeerNode node = statusgen::peerAt(i, seed, fraction);
+        if (auto it = patched.find(i); it != patched.end()) node.online = it->second;
+        return node;
+      };
+    } else {
+      f->seed = opts.seed;
+      f->online_fraction = opts.online_fraction;
+    }
+    auto with_profiles = std::make_shared<statusgen::FullNetmapOptions>(*f);
+    with_profiles->with_profiles = true;
+    const auto generated = [](std::shared_ptr<const statusgen::FullNetmapOptions> o) {
+      auto m = std::make_shared<Message>();
+      m->kind = MsgKind::FullNetmap;
+      m->full_netmap = std::move(o);
+      return MessagePtr(std::move(m));
+    };
+    const MessagePtr full = generated(f);
+    const MessagePtr first = generated(with_profiles);
+    // notifyForSessionLocked strips PeersChanged for a watcher without the bits only when it
+    // has entries: with no peers such a watcher gets "PeersChanged":[] too.
+    MessagePtr plain = plain_self;
+    if (peers == 0) {
+      statusgen::FullNetmapOptions empty;
+      empty.self = identity;
+      empty.version = version;
+      plain = makeMessage(MsgKind::SelfChange, statusgen::fullNetmapLine(empty));
+    }
+    Fanout out{plain, full, full};
+    out.peers_first = first;
+    return out;
+  }
+
+  // What a SelfChange event sends: the full netmap in full_netmap mode, else SelfChange alone.
+  Fanout selfChangeFanoutLocked() const {
+    if (full_netmap) return fullNetmapFanoutLocked();
+    return Fanout::same(
+        makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(identity, version)));
+  }
 
   // One churn pair: the peer leaves and comes back under the same NodeID, so the tailnet stays
   // the N generated peers and a later InitialStatus is exact. With N = 0 a fresh peer is added
@@ -845,10 +949,7 @@ struct BusSim::Impl {
       ++churn_pairs;
       return;
     }
-    statusgen::PeerNode node = statusgen::peerAt(index, opts.seed, opts.online_fraction);
-    if (auto it = online_override.find(index); it != online_override.end()) {
-      node.online = it->second;
-    }
+    const statusgen::PeerNode node = currentPeerLocked(index);
     const int64_t id = node.node_id;
     const auto removed_msg =
         makeMessage(MsgKind::PeersRemoved, statusgen::peersRemovedLine({&id, 1}, version));
@@ -875,8 +976,7 @@ struct BusSim::Impl {
       auto wake = now + std::chrono::seconds(1);
       if (selfchange_every.count() > 0) {
         if (now >= next_selfchange) {
-          enqueueLocked(Fanout::same(
-              makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(identity, version))));
+          enqueueLocked(selfChangeFanoutLocked());
           next_selfchange = now + selfchange_every;
           event("selfchange (scheduled) -> " + std::to_string(watchers) + " watchers");
         }
@@ -916,10 +1016,7 @@ struct BusSim::Impl {
         }
         todo = std::min(todo, pace_left);
         for (uint64_t i = 0; i < todo; ++i) {
-          enqueueLocked(pace_selfchange ? Fanout::same(makeMessage(
-                                              MsgKind::SelfChange,
-                                              statusgen::selfChangeLine(identity, version)))
-                                        : blankFanout());
+          enqueueLocked(pace_selfchange ? selfChangeFanoutLocked() : blankFanout());
         }
         pace_since_epoch += todo;
         pace_left -= todo;
@@ -1019,8 +1116,7 @@ void BusSim::selfChange(const IdentityUpdate& u, uint64_t count) {
   if (u.user_id) id.user_id = *u.user_id;
   if (u.key_expiry) id.key_expiry = *u.key_expiry;
   if (u.node_key) id.node_key = *u.node_key;
-  const Fanout f =
-      Fanout::same(makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(id, d.version)));
+  const Fanout f = d.selfChangeFanoutLocked();
   for (uint64_t i = 0; i < count; ++i) d.enqueueLocked(f);
   d.event("selfchange name=" + id.name + (count != 1 ? " x" + std::to_string(count) : "") + " -> " +
           std::to_string(d.watchers) + " watchers");
@@ -1030,8 +1126,7 @@ void BusSim::netmapArrived() {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
   d.pre_netmap = false;
-  d.enqueueLocked(Fanout::same(
-      makeMessage(MsgKind::SelfChange, statusgen::selfChangeLine(d.identity, d.version))));
+  d.enqueueLocked(d.selfChangeFanoutLocked());
   d.event("netmap arrived: selfchange name=" + d.identity.name + " -> " +
           std::to_string(d.watchers) + " watchers");
 }
@@ -1186,6 +1281,52 @@ void BusSim::setPeers(uint64_t n) {
   d.event("peers " + std::to_string(n) + " (for the next initial messages)");
 }
 
+void BusSim::fullNetmap() {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  d.enqueueLocked(d.fullNetmapFanoutLocked());
+  d.event("full netmap: selfchange + " + std::to_string(d.peers) + " peers -> " +
+          std::to_string(d.watchers) + " watchers");
+}
+
+void BusSim::setFullNetmap(bool on) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  d.full_netmap = on;
+  d.event(on ? "full-netmap mode on: every selfchange carries every peer for peer watchers"
+             : "full-netmap mode off");
+}
+
+void BusSim::userProfiles() {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  const auto m = makeMessage(MsgKind::UserProfiles, statusgen::userProfilesLine(d.version));
+  d.enqueueLocked({d.blank_msg, m, m});
+  d.event("user profiles -> " + std::to_string(d.watchers) + " watchers");
+}
+
+void BusSim::prefs(bool logged_in) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.mu);
+  d.enqueueLocked(Fanout::same(
+      makeMessage(MsgKind::Prefs, statusgen::prefsLine(d.identity, logged_in, d.version))));
+  d.event(logged_in ? "prefs (logged in)" : "prefs (logged out)");
+}
+
+void BusSim::loginFinished() {
+  auto& d = *impl_;
+  d.broadcast(
+      Fanout::same(makeMessage(MsgKind::LoginFinished, statusgen::loginFinishedLine(d.version))));
+  d.event("login finished");
+}
+
+void BusSim::driveShares() {
+  auto& d = *impl_;
+  d.broadcast(
+      Fanout::same(makeMessage(MsgKind::DriveShares, statusgen::driveSharesLine(d.version))));
+  d.event("drive shares");
+}
+
 void BusSim::failWatches(int status, std::string message) {
   auto& d = *impl_;
   std::lock_guard lock(d.mu);
@@ -1218,6 +1359,7 @@ SimStats BusSim::stats() const {
   s.connections_total = d.connections_total;
   s.watch_sessions_total = d.watch_sessions_total;
   s.closed_slow = d.closed_slow;
+  s.closed_slow_writer_lag = d.closed_slow_writer_lag;
   s.dropped_slow = d.dropped_slow;
   s.restarts = d.restarts;
   s.rejected = d.rejected;
@@ -1229,6 +1371,7 @@ SimStats BusSim::stats() const {
   s.pace_rate = d.pace_left > 0 ? d.pace_rate : 0;
   s.pace_left = d.pace_left;
   s.pace_sent = d.pace_sent;
+  s.full_netmap = d.full_netmap;
   s.version = d.version;
   return s;
 }

@@ -11,6 +11,9 @@
 //   - peer deltas reach watchers without 4096/32768 as blank lines; with 4096 patches are
 //     promoted to PeersChanged nodes, with 32768 they stay PeerChangedPatch
 //     (docs/PROTOCOL.md#blank-messages, docs/PROTOCOL.md#peer-deltas);
+//   - a SelfChange is sent alone unless SimOptions::full_netmap: then, as tailscaled does while
+//     a peer-bit watcher is attached, that watcher gets it with every peer (fullNetmap());
+//   - Prefs, LoginFinished, DriveShares and UserProfiles lines on demand (the agent ignores them);
 //   - 400 `bad mask`, 400 for NotifyRateLimit with new-style bits (H), 403 for a bad Host or
 //     any Referer/Origin, 404 for unknown paths; GET /localapi/v0/status[?peers=false] too.
 //
@@ -58,6 +61,19 @@ struct SimOptions {
   // and /status carry the empty Self (ID "", InNetworkMap false), no peers, no tailnet, until
   // netmapArrived().
   bool pre_netmap = false;
+  // Send every SelfChange (selfChange, netmapArrived, --selfchange-every, paced selfchange) as
+  // the full netmap tailscaled sends while a watcher with the peer bits is attached: that
+  // watcher gets SelfChange + PeersChanged with every peer (+ UserProfiles the first time in its
+  // watch), the others SelfChange alone (+ "PeersChanged":[] with no peers), as upstream's
+  // `setControlClientStatusLocked` / `notifyForSessionLocked` do (docs/PROTOCOL.md#peer-deltas).
+  // Off by default: with N peers each such line is ~0.85 KB x N. fullNetmap() sends one anyway.
+  bool full_netmap = false;
+  // Tailnet features that decide null vs array in InitialStatus and /status (statusgen's
+  // InitialStatusOptions): CertDomains, ExtraRecords, every peer's PeerAPIURL. Off: null, as the
+  // testcontrol tailnet of tests/data/real-tailscaled.
+  bool cert_domains = true;
+  bool extra_records = true;
+  bool peer_api = true;
   // One short human-readable line per event (connections, broadcasts, closures). May be empty.
   std::function<void(std::string_view)> on_event;
 };
@@ -98,6 +114,11 @@ enum class MsgKind {
   Malformed,
   Oversized,
   BadFraming,
+  FullNetmap,  // SelfChange + PeersChanged with every peer, to a peer-bit watcher
+  UserProfiles,
+  Prefs,
+  LoginFinished,
+  DriveShares,
   kCount,
 };
 std::string_view msgKindName(MsgKind k);
@@ -107,7 +128,10 @@ struct SimStats {
   uint64_t watchers = 0;  // open watch sessions
   uint64_t connections_total = 0;
   uint64_t watch_sessions_total = 0;
-  uint64_t closed_slow = 0;   // watchers closed with the fell-behind ErrMessage (H)
+  uint64_t closed_slow = 0;  // watchers closed with the fell-behind ErrMessage (H)
+  // Of those, the ones whose socket still had room (under half its send buffer charged): the
+  // simulator's writer thread lagged (a busy machine), not the consumer's reads.
+  uint64_t closed_slow_writer_lag = 0;
   uint64_t dropped_slow = 0;  // messages dropped for a full queue (T-era mode)
   uint64_t restarts = 0;
   uint64_t bytes_sent = 0;
@@ -121,6 +145,7 @@ struct SimStats {
   double pace_rate = 0;      // paced lines per second (0: no pace running)
   uint64_t pace_left = 0;    // paced lines still to send
   uint64_t pace_sent = 0;    // paced lines broadcast so far (all paces)
+  bool full_netmap = false;  // every SelfChange goes out as a full netmap
   std::string version;
 };
 
@@ -165,6 +190,18 @@ class BusSim {
   void oversized(uint64_t bytes);              // a valid Notify line of `bytes` bytes
   void badFraming();  // bytes that break the chunked framing (the client must drop the stream)
   void setPeers(uint64_t peers);  // N for later initial messages (no broadcast)
+  // A full netmap from control with the current identity and peers: see SimOptions::full_netmap
+  // for what each watcher gets. Without a peer-bit watcher it is a plain SelfChange.
+  void fullNetmap();
+  void setFullNetmap(bool on);  // SimOptions::full_netmap at run time
+  // UserProfiles alone (new profiles from control): to peer-bit watchers; a blank line for the
+  // others (docs/PROTOCOL.md#blank-messages).
+  void userProfiles();
+  // Lines every watcher gets and the agent ignores: Prefs (after a login: WantRunning and a
+  // Config; else LoggedOut), LoginFinished, DriveShares.
+  void prefs(bool logged_in = true);
+  void loginFinished();
+  void driveShares();
   // Fault injection: answer every new watch request with `status` and `message` (as http.Error
   // does) instead of streaming; status 0 turns it off. E.g. 403 "watch ipn bus access denied".
   void failWatches(int status, std::string message = {});

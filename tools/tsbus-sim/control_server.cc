@@ -119,6 +119,9 @@ constexpr const char* kIndex =
     "  POST /malformed [body = the line] | /oversized?bytes=B\n"
     "  POST /health?ok=0|1 | /engine | /err?text=T | /peers?count=N\n"
     "  POST /fail-watch?status=S&text=T (S=0: off) | /bad-framing\n"
+    "  POST /full-netmap (SelfChange + every peer for peer-bit watchers) | "
+    "/full-netmap-mode?on=0|1\n"
+    "  POST /user-profiles | /prefs?logged_in=0|1 | /login-finished | /drive-shares\n"
     "  GET  /stats\n";
 
 }  // namespace
@@ -131,6 +134,7 @@ std::string statsJson(const SimStats& s) {
                   {"connections_total", s.connections_total},
                   {"watch_sessions_total", s.watch_sessions_total},
                   {"closed_slow", s.closed_slow},
+                  {"closed_slow_writer_lag", s.closed_slow_writer_lag},
                   {"dropped_slow", s.dropped_slow},
                   {"restarts", s.restarts},
                   {"bytes_sent", s.bytes_sent},
@@ -144,6 +148,7 @@ std::string statsJson(const SimStats& s) {
                   {"pace_rate", s.pace_rate},
                   {"pace_left", s.pace_left},
                   {"pace_sent", s.pace_sent},
+                  {"full_netmap", s.full_netmap},
                   {"version", s.version}};
   return j.dump();
 }
@@ -259,6 +264,16 @@ struct ControlServer::Impl {
            sim.failWatches(static_cast<int>(uintParam(r, "status", 0)),
                            r.has_param("text") ? r.get_param_value("text") : std::string());
          }));
+    post("/full-netmap", ([this](const httplib::Request&) { sim.fullNetmap(); }));
+    post("/full-netmap-mode", ([this](const httplib::Request& r) {
+           if (!r.has_param("on")) throw BadParam{"missing parameter 'on' (0 or 1)"};
+           sim.setFullNetmap(boolParam(r, "on", false));
+         }));
+    post("/user-profiles", ([this](const httplib::Request&) { sim.userProfiles(); }));
+    post("/prefs",
+         ([this](const httplib::Request& r) { sim.prefs(boolParam(r, "logged_in", true)); }));
+    post("/login-finished", ([this](const httplib::Request&) { sim.loginFinished(); }));
+    post("/drive-shares", ([this](const httplib::Request&) { sim.driveShares(); }));
     post("/peers", ([this](const httplib::Request& r) {
            if (!r.has_param("count")) throw BadParam{"missing parameter 'count'"};
            sim.setPeers(uintParam(r, "count", 0));

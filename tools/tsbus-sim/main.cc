@@ -44,6 +44,14 @@ Bus:
   --seed N                  generator seed (default 1)
   --tailnet NAME            CurrentTailnet.Name (default example.com)
   --magic-dns-suffix S      (default tail3f9a2c.ts.net)
+  --full-netmap             send every SelfChange as tailscaled's full netmap: a watcher with
+                            the peer bits (4096/32768) gets SelfChange + PeersChanged with every
+                            peer (+ UserProfiles the first time in its watch), the others
+                            SelfChange alone ("PeersChanged":[] with no peers); ~0.85 KB x N
+                            per line, so off by default (POST /full-netmap sends one anyway)
+  --testcontrol-tailnet     no HTTPS certs, DNS extra records or peer API in the tailnet:
+                            InitialStatus CertDomains, ExtraRecords and every peer's
+                            PeerAPIURL are null, as with tailscale's testcontrol
 Self identity:
   --self-name FQDN          (default demo-sidecar-0.tail3f9a2c.ts.net.)
   --self-stable-id ID       (default nSdcr7Qx2CNTRL)
@@ -72,6 +80,9 @@ Control endpoints (curl -XPOST http://HOST:PORT/...):
   /patch?count=C   /blank?count=C   /flood?count=C (overflows watcher queues)
   /malformed [body = line]   /oversized?bytes=B   /health?ok=0|1   /engine   /err?text=T
   /peers?count=N   /fail-watch?status=S&text=T (S=0: off)
+  /full-netmap (one full netmap now)   /full-netmap-mode?on=0|1 (as --full-netmap)
+  /user-profiles (UserProfiles alone: peer-bit watchers; blank for the others)
+  /prefs?logged_in=0|1   /login-finished   /drive-shares (lines the agent ignores)
   /bad-framing   GET /stats
 )";
 
@@ -187,6 +198,12 @@ Cli parseArgs(int argc, char** argv) {
       o.tailnet_name = value();
     } else if (flag == "--magic-dns-suffix") {
       o.magic_dns_suffix = value();
+    } else if (flag == "--full-netmap") {
+      o.full_netmap = true;
+    } else if (flag == "--testcontrol-tailnet") {
+      o.cert_domains = false;
+      o.extra_records = false;
+      o.peer_api = false;
     } else if (flag == "--self-name") {
       o.self.name = value();
     } else if (flag == "--self-stable-id") {

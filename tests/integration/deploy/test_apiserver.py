@@ -4,8 +4,10 @@ v1.37.2 and etcd 3.6, scripts/real-apiserver, started by the real_apiserver ctes
 chart's objects (native sidecars and regular containers) and the kustomize base's are created in
 a fresh namespace with kubectl's strict (server-side field) validation, then the RBAC is
 exercised for real with the service account's own token from the TokenRequest API: patch of the
-named Secret allowed, anything else forbidden. ServiceMonitor/PrometheusRule need the
-Prometheus Operator's CRDs: not here."""
+named Secret allowed, anything else forbidden. Both layouts (docs/OPERATIONS.md, "Layouts"): (a)
+the agent's own Secret beside tailscaled's state Secret, (b) the agent in the state Secret. The
+metrics NetworkPolicy is created too. ServiceMonitor/PodMonitor/PrometheusRule need the
+Prometheus Operator's CRDs: not here (test_chart.py checks them rendered)."""
 
 import base64
 import json
@@ -69,6 +71,24 @@ class RealApiServer(unittest.TestCase):
                                ("get", "configmaps/x"), ("patch", "pods/x")):
             self.assertFalse(can(verb, resource), f"{verb} {resource}")
 
+    def can_i(self, ns, sa, verb, resource):
+        p = self.kubectl("auth", "can-i", verb, resource, "-n", ns, "--as",
+                         f"system:serviceaccount:{ns}:{sa}", check=False)
+        return p.stdout.strip() == "yes"
+
+    def assert_layout_a(self, ns, sa, identity, state):
+        """The pod's service account: get/patch on the agent's Secret, get/update/patch on
+        tailscaled's, no create (both pre-created), nothing else on either."""
+        for verb in ("get", "patch"):
+            self.assertTrue(self.can_i(ns, sa, verb, f"secrets/{identity}"), verb)
+        for verb in ("get", "update", "patch"):
+            self.assertTrue(self.can_i(ns, sa, verb, f"secrets/{state}"), verb)
+        for verb, resource in (("update", f"secrets/{identity}"),
+                               ("delete", f"secrets/{identity}"),
+                               ("delete", f"secrets/{state}"), ("create", "secrets"),
+                               ("list", "secrets"), ("watch", "secrets")):
+            self.assertFalse(self.can_i(ns, sa, verb, resource), f"{verb} {resource}")
+
     def patch_as_service_account(self, ns, sa, secret):
         token = self.kubectl("create", "token", sa, "-n", ns, "--duration=10m").stdout.strip()
         kubeconfig = os.path.join(self.env["TSK_APISERVER_DIR"], f"sa-{ns}.kubeconfig")
@@ -110,8 +130,49 @@ class RealApiServer(unittest.TestCase):
         ns = self.fresh_namespace()
         objs = objects(helm_render(name="rel", namespace=ns, kube="1.28.0"))
         self.create(ns, objs)
-        self.assert_rbac(ns, "rel-ts-kube-agent", "rel-ts-kube-agent")
-        self.patch_as_service_account(ns, "rel-ts-kube-agent", "rel-ts-kube-agent")
+        self.assert_rbac(ns, "rel-ts-kube-agent", "rel-ts-kube-agent-identity")
+        self.assert_layout_a(ns, "rel-ts-kube-agent", "rel-ts-kube-agent-identity",
+                             "rel-ts-kube-agent")
+        self.patch_as_service_account(ns, "rel-ts-kube-agent", "rel-ts-kube-agent-identity")
+
+    def test_chart_layout_b_shared_state_secret_is_accepted_and_rbac_holds(self):
+        # Plain tailscaled in your own pod: the agent's Secret is tailscaled's state Secret.
+        ns = self.fresh_namespace()
+        objs = objects(helm_render(name="rel", namespace=ns, kube="v1.37.2", values={
+            "layout": "shared", "deployment.enabled": "false", "targets.secret.name": "ts-state",
+            "metrics.service.selector.app": "myapp"}))
+        self.assertEqual([o["metadata"]["name"] for o in objs if o["kind"] == "Secret"],
+                         ["ts-state"])
+        self.create(ns, objs)
+        self.assert_rbac(ns, "rel-ts-kube-agent", "ts-state")
+        for verb in ("get", "update", "patch"):
+            self.assertTrue(self.can_i(ns, "rel-ts-kube-agent", verb, "secrets/ts-state"), verb)
+        self.assertFalse(self.can_i(ns, "rel-ts-kube-agent", "create", "secrets"))
+        self.assertFalse(self.can_i(ns, "rel-ts-kube-agent", "get",
+                                    "secrets/rel-ts-kube-agent-identity"))
+        self.patch_as_service_account(ns, "rel-ts-kube-agent", "ts-state")
+
+    def test_chart_metrics_network_policy_is_accepted(self):
+        ns = self.fresh_namespace()
+        objs = objects(helm_render(name="rel", namespace=ns, kube="v1.37.2", values={
+            "metrics.networkPolicy.enabled": "true",
+            "metrics.networkPolicy.from[0].namespaceSelector.matchLabels"
+            ".kubernetes\\.io/metadata\\.name": "monitoring",
+            "metrics.networkPolicy.from[0].podSelector.matchLabels.app": "prometheus"}))
+        policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
+        self.assertEqual(len(policies), 1)
+        stream = json.dumps({"apiVersion": "v1", "kind": "List", "items": policies})
+        p = self.kubectl("apply", "--server-side", "--dry-run=server", "-n", ns, "-f", "-",
+                         stdin=stream, check=False)
+        self.assertEqual(p.returncode, 0, p.stderr + p.stdout)
+        self.assertNotIn("Warning", p.stderr)
+        self.create(ns, objs)
+        got = json.loads(self.kubectl("get", "networkpolicy", "rel-ts-kube-agent-metrics", "-n",
+                                      ns, "-o", "json").stdout)
+        # What the API server stored is what the chart rendered (nothing dropped or defaulted
+        # away, e.g. endPort).
+        self.assertEqual(got["spec"]["ingress"], policies[0]["spec"]["ingress"])
+        self.assertEqual(got["spec"]["podSelector"], policies[0]["spec"]["podSelector"])
 
     def test_chart_native_sidecar_objects_are_accepted(self):
         ns = self.fresh_namespace()
@@ -142,7 +203,8 @@ class RealApiServer(unittest.TestCase):
             for s in o.get("subjects") or []:
                 s["namespace"] = ns  # what an overlay's `namespace:` does
         self.create(ns, objs)
-        self.assert_rbac(ns, "ts-kube-agent", "ts-kube-agent")
+        self.assert_rbac(ns, "ts-kube-agent", "ts-kube-agent-identity")
+        self.assert_layout_a(ns, "ts-kube-agent", "ts-kube-agent-identity", "ts-kube-agent")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from deploylib import (AGENT_CONTAINER, CHART_DIR, SOURCE_DIR, STANDARD_LABELS,
 
 MONITORING = "monitoring.coreos.com/v1"
 FULLNAME = "rel-ts-kube-agent"  # release "rel", chart "ts-kube-agent"
+IDENTITY = FULLNAME + "-identity"  # layout own: the agent's Secret; FULLNAME is tailscaled's
 
 
 def render(**kw):
@@ -25,6 +26,31 @@ def render(**kw):
 
 def agent_role(objs):
     return one(objs, "Role", FULLNAME)
+
+
+def tailscaled_role(objs):
+    return one(objs, "Role", FULLNAME + "-tailscaled")
+
+
+def grants(objs):
+    """Every (resource, verb, name) the chart's Roles give the pod's service account ("" name:
+    any), both Roles together: the pod has one service account."""
+    out = set()
+    for role in find(objs, "Role"):
+        for r in role["rules"]:
+            for res in r["resources"]:
+                for verb in r["verbs"]:
+                    for name in r.get("resourceNames") or [""]:
+                        out.add((res, verb, name))
+    return out
+
+
+def state_grants(name):
+    return {("secrets", v, name) for v in ("get", "update", "patch")}
+
+
+def identity_grants(name, resource="secrets"):
+    return {(resource, v, name) for v in ("get", "patch")}
 
 
 def rules_by_resource(role):
@@ -43,11 +69,11 @@ class Defaults(unittest.TestCase):
     def test_renders_the_expected_objects(self):
         kinds = sorted(o["kind"] for o in self.objs)
         self.assertEqual(kinds, ["Deployment", "Role", "Role", "RoleBinding", "RoleBinding",
-                                 "Secret", "Service", "ServiceAccount"])
+                                 "Secret", "Secret", "Service", "ServiceAccount"])
 
     def test_agent_role_grants_only_get_and_patch_on_the_named_secret(self):
         self.assertEqual(agent_role(self.objs)["rules"], [{
-            "apiGroups": [""], "resources": ["secrets"], "resourceNames": [FULLNAME],
+            "apiGroups": [""], "resources": ["secrets"], "resourceNames": [IDENTITY],
             "verbs": ["get", "patch"]}])
 
     def test_role_binding_binds_the_role_to_the_service_account(self):
@@ -60,11 +86,12 @@ class Defaults(unittest.TestCase):
         spec = pod_spec(one(self.objs, "Deployment"))
         self.assertEqual(spec["serviceAccountName"], sa["metadata"]["name"])
 
-    def test_precreated_secret_carries_no_data(self):
-        secret = one(self.objs, "Secret", FULLNAME)
-        self.assertNotIn("data", secret)
-        self.assertNotIn("stringData", secret)
-        self.assertEqual(secret["type"], "Opaque")
+    def test_precreated_secrets_carry_no_data(self):
+        for name in (IDENTITY, FULLNAME):
+            secret = one(self.objs, "Secret", name)
+            self.assertNotIn("data", secret)
+            self.assertNotIn("stringData", secret)
+            self.assertEqual(secret["type"], "Opaque")
 
     def test_agent_container_is_restricted_with_probes_on_the_admin_port(self):
         spec = pod_spec(one(self.objs, "Deployment"))
@@ -86,20 +113,30 @@ class Defaults(unittest.TestCase):
                                                           "emptyDir": {}})
         self.assertTrue([m for m in agent["volumeMounts"] if m.get("readOnly")])
 
-    def test_agent_publishes_into_the_secret_tailscaled_keeps_its_state_in(self):
+    def test_layout_a_agent_publishes_to_a_secret_of_its_own(self):
+        # containerboot writes device_id/device_fqdn/device_ips into its state Secret itself
+        # (tailscale cmd/containerboot storeDeviceID, storeDeviceEndpoints): the agent must
+        # not be a second writer there.
         spec = pod_spec(one(self.objs, "Deployment"))
         agent_env = env_of(container(spec, AGENT_CONTAINER))
-        self.assertEqual(agent_env["TS_KUBE_SECRET"], FULLNAME)
+        self.assertEqual(agent_env["TS_KUBE_SECRET"], IDENTITY)
         self.assertEqual(agent_env["TS_KUBE_CONFIGMAP"], "")
         self.assertEqual(agent_env["TS_KUBE_CREATE_OBJECTS"], "false")
+        self.assertEqual(agent_env["TS_KUBE_FOREIGN_KEYS"], "skip")
         self.assertEqual(agent_env["POD_UID"], {"fieldRef": {"fieldPath": "metadata.uid"}})
         self.assertEqual(agent_env["POD_NAMESPACE"],
                          {"fieldRef": {"fieldPath": "metadata.namespace"}})
         self.assertEqual(env_of(container(spec, "tailscaled"))["TS_KUBE_SECRET"], FULLNAME)
-        ts_role = one(self.objs, "Role", FULLNAME + "-tailscaled")
-        self.assertEqual(ts_role["rules"], [{
+        self.assertEqual(tailscaled_role(self.objs)["rules"], [{
             "apiGroups": [""], "resources": ["secrets"], "resourceNames": [FULLNAME],
             "verbs": ["get", "update", "patch"]}])
+
+    def test_rbac_is_exactly_the_two_named_secrets(self):
+        # The pod's one service account holds both Roles: get/patch on the agent's Secret,
+        # get/update/patch on tailscaled's; no create (both pre-created), nothing else.
+        self.assertEqual(grants(self.objs), identity_grants(IDENTITY) | state_grants(FULLNAME))
+        self.assertEqual({o["metadata"]["name"] for o in find(self.objs, "Secret")},
+                         {IDENTITY, FULLNAME})
 
     def test_image_tag_defaults_to_the_app_version(self):
         spec = pod_spec(one(self.objs, "Deployment"))
@@ -200,18 +237,17 @@ class Targets(unittest.TestCase):
         self.assertEqual(rules["configmaps"], [{
             "apiGroups": [""], "resources": ["configmaps"], "resourceNames": [FULLNAME],
             "verbs": ["get", "patch"]}])
-        self.assertEqual(find(objs, "Secret"), [])
         self.assertEqual(len(find(objs, "ConfigMap", FULLNAME)), 1)
         spec = pod_spec(one(objs, "Deployment"))
         env = env_of(container(spec, AGENT_CONTAINER))
         self.assertEqual(env["TS_KUBE_SECRET"], "")
         self.assertEqual(env["TS_KUBE_CONFIGMAP"], FULLNAME)
-        # tailscaled still needs a state Secret; nobody pre-creates it, so it may create it.
+        # tailscaled keeps its pre-created state Secret, the only Secret.
         state = env_of(container(spec, "tailscaled"))["TS_KUBE_SECRET"]
-        self.assertEqual(state, FULLNAME + "-state")
-        ts_rules = one(objs, "Role", FULLNAME + "-tailscaled")["rules"]
-        self.assertIn({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
-                      ts_rules)
+        self.assertEqual(state, FULLNAME)
+        self.assertEqual([o["metadata"]["name"] for o in find(objs, "Secret")], [FULLNAME])
+        self.assertEqual(grants(objs), identity_grants(FULLNAME, "configmaps")
+                         | state_grants(FULLNAME))
 
     def test_secret_and_configmap_with_custom_names(self):
         objs = render(values={"targets.secret.name": "node-identity",
@@ -232,10 +268,10 @@ class Targets(unittest.TestCase):
         objs = render(values={"targets.secret.create": "false"})
         role = agent_role(objs)
         self.assertEqual(role["rules"], [
-            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [FULLNAME],
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [IDENTITY],
              "verbs": ["get", "patch"]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}])
-        self.assertEqual(find(objs, "Secret"), [])
+        self.assertEqual(find(objs, "Secret", IDENTITY), [])
         env = env_of(container(pod_spec(one(objs, "Deployment")), AGENT_CONTAINER))
         self.assertEqual(env["TS_KUBE_CREATE_OBJECTS"], "true")
 
@@ -271,8 +307,9 @@ class Targets(unittest.TestCase):
 
     def test_keep_on_uninstall_annotates_the_secret(self):
         objs = render(values={"targets.secret.keepOnUninstall": "true"})
-        self.assertEqual(one(objs, "Secret")["metadata"]["annotations"],
+        self.assertEqual(one(objs, "Secret", IDENTITY)["metadata"]["annotations"],
                          {"helm.sh/resource-policy": "keep"})
+        self.assertNotIn("annotations", one(objs, "Secret", FULLNAME)["metadata"])
 
     def test_key_sets_go_to_the_agent_config_file(self):
         objs = render(values={"targets.secret.keys": "{device_id,device_fqdn,tags}",
@@ -364,6 +401,340 @@ class Metrics(unittest.TestCase):
         p = helm_render(values={"metrics.port": "70000"}, check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("at '/metrics/port': maximum: got 70,000, want 65,535", p.stderr)
+
+
+class Layouts(unittest.TestCase):
+    """Layout (a), "own" (the default): the agent publishes to a Secret of its own, tailscaled
+    (containerboot) keeps its state Secret. Layout (b), "shared": plain tailscaled in your own
+    pod; the agent writes the upstream keys into tailscaled's state Secret
+    (docs/OPERATIONS.md, "Layouts: who writes which key")."""
+
+    SHARED = {"layout": "shared", "deployment.enabled": "false"}
+
+    def refused(self, values, message):
+        p = helm_render(values=values, check=False)
+        self.assertNotEqual(p.returncode, 0, f"{values} rendered")
+        self.assertIn(message, p.stderr, values)
+
+    def test_shared_targets_the_state_secret(self):
+        objs = render(values=self.SHARED)
+        self.assertEqual(grants(objs), identity_grants(FULLNAME) | state_grants(FULLNAME))
+        self.assertEqual(agent_role(objs)["rules"][0]["resourceNames"], [FULLNAME])
+        self.assertEqual([o["metadata"]["name"] for o in find(objs, "Secret")], [FULLNAME])
+        self.assertEqual(find(objs, "Deployment"), [])
+
+    def test_shared_with_a_named_state_secret(self):
+        for values in ({"targets.secret.name": "ts-state"},
+                       {"deployment.tailscaled.stateSecret": "ts-state"},
+                       {"targets.secret.name": "ts-state",
+                        "deployment.tailscaled.stateSecret": "ts-state"}):
+            objs = render(values=dict(self.SHARED, **values))
+            self.assertEqual(grants(objs), identity_grants("ts-state") | state_grants("ts-state"),
+                             values)
+            self.assertEqual([o["metadata"]["name"] for o in find(objs, "Secret")], ["ts-state"])
+
+    def test_shared_state_secret_not_precreated_gets_create_for_both(self):
+        objs = render(values=dict(self.SHARED, **{"targets.secret.create": "false"}))
+        self.assertEqual(find(objs, "Secret"), [])
+        self.assertEqual(grants(objs), identity_grants(FULLNAME) | state_grants(FULLNAME)
+                         | {("secrets", "create", "")})
+
+    def test_shared_with_the_example_containerboot_is_refused(self):
+        self.refused({"layout": "shared"}, "layout shared is for plain tailscaled")
+
+    def test_shared_names_must_agree(self):
+        self.refused(dict(self.SHARED, **{"targets.secret.name": "a",
+                                          "deployment.tailscaled.stateSecret": "b"}),
+                     'layout shared: targets.secret.name "a" and '
+                     'deployment.tailscaled.stateSecret "b" must name the same Secret')
+
+    def test_shared_needs_the_secret_target(self):
+        self.refused(dict(self.SHARED, **{"targets.secret.enabled": "false",
+                                          "targets.configMap.enabled": "true"}),
+                     "targets.secret.enabled must be true")
+
+    def test_own_refuses_the_state_secret_as_the_agents_target(self):
+        self.refused({"targets.secret.name": FULLNAME},
+                     f'targets.secret.name "{FULLNAME}" is tailscaled\'s state Secret')
+        self.refused({"targets.secret.name": "x", "deployment.tailscaled.stateSecret": "x"},
+                     "set layout=shared for plain tailscaled without containerboot")
+
+    def test_unknown_layout_is_refused(self):
+        self.refused({"layout": "both"}, "at '/layout': value must be one of 'own', 'shared'")
+
+    def test_own_with_named_secrets(self):
+        objs = render(values={"targets.secret.name": "node-identity",
+                              "deployment.tailscaled.stateSecret": "node-state"})
+        spec = pod_spec(one(objs, "Deployment"))
+        self.assertEqual(env_of(container(spec, AGENT_CONTAINER))["TS_KUBE_SECRET"],
+                         "node-identity")
+        self.assertEqual(env_of(container(spec, "tailscaled"))["TS_KUBE_SECRET"], "node-state")
+        self.assertEqual(grants(objs), identity_grants("node-identity")
+                         | state_grants("node-state"))
+        self.assertEqual(sorted(o["metadata"]["name"] for o in find(objs, "Secret")),
+                         ["node-identity", "node-state"])
+
+    def test_own_state_secret_not_precreated_gives_tailscaled_create(self):
+        objs = render(values={"deployment.tailscaled.createStateSecret": "false"})
+        self.assertEqual([o["metadata"]["name"] for o in find(objs, "Secret")], [IDENTITY])
+        self.assertEqual(tailscaled_role(objs)["rules"][1],
+                         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]})
+        self.assertEqual(agent_role(objs)["rules"], [{
+            "apiGroups": [""], "resources": ["secrets"], "resourceNames": [IDENTITY],
+            "verbs": ["get", "patch"]}])
+
+    def test_own_state_secret_kept_on_uninstall(self):
+        objs = render(values={"deployment.tailscaled.keepStateSecretOnUninstall": "true"})
+        self.assertEqual(one(objs, "Secret", FULLNAME)["metadata"]["annotations"],
+                         {"helm.sh/resource-policy": "keep"})
+        self.assertNotIn("annotations", one(objs, "Secret", IDENTITY)["metadata"])
+
+    def test_own_without_tailscaled_rbac_or_example_knows_no_state_secret(self):
+        objs = render(values={"deployment.enabled": "false", "rbac.tailscaled": "false",
+                              "targets.secret.name": FULLNAME})
+        self.assertEqual([o["metadata"]["name"] for o in find(objs, "Secret")], [FULLNAME])
+        self.assertEqual(grants(objs), identity_grants(FULLNAME))
+
+    def test_notes_name_both_secrets(self):
+        text = helm_notes()
+        self.assertIn(f"Secret    ns1/{IDENTITY}", text)
+        self.assertIn(f"tailscaled (containerboot) keeps its state, and writes its own device "
+                      f"keys, in Secret ns1/{FULLNAME}", text)
+        text = helm_notes(values=self.SHARED)
+        self.assertIn(f"the agent writes the upstream keys into tailscaled's state Secret "
+                      f"ns1/{FULLNAME}", text)
+
+
+class ForeignKeys(unittest.TestCase):
+    def agent_env(self, **values):
+        return env_of(container(pod_spec(one(render(values=values), "Deployment")),
+                                AGENT_CONTAINER))
+
+    def test_default_skip_and_overwrite_reaches_the_agent(self):
+        self.assertEqual(self.agent_env()["TS_KUBE_FOREIGN_KEYS"], "skip")
+        self.assertEqual(self.agent_env(foreignKeys="overwrite")["TS_KUBE_FOREIGN_KEYS"],
+                         "overwrite")
+
+    def test_other_values_are_refused(self):
+        p = helm_render(values={"foreignKeys": "take"}, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("at '/foreignKeys': value must be one of 'skip', 'overwrite'", p.stderr)
+        p = helm_render(values={"config.foreign-keys": "overwrite"}, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("config.foreign-keys is set by the chart through an environment "
+                      "variable, which wins over the config file: use foreignKeys instead",
+                      p.stderr)
+
+
+def peer_matches(peer, policy_ns, src_ns, src_ns_labels, src_labels):
+    """A NetworkPolicyPeer (matchLabels selectors) against a source pod, as Kubernetes reads
+    it: podSelector alone means pods of the policy's namespace; namespaceSelector alone every
+    pod of the matching namespaces; both, both."""
+    if "ipBlock" in peer:
+        return False
+    ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
+    ns_ok = (src_ns == policy_ns) if ns_sel is None else selector_matches(
+        ns_sel.get("matchLabels") or {}, src_ns_labels)
+    pod_ok = pod_sel is None or selector_matches(pod_sel.get("matchLabels") or {}, src_labels)
+    return ns_ok and pod_ok
+
+
+def port_matches(p, protocol, port):
+    return (p.get("protocol", "TCP") == protocol and
+            p["port"] <= port <= p.get("endPort", p["port"]))
+
+
+def np_allows(policy, src_ns, src_labels, protocol, port, policy_ns="ns1"):
+    """Whether the policy lets a pod (namespace src_ns, labels) reach port/protocol of the pods
+    it selects: some ingress rule whose `from` (absent: everyone) and `ports` (absent: all)
+    both match."""
+    ns_labels = {"kubernetes.io/metadata.name": src_ns}
+    for rule in policy["spec"].get("ingress") or []:
+        peers = rule.get("from")
+        if peers is not None and not any(peer_matches(p, policy_ns, src_ns, ns_labels,
+                                                      src_labels) for p in peers):
+            continue
+        ports = rule.get("ports")
+        if ports is None or any(port_matches(p, protocol, port) for p in ports):
+            return True
+    return False
+
+
+PROMETHEUS_PEER = {
+    "metrics.networkPolicy.from[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name":
+        "monitoring",
+    "metrics.networkPolicy.from[0].podSelector.matchLabels.app\\.kubernetes\\.io/name":
+        "prometheus"}
+PROMETHEUS = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
+STRANGER = ("other", {"app": "curl"})
+
+
+class NetworkPolicy(unittest.TestCase):
+    def policy(self, **values):
+        objs = render(values=dict({"metrics.networkPolicy.enabled": "true"}, **values))
+        return objs, one(objs, "NetworkPolicy", FULLNAME + "-metrics")
+
+    def test_off_by_default(self):
+        self.assertEqual(find(render(), "NetworkPolicy"), [])
+
+    def test_only_the_given_peers_reach_the_admin_port_other_ports_stay_open(self):
+        objs, np = self.policy(**PROMETHEUS_PEER)
+        pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+        self.assertTrue(selector_matches(np["spec"]["podSelector"]["matchLabels"], pod_labels))
+        self.assertEqual(np["spec"]["policyTypes"], ["Ingress"])
+        self.assertTrue(np_allows(np, *PROMETHEUS, "TCP", 9002))
+        self.assertFalse(np_allows(np, *STRANGER, "TCP", 9002))
+        self.assertFalse(np_allows(np, "monitoring", {"app": "grafana"}, "TCP", 9002))
+        self.assertFalse(np_allows(np, "ns1", {"app.kubernetes.io/name": "prometheus"}, "TCP",
+                                   9002), "the namespace selector must match too")
+        for protocol, port in (("TCP", 1), ("TCP", 8080), ("TCP", 9001), ("TCP", 9003),
+                               ("TCP", 65535), ("UDP", 41641), ("UDP", 9002), ("SCTP", 9002)):
+            self.assertTrue(np_allows(np, *STRANGER, protocol, port), (protocol, port))
+
+    def test_no_peers_means_nobody_not_everybody(self):
+        _, np = self.policy()
+        for who in (PROMETHEUS, STRANGER):
+            self.assertFalse(np_allows(np, *who, "TCP", 9002), who)
+        self.assertTrue(np_allows(np, *STRANGER, "TCP", 8080))
+        for rule in np["spec"]["ingress"]:
+            self.assertIn("ports", rule, "a rule without ports would open the admin port")
+
+    def test_allow_other_ports_false_leaves_only_the_admin_port_rule(self):
+        _, np = self.policy(**PROMETHEUS_PEER, **{"metrics.networkPolicy.allowOtherPorts":
+                                                  "false"})
+        self.assertEqual(len(np["spec"]["ingress"]), 1)
+        self.assertTrue(np_allows(np, *PROMETHEUS, "TCP", 9002))
+        self.assertFalse(np_allows(np, *STRANGER, "TCP", 8080))
+        self.assertFalse(np_allows(np, *PROMETHEUS, "UDP", 41641))
+
+    def test_admin_port_at_the_ends_of_the_range(self):
+        for port in (1, 65535):
+            _, np = self.policy(**PROMETHEUS_PEER, **{"metrics.port": str(port)})
+            self.assertTrue(np_allows(np, *PROMETHEUS, "TCP", port))
+            self.assertFalse(np_allows(np, *STRANGER, "TCP", port))
+            other = 2 if port == 1 else 65534
+            self.assertTrue(np_allows(np, *STRANGER, "TCP", other))
+            for rule in np["spec"]["ingress"]:
+                for p in rule["ports"]:
+                    self.assertLessEqual(p["port"], p.get("endPort", p["port"]), p)
+
+    def test_custom_port_and_your_own_pods(self):
+        objs, np = self.policy(**PROMETHEUS_PEER, **{
+            "metrics.port": "9102", "deployment.enabled": "false",
+            "metrics.service.selector.app": "myapp"})
+        self.assertEqual(np["spec"]["podSelector"], {"matchLabels": {"app": "myapp"}})
+        self.assertTrue(np_allows(np, *PROMETHEUS, "TCP", 9102))
+        self.assertFalse(np_allows(np, *STRANGER, "TCP", 9102))
+        self.assertTrue(np_allows(np, *STRANGER, "TCP", 9002))
+
+    def test_without_pods_to_select_it_is_refused(self):
+        p = helm_render(values={"metrics.networkPolicy.enabled": "true",
+                                "deployment.enabled": "false"}, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("metrics.networkPolicy.enabled needs the pods to select", p.stderr)
+
+    def test_peer_fields_are_checked_by_the_schema(self):
+        p = helm_render(values={"metrics.networkPolicy.enabled": "true",
+                                "metrics.networkPolicy.from[0].podSelectr.matchLabels.a": "b"},
+                        check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("at '/metrics/networkPolicy/from/0'", p.stderr)
+
+
+def operator_relabel_keep(configs, labels):
+    """relabel_keep for the Prometheus Operator's spelling (sourceLabels)."""
+    return relabel_keep([{"source_labels": c.get("sourceLabels", []),
+                          **{k: v for k, v in c.items() if k != "sourceLabels"}}
+                         for c in configs], labels)
+
+
+class PodMonitor(unittest.TestCase):
+    def render_pm(self, apis=(MONITORING,), **values):
+        objs = render(values=dict({"metrics.podMonitor.enabled": "true"}, **values), apis=apis)
+        return objs, find(objs, "PodMonitor")
+
+    def test_off_by_default_and_without_the_api(self):
+        self.assertEqual(find(render(apis=[MONITORING]), "PodMonitor"), [])
+        self.assertEqual(self.render_pm(apis=())[1], [])
+        notes = helm_notes(values={"metrics.podMonitor.enabled": "true"})
+        self.assertIn("no PodMonitor was created", notes)
+
+    def test_scrapes_the_agent_container_of_the_example_pods(self):
+        objs, pms = self.render_pm(**{"metrics.podMonitor.labels.release": "prom"})
+        self.assertEqual(len(pms), 1)
+        pm = pms[0]
+        self.assertEqual(pm["metadata"]["labels"]["release"], "prom")
+        spec = pod_spec(one(objs, "Deployment"))
+        pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+        self.assertTrue(selector_matches(pm["spec"]["selector"]["matchLabels"], pod_labels))
+        ep = pm["spec"]["podMetricsEndpoints"][0]
+        self.assertEqual((ep["port"], ep["path"], ep["interval"], ep["scrapeTimeout"]),
+                         ("metrics", "/metrics", "30s", "10s"))
+        # Prometheus makes one target per container port; only the agent's stays.
+        kept = []
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            for port in c.get("ports") or [{"name": ""}]:
+                if port.get("name") != ep["port"]:
+                    continue
+                if operator_relabel_keep(ep["relabelings"], {
+                        "__meta_kubernetes_pod_container_name": c["name"]}):
+                    kept.append(c["name"])
+        self.assertEqual(kept, [AGENT_CONTAINER])
+        self.assertFalse(operator_relabel_keep(ep["relabelings"], {
+            "__meta_kubernetes_pod_container_name": "app"}))
+
+    def test_selector_falls_back_to_the_service_selector(self):
+        base = {"deployment.enabled": "false", "metrics.service.selector.app": "myapp"}
+        pm = self.render_pm(**base)[1][0]
+        self.assertEqual(pm["spec"]["selector"], {"matchLabels": {"app": "myapp"}})
+        pm = self.render_pm(**base, **{"metrics.podMonitor.selector.tier": "web"})[1][0]
+        self.assertEqual(pm["spec"]["selector"], {"matchLabels": {"tier": "web"}})
+        self.assertEqual(self.render_pm(**{"deployment.enabled": "false"})[1], [])
+
+    def test_static_example_is_the_rendered_template(self):
+        # deploy/prometheus/podmonitor.yaml is written by deploy/regenerate.py from the
+        # template: one source of truth.
+        rendered = objects(helm_render(
+            name="ts-kube-agent", namespace="default", apis=[MONITORING],
+            values={"deployment.enabled": "false", "metrics.podMonitor.enabled": "true",
+                    "metrics.podMonitor.selector.app": "myapp"}))
+        pm = one(rendered, "PodMonitor")
+        for k in ("helm.sh/chart", "app.kubernetes.io/managed-by"):
+            pm["metadata"]["labels"].pop(k)
+        static = yaml_to_json(os.path.join(SOURCE_DIR, "deploy", "prometheus",
+                                           "podmonitor.yaml"))
+        self.assertEqual(static, [pm], "deploy/prometheus/podmonitor.yaml is stale: run "
+                                       "deploy/regenerate.py")
+
+
+class ChartMetadata(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.chart = yaml_to_json(os.path.join(CHART_DIR, "Chart.yaml"))[0]
+
+    def test_well_kept_metadata(self):
+        c = self.chart
+        for key in ("description", "kubeVersion", "sources", "maintainers", "keywords",
+                    "annotations"):
+            self.assertTrue(c.get(key), key)
+        for url in c["sources"]:
+            self.assertRegex(url, r"^https://[^\s]+$")
+        for m in c["maintainers"]:
+            self.assertTrue(m.get("name"))
+        self.assertIn("tailscale", c["keywords"])
+
+    def test_artifacthub_images_are_the_images_the_defaults_run(self):
+        listed = yaml_to_json(self.chart["annotations"]["artifacthub.io/images"], is_text=True)[0]
+        spec = pod_spec(one(render(), "Deployment"))
+        running = [{"name": c["name"], "image": c["image"]}
+                   for c in spec.get("initContainers", []) + spec["containers"]]
+        self.assertEqual(sorted(listed, key=lambda i: i["name"]),
+                         sorted(running, key=lambda i: i["name"]))
+
+    def test_kube_version_floor_is_the_networkpolicy_endport_one(self):
+        self.assertEqual(self.chart["kubeVersion"], ">=1.25.0-0")
+        self.assertIsInstance(helm_render(kube="1.25.0", values={
+            "metrics.networkPolicy.enabled": "true"}, check=False), list)
 
 
 def agent_option_names():
@@ -540,9 +911,9 @@ probes:
 class Notes(unittest.TestCase):
     def test_notes_say_how_to_check_it_worked(self):
         text = helm_notes(values={"targets.configMap.enabled": "true"})
-        for want in ("Secret    ns1/rel-ts-kube-agent", "ConfigMap ns1/rel-ts-kube-agent",
+        for want in (f"Secret    ns1/{IDENTITY}\n", f"ConfigMap ns1/{FULLNAME}\n",
                      "rollout status deployment/rel-ts-kube-agent", "/readyz",
-                     "get secret rel-ts-kube-agent -o jsonpath='{.data.device_fqdn}'"):
+                     f"get secret {IDENTITY} -o jsonpath='{{.data.device_fqdn}}'"):
             self.assertIn(want, text)
 
 
@@ -673,6 +1044,14 @@ class NamedSidecarTemplate(unittest.TestCase):
         self.assertEqual(find(objs, "Deployment", "rel-ts-kube-agent"), [],
                          "the example Deployment stays off")
 
+    def test_layout_shared_through_the_parent_targets_the_state_secret(self):
+        objs = objects(self.render("1.30.0", "--set", "ts-kube-agent.layout=shared",
+                                   "--set", "ts-kube-agent.targets.secret.name=myapp-ts"))
+        env = env_of(container(pod_spec(one(objs, "Deployment", "rel-myapp")), AGENT_CONTAINER))
+        self.assertEqual(env["TS_KUBE_SECRET"], "myapp-ts")
+        self.assertEqual(grants(objs), identity_grants("myapp-ts") | state_grants("myapp-ts"))
+        self.assertEqual([o["metadata"]["name"] for o in find(objs, "Secret")], ["myapp-ts"])
+
     def test_values_set_through_the_parent_reach_the_sidecar(self):
         objs = objects(self.render("1.30.0", "--set", "ts-kube-agent.trackPeers=true",
                                    "--set", "ts-kube-agent.targets.secret.name=myapp-ts"))
@@ -755,14 +1134,21 @@ class ReadmeNamedTemplates(unittest.TestCase):
                 self.assertNotIn("restartPolicy", c, (kube, c["name"]))
 
     def test_tailscaled_gets_its_state_secret_role_without_the_example_deployment(self):
+        # Layout own: your containerboot's state Secret (TS_KUBE_SECRET in the README's
+        # tailscaled) is the one the chart pre-creates and grants tailscaled; the agent
+        # publishes to another Secret and gets nothing on the state.
         objs = objects(helm_render(chart=self.dir, kube="1.30.0"))
         self.assertEqual(find(objs, "Deployment", "rel-ts-kube-agent"), [])
         spec = pod_spec(one(objs, "Deployment", "rel-myapp"))
         state = env_of(container(spec, "tailscaled"))["TS_KUBE_SECRET"]
-        self.assertEqual(state, env_of(container(spec, AGENT_CONTAINER))["TS_KUBE_SECRET"])
+        target = env_of(container(spec, AGENT_CONTAINER))["TS_KUBE_SECRET"]
+        self.assertNotEqual(state, target)
+        self.assertEqual(grants(objs), state_grants(state) | identity_grants(target))
+        self.assertEqual(sorted(o["metadata"]["name"] for o in find(objs, "Secret")),
+                         sorted([state, target]))
         role = one(objs, "Role", "rel-ts-kube-agent-tailscaled")
-        self.assertIn({"apiGroups": [""], "resources": ["secrets"], "resourceNames": [state],
-                       "verbs": ["get", "update", "patch"]}, role["rules"])
+        self.assertEqual([{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [state],
+                           "verbs": ["get", "update", "patch"]}], role["rules"])
         binding = one(objs, "RoleBinding", "rel-ts-kube-agent-tailscaled")
         self.assertEqual(binding["roleRef"]["name"], "rel-ts-kube-agent-tailscaled")
         self.assertEqual([(s["kind"], s["name"]) for s in binding["subjects"]],
@@ -844,7 +1230,13 @@ class FieldSchema(unittest.TestCase):
           "targets.secret.keys": "{device_id}", "trackPeers": "true",
           "deployment.tailscaled.hostname": "web", "deployment.tailscaled.extraArgs": "--ssh",
           "image.digest": "sha256:" + "a" * 64, "image.tag": "1.0",
-          "extraEnv[0].name": "X", "extraEnv[0].value": "1"}, "1.30.0"),
+          "extraEnv[0].name": "X", "extraEnv[0].value": "1", "foreignKeys": "overwrite",
+          "metrics.podMonitor.enabled": "true", "metrics.networkPolicy.enabled": "true",
+          **PROMETHEUS_PEER}, "1.30.0"),
+        ({"layout": "shared", "deployment.enabled": "false", "targets.secret.name": "ts-state",
+          "metrics.service.selector.app": "myapp", "metrics.podMonitor.enabled": "true",
+          "metrics.networkPolicy.enabled": "true",
+          "metrics.networkPolicy.allowOtherPorts": "false"}, "1.30.0"),
         ({"targets.secret.enabled": "false", "targets.configMap.enabled": "true",
           "deployment.app.enabled": "false", "serviceAccount.create": "false",
           "serviceAccount.name": "mine"}, "1.29.0"),
@@ -876,7 +1268,9 @@ class Yamllint(unittest.TestCase):
             "everything": {"targets.configMap.enabled": "true", "targets.secret.create": "false",
                            "metrics.serviceMonitor.enabled": "true",
                            "metrics.prometheusRule.enabled": "true",
-                           "targets.secret.keys": "{device_id}"},
+                           "metrics.podMonitor.enabled": "true",
+                           "metrics.networkPolicy.enabled": "true",
+                           "targets.secret.keys": "{device_id}", **PROMETHEUS_PEER},
         }
         for name, values in combos.items():
             path = os.path.join(out_dir, name + ".yaml")

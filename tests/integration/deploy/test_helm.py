@@ -74,7 +74,13 @@ class Lint(unittest.TestCase):
         for values in ([], ["--set", "targets.configMap.enabled=true",
                             "--set", "metrics.serviceMonitor.enabled=true",
                             "--set", "metrics.prometheusRule.enabled=true",
-                            "--set", "sidecar.mode=regular"]):
+                            "--set", "metrics.podMonitor.enabled=true",
+                            "--set", "metrics.networkPolicy.enabled=true",
+                            "--set", "metrics.networkPolicy.from[0].podSelector.matchLabels.a=b",
+                            "--set", "foreignKeys=overwrite",
+                            "--set", "sidecar.mode=regular"],
+                       ["--set", "layout=shared", "--set", "deployment.enabled=false",
+                        "--set", "metrics.service.selector.app=myapp"]):
             p = run([helm_bin(), "lint", "--strict", CHART_DIR] + values, check=False)
             self.assertEqual(p.returncode, 0, f"{values}:\n{p.stdout}{p.stderr}")
             self.assertIn("0 chart(s) failed", p.stdout)
@@ -100,12 +106,14 @@ class Template(unittest.TestCase):
 
     def test_prometheus_operator_kinds_only_when_the_api_is_served(self):
         values = {"metrics.serviceMonitor.enabled": "true",
-                  "metrics.prometheusRule.enabled": "true"}
+                  "metrics.prometheusRule.enabled": "true", "metrics.podMonitor.enabled": "true"}
         with_api = objects(helm_render(kube="v1.37.2", apis=[MONITORING], values=values))
         self.assertEqual(len(find(with_api, "ServiceMonitor")), 1)
         self.assertEqual(len(find(with_api, "PrometheusRule")), 1)
+        self.assertEqual(len(find(with_api, "PodMonitor")), 1)
         without = objects(helm_render(kube="v1.37.2", values=values))
-        self.assertEqual(find(without, "ServiceMonitor") + find(without, "PrometheusRule"), [])
+        self.assertEqual(find(without, "ServiceMonitor") + find(without, "PrometheusRule")
+                         + find(without, "PodMonitor"), [])
 
     def test_kube_version_below_the_charts_minimum_is_refused(self):
         p = helm_render(kube="1.24.0", check=False)
@@ -169,6 +177,9 @@ class Install(unittest.TestCase):
         release = json.loads(p.stdout)
         self.assertEqual(release["info"]["status"], "deployed")
         self.assertIn(f"rollout status deployment/{rel}-ts-kube-agent", release["info"]["notes"])
+        # Layout (a): the agent's own Secret and tailscaled's state Secret, both pre-created.
+        for secret in (f"{rel}-ts-kube-agent-identity", f"{rel}-ts-kube-agent"):
+            self.kubectl("get", "secret", secret, "-n", ns)
 
         # The Deployment controller makes a ReplicaSet, which makes a Pod; PodSecurity admission
         # (enforce=restricted) accepts it. No scheduler: it stays Pending.
@@ -267,20 +278,42 @@ class Install(unittest.TestCase):
     def test_without_the_example_tailscaled_in_your_pod_may_keep_its_state(self):
         # deployment.enabled=false (the sidecar added to your own pod): your tailscaled runs
         # under the chart's service account and needs get/update/patch on its state Secret.
-        # Asked of the real API server's RBAC authorizer (kubectl auth can-i --as).
+        # Asked of the real API server's RBAC authorizer (kubectl auth can-i --as), for both
+        # layouts: (a) containerboot's state Secret and the agent's own; (b) plain tailscaled,
+        # the agent writing into the state Secret.
         ns = self.restricted_namespace()
-        self.helm("install", "ts", CHART_DIR, "-n", ns, "--set", "deployment.enabled=false",
-                  "--set", "targets.secret.name=myapp-tailscale")
         sa = f"system:serviceaccount:{ns}:ts-ts-kube-agent"
 
         def can(verb, obj):
             p = self.kubectl("auth", "can-i", verb, obj, "-n", ns, "--as", sa, check=False)
             return p.stdout.strip()
 
+        # (a) layout own.
+        self.helm("install", "ts", CHART_DIR, "-n", ns, "--set", "deployment.enabled=false",
+                  "--set", "deployment.tailscaled.stateSecret=myapp-tailscale",
+                  "--set", "targets.secret.name=myapp-identity")
         for verb in ("get", "update", "patch"):
             self.assertEqual(can(verb, "secret/myapp-tailscale"), "yes", verb)
+        for verb in ("get", "patch"):
+            self.assertEqual(can(verb, "secret/myapp-identity"), "yes", verb)
+        self.assertEqual(can("update", "secret/myapp-identity"), "no")
         self.assertEqual(can("update", "secret/other"), "no")
+        self.assertEqual(can("create", "secrets"), "no")
         self.assertEqual(can("delete", "secret/myapp-tailscale"), "no")
+        for secret in ("myapp-tailscale", "myapp-identity"):
+            self.kubectl("get", "secret", secret, "-n", ns)
+        self.helm("uninstall", "ts", "-n", ns, "--wait", "--timeout", "120s")
+
+        # (b) layout shared: one Secret, tailscaled's state, which the agent writes into.
+        self.helm("install", "ts", CHART_DIR, "-n", ns, "--set", "deployment.enabled=false",
+                  "--set", "layout=shared", "--set", "targets.secret.name=myapp-tailscale")
+        for verb in ("get", "update", "patch"):
+            self.assertEqual(can(verb, "secret/myapp-tailscale"), "yes", verb)
+        self.assertEqual(can("get", "secret/myapp-identity"), "no")
+        self.assertEqual(can("create", "secrets"), "no")
+        got = json.loads(self.kubectl("get", "secrets", "-n", ns, "-l",
+                                      "app.kubernetes.io/instance=ts", "-o", "json").stdout)
+        self.assertEqual([i["metadata"]["name"] for i in got["items"]], ["myapp-tailscale"])
         self.helm("uninstall", "ts", "-n", ns, "--wait", "--timeout", "120s")
         self.delete_namespace_and_wait(ns)
 

@@ -63,32 +63,42 @@ class KubeEmu(unittest.TestCase):
     def test_kustomize_base_secret_is_accepted(self):
         rendered = self.kubectl("kustomize", KUSTOMIZE_DIR).stdout
         objs = self.served(yaml_to_json(rendered, is_text=True))
-        self.assertEqual([o["kind"] for o in objs], ["Secret"])
+        # Layout (a): the agent's Secret and tailscaled's state Secret.
+        self.assertEqual(sorted((o["kind"], o["metadata"]["name"]) for o in objs),
+                         [("Secret", "ts-kube-agent"), ("Secret", "ts-kube-agent-identity")])
         self.apply("default", objs)
-        got = json.loads(self.kubectl("get", "secret", "ts-kube-agent", "-o", "json").stdout)
-        self.assertEqual(got["type"], "Opaque")
-        self.assertEqual(got["metadata"]["labels"]["app.kubernetes.io/name"], "ts-kube-agent")
+        for name in ("ts-kube-agent", "ts-kube-agent-identity"):
+            got = json.loads(self.kubectl("get", "secret", name, "-o", "json").stdout)
+            self.assertEqual(got["type"], "Opaque")
+            self.assertEqual(got["metadata"]["labels"]["app.kubernetes.io/name"],
+                             "ts-kube-agent")
 
     def test_chart_targets_and_config_are_accepted(self):
         objs = self.served(objects(helm_render(name="emu", namespace="default", values={
             "targets.configMap.enabled": "true", "targets.secret.keys": "{device_id}"})))
         self.assertEqual(sorted((o["kind"], o["metadata"]["name"]) for o in objs), [
             ("ConfigMap", "emu-ts-kube-agent"), ("ConfigMap", "emu-ts-kube-agent-config"),
-            ("Secret", "emu-ts-kube-agent")])
+            ("Secret", "emu-ts-kube-agent"), ("Secret", "emu-ts-kube-agent-identity")])
         self.apply("default", objs)
         cfg = json.loads(self.kubectl("get", "configmap", "emu-ts-kube-agent-config",
                                       "-o", "json").stdout)
         self.assertIn("secret-keys", cfg["data"]["config.yaml"])
 
-    def test_reapplying_the_precreated_secret_keeps_the_agents_keys(self):
+    def test_reapplying_the_precreated_secrets_keeps_the_written_keys(self):
+        # The agent's keys in its Secret, tailscaled's state in its own: an upgrade (or a
+        # second kubectl apply) of the empty pre-created Secrets keeps both.
         objs = self.served(objects(helm_render(name="upg", namespace="default")))
         self.apply("default", objs)
-        fqdn = base64.b64encode(b"demo.tail3f9a2c.ts.net.").decode()
-        self.kubectl("patch", "secret", "upg-ts-kube-agent", "--type=strategic",
-                     "-p", json.dumps({"data": {"device_fqdn": fqdn}}))
+        written = {"upg-ts-kube-agent-identity":
+                   {"device_fqdn": base64.b64encode(b"demo.tail3f9a2c.ts.net.").decode()},
+                   "upg-ts-kube-agent": {"_machinekey": base64.b64encode(b"state").decode()}}
+        for name, data in written.items():
+            self.kubectl("patch", "secret", name, "--type=strategic",
+                         "-p", json.dumps({"data": data}))
         self.apply("default", objs)  # what an upgrade (or a second kubectl apply) does
-        got = json.loads(self.kubectl("get", "secret", "upg-ts-kube-agent", "-o", "json").stdout)
-        self.assertEqual(got["data"], {"device_fqdn": fqdn})
+        for name, data in written.items():
+            got = json.loads(self.kubectl("get", "secret", name, "-o", "json").stdout)
+            self.assertEqual(got["data"], data, name)
 
 
 if __name__ == "__main__":

@@ -4,16 +4,19 @@ security and RBAC properties hold, and the base equals the Helm chart's defaults
 "ts-kube-agent") minus Helm's own labels, for native and regular sidecars."""
 
 import copy
+import filecmp
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import unittest
 
 import k8s_schema
-from deploylib import (AGENT_CONTAINER, KUSTOMIZE_DIR, agent_container_problems, container,
-                       env_of, helm_render, kubectl_bin, main, objects, one, pod_spec,
-                       restricted_violations, run, selector_matches, yaml_to_json)
+from deploylib import (AGENT_CONTAINER, KUSTOMIZE_DIR, SOURCE_DIR, agent_container_problems,
+                       container, env_of, helm_bin, helm_render, kubectl_bin, main, objects, one,
+                       pod_spec, restricted_violations, run, selector_matches, yaml_to_json)
 
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 REGENERATE = "the base is stale: run deploy/regenerate.py"
@@ -50,7 +53,8 @@ class Base(unittest.TestCase):
             ("Deployment", "ts-kube-agent"), ("Role", "ts-kube-agent"),
             ("Role", "ts-kube-agent-tailscaled"), ("RoleBinding", "ts-kube-agent"),
             ("RoleBinding", "ts-kube-agent-tailscaled"), ("Secret", "ts-kube-agent"),
-            ("Service", "ts-kube-agent"), ("ServiceAccount", "ts-kube-agent")])
+            ("Secret", "ts-kube-agent-identity"), ("Service", "ts-kube-agent"),
+            ("ServiceAccount", "ts-kube-agent")])
 
     def test_every_object_passes_the_field_schema(self):
         for o in self.objs:
@@ -58,8 +62,18 @@ class Base(unittest.TestCase):
 
     def test_agent_role_is_get_and_patch_on_the_named_secret(self):
         self.assertEqual(one(self.objs, "Role", "ts-kube-agent")["rules"], [{
+            "apiGroups": [""], "resources": ["secrets"],
+            "resourceNames": ["ts-kube-agent-identity"], "verbs": ["get", "patch"]}])
+
+    def test_layout_a_tailscaled_keeps_its_own_state_secret(self):
+        spec = pod_spec(one(self.objs, "Deployment"))
+        self.assertEqual(env_of(container(spec, AGENT_CONTAINER))["TS_KUBE_SECRET"],
+                         "ts-kube-agent-identity")
+        self.assertEqual(env_of(container(spec, "tailscaled"))["TS_KUBE_SECRET"],
+                         "ts-kube-agent")
+        self.assertEqual(one(self.objs, "Role", "ts-kube-agent-tailscaled")["rules"], [{
             "apiGroups": [""], "resources": ["secrets"], "resourceNames": ["ts-kube-agent"],
-            "verbs": ["get", "patch"]}])
+            "verbs": ["get", "update", "patch"]}])
 
     def test_pod_is_restricted_and_the_agent_probes_its_admin_port(self):
         spec = pod_spec(one(self.objs, "Deployment"))
@@ -134,7 +148,37 @@ class Overlays(unittest.TestCase):
         self.assertNotIn("initContainers", spec)
         self.assertEqual(restricted_violations(spec), [])
         self.assertEqual(env_of(container(spec, AGENT_CONTAINER))["TS_KUBE_SECRET"],
-                         "ts-kube-agent")
+                         "ts-kube-agent-identity")
+
+
+class Regenerate(unittest.TestCase):
+    """deploy/regenerate.py, run on a copy of deploy/ with the pinned Helm, writes exactly the
+    committed files: the kustomize base, the PodMonitor example, the rules' copies and the
+    chart README's snippet."""
+
+    def test_regenerate_reproduces_the_committed_files(self):
+        work = tempfile.mkdtemp(prefix="regenerate-", dir=os.environ.get("TSK_WORK_DIR"))
+        try:
+            deploy = os.path.join(work, "deploy")
+            shutil.copytree(os.path.join(SOURCE_DIR, "deploy"), deploy)
+            p = subprocess.run([sys.executable, os.path.join(deploy, "regenerate.py"), "--helm",
+                                helm_bin()], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            written = [l.split(" ", 1)[1] for l in p.stdout.splitlines()
+                       if l.startswith("wrote ")]
+            self.assertIn("deploy/prometheus/podmonitor.yaml", written)
+            self.assertIn("deploy/kustomize/base/tailscaled-secret.yaml", written)
+            for rel in written:
+                self.assertTrue(filecmp.cmp(os.path.join(work, rel),
+                                            os.path.join(SOURCE_DIR, rel), shallow=False),
+                                f"{rel} differs from what deploy/regenerate.py writes: run it")
+            base = os.path.join(SOURCE_DIR, "deploy", "kustomize", "base")
+            generated = {r for r in written if r.startswith("deploy/kustomize/base/")}
+            listed = yaml_to_json(os.path.join(base, "kustomization.yaml"))[0]["resources"]
+            self.assertEqual(sorted("deploy/kustomize/base/" + r for r in listed),
+                             sorted(generated), "kustomization.yaml lists other files")
+        finally:
+            shutil.rmtree(work)
 
 
 class Yamllint(unittest.TestCase):

@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -507,13 +508,16 @@ std::string describe(const Grant& g) {
 struct Rendered {
   std::vector<Grant> grants;
   std::map<std::string, std::string> env;  // plain `value:` entries of the agent container
-  std::string pre_created_secret;          // a Secret the manifests create, if any
-  std::string pre_created_configmap;
+  std::string pre_created_secret;          // the agent's Secret, if the manifests create it
+  std::string pre_created_configmap;       // the agent's ConfigMap, likewise
   std::string config_file;  // the agent's config.yaml from the chart's config ConfigMap, if any
 };
 
 Rendered parseManifests(const std::string& yaml_text) {
   Rendered out;
+  // Every Secret/ConfigMap the manifests create: tailscaled's state Secret (layout (a)) is one
+  // of them, and not the agent's.
+  std::set<std::string> secrets, configmaps;
   for (const YAML::Node& doc : YAML::LoadAll(yaml_text)) {
     if (!doc.IsMap() || !doc["kind"]) continue;
     const std::string kind = doc["kind"].as<std::string>();
@@ -533,11 +537,11 @@ Rendered parseManifests(const std::string& yaml_text) {
         }
       }
     } else if (kind == "Secret") {
-      out.pre_created_secret = name;
+      secrets.insert(name);
     } else if (kind == "ConfigMap" && doc["data"] && doc["data"]["config.yaml"]) {
       out.config_file = doc["data"]["config.yaml"].as<std::string>();
     } else if (kind == "ConfigMap") {
-      out.pre_created_configmap = name;
+      configmaps.insert(name);
     } else if (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet") {
       const YAML::Node spec = doc["spec"]["template"]["spec"];
       for (const char* list : {"containers", "initContainers"}) {
@@ -555,6 +559,14 @@ Rendered parseManifests(const std::string& yaml_text) {
     }
   }
   std::sort(out.grants.begin(), out.grants.end());
+  if (const auto it = out.env.find("TS_KUBE_SECRET");
+      it != out.env.end() && secrets.count(it->second)) {
+    out.pre_created_secret = it->second;
+  }
+  if (const auto it = out.env.find("TS_KUBE_CONFIGMAP");
+      it != out.env.end() && configmaps.count(it->second)) {
+    out.pre_created_configmap = it->second;
+  }
   return out;
 }
 

@@ -6,10 +6,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <mutex>
+#include <thread>
 
 #include "tests/integration/watcher/test_support.h"
 #include "tools/statusgen/statusgen.h"
@@ -253,6 +257,108 @@ TEST_F(BusClientTest, ReadsEveryLineSentOnItsOwnWrite) {
     EXPECT_EQ(line + "\n", statusgen::blankLine(statusgen::kVersionH));
   }
   EXPECT_EQ(sim_->stats().closed_slow, 0u);
+}
+
+// Reads the open watch until `n` lines arrived; counts the recv()s that brought them.
+struct Counted {
+  uint64_t lines = 0;
+  uint64_t reads = 0;
+  BodyEnd end;
+};
+Counted countLines(BusClient& client, uint64_t n) {
+  Counted r;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return done; })) client.stop();
+  });
+  const uint64_t reads0 = client.watchReads();
+  r.end = client.readBody([&](std::string_view bytes) {
+    r.lines += static_cast<uint64_t>(std::count(bytes.begin(), bytes.end(), '\n'));
+    return r.lines < n;
+  });
+  {
+    std::lock_guard lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  r.reads = client.watchReads() - reads0;
+  return r;
+}
+
+TEST_F(BusClientTest, APacedReadAtTheHighestRateKeepsUpWithoutAFellBehindClose) {
+  // 50k lines/s, one write each (the highest rate of scripts/bench.sh --paced-only), against
+  // tailscaled's queue of 128, with the largest read delay bound the agent accepts: lines
+  // gather in the socket between reads, and all 20,000 are read without a fell-behind close.
+  // On a loaded machine a stall of the simulator's writer thread or of this reader can get the
+  // watch closed with or without a read delay (measured on 2 busy cores: 1 attempt in 10 with
+  // no delay); such an attempt is repeated, a few times at most.
+  startSim();
+  BusClientOptions o = clientOptions();
+  o.max_read_delay = kMaxReadDelayLimit;
+  BusClient client(o);
+  constexpr uint64_t kLines = 20'000;
+  bool read_all = false;
+  for (int attempt = 0; attempt < 5 && !read_all; ++attempt) {
+    const uint64_t closed0 = sim_->stats().closed_slow;
+    ASSERT_TRUE(client.openWatch(16384).ok());
+    ASSERT_EQ(readLines(client, 1).size(), 1u);
+    sim_->pace(50'000, "blank", kLines);
+    const Counted got = countLines(client, kLines);
+    client.close();
+    if (got.lines == kLines) {
+      read_all = true;
+      EXPECT_EQ(sim_->stats().closed_slow, closed0);
+      // The delay did gather lines: far fewer reads than lines.
+      EXPECT_LT(got.reads, kLines / 4);
+    } else {
+      // Only a fell-behind close may cut the body short.
+      EXPECT_GT(sim_->stats().closed_slow, closed0) << got.end.message;
+      sim_->pace(0, "blank", 0);
+    }
+  }
+  EXPECT_TRUE(read_all) << "every attempt was closed as fell-behind";
+}
+
+TEST_F(BusClientTest, WithoutAReadDelayEveryLineIsStillRead) {
+  // max_read_delay 0 switches pacing off; the body is read the same.
+  startSim();
+  BusClientOptions o = clientOptions();
+  o.max_read_delay = std::chrono::microseconds(0);
+  BusClient client(o);
+  ASSERT_TRUE(client.openWatch(16384).ok());
+  ASSERT_EQ(readLines(client, 1).size(), 1u);
+  sim_->pace(2000, "selfchange", 200);
+  const Counted got = countLines(client, 200);
+  EXPECT_EQ(got.lines, 200u);
+  EXPECT_EQ(sim_->stats().closed_slow, 0u);
+}
+
+TEST_F(BusClientTest, StopEndsAPacedRead) {
+  // While lines flow fast the reader alternates read delays and recv()s; stop() must end it
+  // either way (a delay waits on the stop eventfd, a recv() is shut down).
+  startSim();
+  BusClientOptions o = clientOptions();
+  o.max_read_delay = kMaxReadDelayLimit;
+  BusClient client(o);
+  ASSERT_TRUE(client.openWatch(16384).ok());
+  ASSERT_EQ(readLines(client, 1).size(), 1u);
+  sim_->pace(20'000, "blank", 1'000'000);
+  std::atomic<uint64_t> lines{0};
+  auto reading = std::async(std::launch::async, [&] {
+    return client.readBody([&](std::string_view bytes) {
+      lines += static_cast<uint64_t>(std::count(bytes.begin(), bytes.end(), '\n'));
+      return true;
+    });
+  });
+  ASSERT_TRUE(eventually([&] { return lines.load() >= 2'000; }));
+  client.stop();
+  ASSERT_EQ(reading.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(reading.get().kind, BodyEndKind::Stopped);
+  sim_->pace(0, "blank", 0);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "tests/integration/watcher/test_support.h"
 #include "tools/statusgen/statusgen.h"
@@ -229,6 +230,25 @@ TEST_F(TsbusSimTest, FiltersPeerDeltasPerMask) {
   EXPECT_TRUE(contains(x[1], "\"PeersRemoved\":["));
 }
 
+TEST_F(TsbusSimTest, SaysWhetherAFellBehindCloseFoundTheSocketFull) {
+  // A watcher that stops reading: the socket fills, then the queue, then the close; the
+  // consumer's lag, not the simulator's writer's.
+  start();
+  auto stalled = watch(16384);
+  ASSERT_EQ(readLines(*stalled, 1).size(), 1u);
+  sim_->pace(2'000, "blank", 1'000);  // more than the socket (~280 blank lines) and 128
+  ASSERT_TRUE(eventually([&] { return sim_->stats().closed_slow == 1; }));
+  EXPECT_EQ(sim_->stats().closed_slow_writer_lag, 0u);
+  sim_->pace(0, "blank", 0);  // the rest of the pace is not for the next watcher
+  stalled.reset();
+  // A flood queues 200 lines at once, faster than any writer: the close finds room.
+  auto flooded = watch(16384);
+  ASSERT_EQ(readLines(*flooded, 1).size(), 1u);
+  sim_->flood(200);
+  ASSERT_TRUE(eventually([&] { return sim_->stats().closed_slow == 2; }));
+  EXPECT_EQ(sim_->stats().closed_slow_writer_lag, 1u);
+}
+
 TEST_F(TsbusSimTest, DropsSilentlyForASlowWatcherInTEraMode) {
   SimOptions o;
   o.h_era = false;
@@ -307,6 +327,145 @@ TEST_F(TsbusSimTest, ControlServerTakesBodilessPostsLikeCurl) {
   const std::string stats =
       tcpExchange(*port, "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_TRUE(contains(stats, "\"watchers\":0")) << stats;
+  control.stop();
+}
+
+std::vector<nlohmann::json> readJson(BusClient& c, size_t n) {
+  std::vector<nlohmann::json> out;
+  for (const auto& l : readLines(c, n)) out.push_back(nlohmann::json::parse(l));
+  return out;
+}
+
+std::vector<int64_t> peerIds(const nlohmann::json& j) {
+  std::vector<int64_t> ids;
+  for (const auto& n : j.at("PeersChanged")) ids.push_back(n.at("ID").get<int64_t>());
+  return ids;
+}
+
+// docs/PROTOCOL.md#peer-deltas: the full-netmap resend.
+TEST_F(TsbusSimTest, FullNetmapCarriesEveryPeerToPeerWatchersAndProfilesOncePerWatch) {
+  SimOptions o;
+  o.peers = 4;
+  o.full_netmap = true;
+  start(o);
+  auto plain = watch(16384);
+  auto changes = watch(16384 | 4096);
+  auto patches = watch(16384 | 32768);
+  for (auto* c : {plain.get(), changes.get(), patches.get()}) {
+    ASSERT_EQ(readLines(*c, 1).size(), 1u);
+  }
+  ASSERT_TRUE(eventually([&] { return sim_->watcherCount() == 3; }));
+  sim_->selfChange();  // a full netmap in this mode
+  sim_->fullNetmap();
+  sim_->userProfiles();
+  sim_->setFullNetmap(false);
+  sim_->selfChange();  // SelfChange alone again
+
+  std::vector<int64_t> all;
+  for (uint64_t i = 0; i < 4; ++i) all.push_back(statusgen::peerAt(i).node_id);
+  for (auto* c : {changes.get(), patches.get()}) {
+    const auto l = readJson(*c, 4);
+    ASSERT_EQ(l.size(), 4u);
+    EXPECT_TRUE(l[0].at("SelfChange").is_object());
+    EXPECT_EQ(peerIds(l[0]), all);
+    ASSERT_TRUE(l[0].contains("UserProfiles"));  // the first full netmap of the watch
+    EXPECT_FALSE(l[0].at("UserProfiles").empty());
+    EXPECT_EQ(peerIds(l[1]), all);
+    EXPECT_FALSE(l[1].contains("UserProfiles"));  // each profile once per watch
+    EXPECT_FALSE(l[2].contains("SelfChange"));
+    EXPECT_FALSE(l[2].at("UserProfiles").empty());
+    EXPECT_TRUE(l[3].at("SelfChange").is_object());
+    EXPECT_FALSE(l[3].contains("PeersChanged"));
+  }
+  const auto p = readJson(*plain, 4);
+  ASSERT_EQ(p.size(), 4u);
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_TRUE(p[i].at("SelfChange").is_object()) << i;
+    EXPECT_FALSE(p[i].contains("PeersChanged")) << i;
+    EXPECT_FALSE(p[i].contains("UserProfiles")) << i;
+  }
+  EXPECT_EQ(p[2], nlohmann::json::parse(statusgen::blankLine(statusgen::kVersionH)));
+  ASSERT_TRUE(eventually([&] { return sim_->stats().sent["full_netmap"] == 4; }));
+}
+
+TEST_F(TsbusSimTest, FullNetmapWithoutPeersGivesEveryWatcherAnEmptyPeersChanged) {
+  SimOptions o;
+  o.peers = 0;
+  start(o);
+  auto plain = watch(16384);
+  auto changes = watch(16384 | 4096);
+  for (auto* c : {plain.get(), changes.get()}) ASSERT_EQ(readLines(*c, 1).size(), 1u);
+  ASSERT_TRUE(eventually([&] { return sim_->watcherCount() == 2; }));
+  sim_->fullNetmap();
+  const auto p = readJson(*plain, 1);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].at("PeersChanged"), nlohmann::json::array());  // as 01.mask16384 shows
+  EXPECT_FALSE(p[0].contains("UserProfiles"));
+  const auto c = readJson(*changes, 1);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].at("PeersChanged"), nlohmann::json::array());
+  EXPECT_TRUE(c[0].contains("UserProfiles"));
+
+  changes.reset();  // no peer-bit watcher left: no peer list at all (as 02 shows)
+  ASSERT_TRUE(eventually([&] { return sim_->watcherCount() == 1; }));
+  sim_->fullNetmap();
+  const auto q = readJson(*plain, 1);
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_TRUE(q[0].at("SelfChange").is_object());
+  EXPECT_FALSE(q[0].contains("PeersChanged"));
+}
+
+TEST_F(TsbusSimTest, SendsPrefsLoginFinishedAndDriveSharesToEveryWatcher) {
+  start();
+  auto plain = watch(16384);
+  auto changes = watch(16384 | 4096);
+  for (auto* c : {plain.get(), changes.get()}) ASSERT_EQ(readLines(*c, 1).size(), 1u);
+  ASSERT_TRUE(eventually([&] { return sim_->watcherCount() == 2; }));
+  sim_->prefs(false);
+  sim_->loginFinished();
+  sim_->prefs(true);
+  sim_->driveShares();
+  for (auto* c : {plain.get(), changes.get()}) {
+    const auto l = readJson(*c, 4);
+    ASSERT_EQ(l.size(), 4u);
+    EXPECT_TRUE(l[0].at("Prefs").at("LoggedOut").get<bool>());
+    EXPECT_TRUE(l[0].at("Prefs").at("Config").is_null());
+    EXPECT_EQ(l[1].at("LoginFinished"), nlohmann::json::object());
+    EXPECT_TRUE(l[2].at("Prefs").at("WantRunning").get<bool>());
+    EXPECT_EQ(l[2].at("Prefs").at("Config").at("NodeID"), "nSdcr7Qx2CNTRL");
+    EXPECT_EQ(l[3].at("DriveShares"), nlohmann::json::array());
+  }
+}
+
+TEST_F(TsbusSimTest, ControlServerSendsTheLineKindsTheAgentIgnores) {
+  start();
+  ControlServer control(*sim_);
+  auto port = control.start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.error().message;
+  auto plain = watch(16384);
+  ASSERT_EQ(readLines(*plain, 1).size(), 1u);
+  ASSERT_TRUE(eventually([&] { return sim_->watcherCount() == 1; }));
+  const auto post = [&](const std::string& target) {
+    return tcpExchange(*port,
+                       "POST " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  };
+  for (const char* t : {"/prefs?logged_in=0", "/login-finished", "/drive-shares", "/user-profiles",
+                        "/full-netmap-mode?on=1", "/full-netmap"}) {
+    const std::string r = post(t);
+    EXPECT_TRUE(contains(r, "HTTP/1.1 200")) << t << ": " << r;
+  }
+  EXPECT_TRUE(contains(post("/full-netmap-mode"), "missing parameter 'on'"));
+  EXPECT_TRUE(sim_->stats().full_netmap);
+  EXPECT_TRUE(contains(post("/prefs?logged_in=maybe"), "HTTP/1.1 400"));
+  const auto l = readJson(*plain, 5);
+  ASSERT_EQ(l.size(), 5u);
+  EXPECT_TRUE(l[0].at("Prefs").is_object());
+  EXPECT_TRUE(l[1].at("LoginFinished").is_object());
+  EXPECT_TRUE(l[2].at("DriveShares").is_array());
+  EXPECT_EQ(l[3],
+            nlohmann::json::parse(statusgen::blankLine(statusgen::kVersionH)));  // user profiles
+  EXPECT_TRUE(l[4].at("SelfChange").is_object());  // no peer watcher: SelfChange alone
+  EXPECT_FALSE(l[4].contains("PeersChanged"));
   control.stop();
 }
 

@@ -387,5 +387,52 @@ TEST_F(WatcherTest, WorksWithATEraDaemonWithoutPeerNodeIds) {
   EXPECT_EQ(watcher_->state().daemon_version, statusgen::kVersionT);
 }
 
+// docs/PROTOCOL.md#peer-deltas: every full netmap lists every peer; one dropped by control is
+// just not in the list (tests/data/real-tailscaled 01 and 04).
+TEST_F(WatcherTest, AFullNetmapReplacesThePeerSet) {
+  SimOptions so = simOptions(30);
+  so.full_netmap = true;
+  startSim(so);
+  WatcherOptions o = watcherOptions();
+  o.track_peers = true;
+  startWatcher(o);
+  ASSERT_TRUE(eventually([&] { return synced(); }));
+  EXPECT_EQ(watcher_->state().peers_total, 30u);
+  const auto self = watcher_->state().self;
+  const uint64_t changes = watcher_->stats().self_changes;
+  sim_->setPeers(20);  // control dropped peers 20..29
+  sim_->fullNetmap();
+  ASSERT_TRUE(eventually([&] { return watcher_->state().peers_total == 20; }));
+  EXPECT_EQ(watcher_->state().peers_online, onlineOf(20));
+  EXPECT_EQ(watcher_->state().self, self);
+  EXPECT_EQ(watcher_->stats().self_changes, changes);
+  sim_->setPeers(25);  // and came back
+  sim_->selfChange();  // a full netmap too, in this mode
+  ASSERT_TRUE(eventually([&] { return watcher_->state().peers_total == 25; }));
+  EXPECT_EQ(watcher_->state().peers_online, onlineOf(25));
+}
+
+TEST_F(WatcherTest, IgnoresPrefsLoginFinishedDriveSharesAndUserProfiles) {
+  startSim(simOptions());
+  WatcherOptions o = watcherOptions();
+  o.track_peers = true;
+  startWatcher(o);
+  ASSERT_TRUE(eventually([&] { return synced(); }));
+  const NodeState before = watcher_->state();
+  const uint64_t changes = watcher_->stats().self_changes;
+  sim_->prefs(false);
+  sim_->loginFinished();
+  sim_->prefs(true);
+  sim_->driveShares();
+  sim_->userProfiles();
+  ASSERT_TRUE(eventually([&] {
+    return kindCount(kKindPrefs) == 2 && kindCount(kKindLoginFinished) == 1 &&
+           kindCount(kKindOther) == 1 && kindCount(kKindUserProfiles) == 1;
+  }));
+  EXPECT_EQ(watcher_->state(), before);
+  EXPECT_EQ(watcher_->stats().self_changes, changes);
+  EXPECT_EQ(watcher_->stats().malformed_lines, 0u);
+}
+
 }  // namespace
 }  // namespace tsk::watcher

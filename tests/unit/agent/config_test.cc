@@ -267,6 +267,19 @@ TEST(Config, NumericAndDurationOptionsAreBoundedNamingTheRange) {
   EXPECT_EQ(cfg.max_line_bytes, 16ull << 30);
 }
 
+TEST(Config, BusReadDelayHasAFlagAnEnvironmentVariableADefaultAndABound) {
+  EXPECT_EQ(parseOk({}).bus_read_delay, milliseconds(2));
+  EXPECT_EQ(parseOk({"--bus-read-delay=1ms"}).bus_read_delay, milliseconds(1));
+  EXPECT_EQ(parseOk({"--bus-read-delay=0"}).bus_read_delay, milliseconds(0));
+  EXPECT_EQ(parseOk({}, {{"TS_BUS_READ_DELAY", "0s"}}).bus_read_delay, milliseconds(0));
+  for (const char* bad : {"--bus-read-delay=3ms", "--bus-read-delay=1s", "--bus-read-delay=2"}) {
+    const auto err = parseError({bad});
+    EXPECT_NE(err.find("--bus-read-delay"), std::string::npos) << err;
+    EXPECT_NE(err.find("0 (off) or a duration up to 2ms"), std::string::npos) << err;
+  }
+  EXPECT_NE(helpText().find("--bus-read-delay"), std::string::npos);
+}
+
 TEST(Config, DriftCheckIntervalHasAFlagAnEnvironmentVariableAndADefault) {
   EXPECT_EQ(parseOk({}).drift_check_interval, milliseconds(60'000));
   EXPECT_EQ(parseOk({"--drift-check-interval=1s"}).drift_check_interval, milliseconds(1'000));

@@ -66,10 +66,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* The Secret target's name, or "" when the Secret target is off. */}}
+{{/* The layout (docs/OPERATIONS.md, "Layouts: who writes which key"): "own" or "shared". */}}
+{{- define "ts-kube-agent.layout" -}}
+{{- .Values.layout | default "own" }}
+{{- end }}
+
+{{/*
+The Secret target's name, or "" when the Secret target is off. Layout own: targets.secret.name,
+default "<fullname>-identity", a Secret of the agent's own. Layout shared: tailscaled's state
+Secret.
+*/}}
 {{- define "ts-kube-agent.secretName" -}}
 {{- if .Values.targets.secret.enabled }}
-{{- .Values.targets.secret.name | default (include "ts-kube-agent.fullname" .) }}
+{{- if eq (include "ts-kube-agent.layout" .) "shared" }}
+{{- include "ts-kube-agent.tailscaledStateSecret" . }}
+{{- else }}
+{{- .Values.targets.secret.name | default (printf "%s-identity" (include "ts-kube-agent.fullname" .)) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -164,6 +177,8 @@ the mount).
       value: {{ include "ts-kube-agent.configMapName" $scope | quote }}
     - name: TS_KUBE_CREATE_OBJECTS
       value: {{ include "ts-kube-agent.agentMayCreate" $scope | quote }}
+    - name: TS_KUBE_FOREIGN_KEYS
+      value: {{ $v.foreignKeys | default "skip" | quote }}
     - name: POD_NAMESPACE
       valueFrom:
         fieldRef:
@@ -308,9 +323,41 @@ pod already has it) and the config file's ConfigMap. */}}
 {{- end }}
 {{- end }}
 
-{{/* tailscaled's state Secret in the example Deployment. */}}
+{{/*
+tailscaled's state Secret (TS_KUBE_SECRET of the example's containerboot, or of your pod's
+tailscaled): deployment.tailscaled.stateSecret, else (layout shared) targets.secret.name, else
+"<fullname>".
+*/}}
 {{- define "ts-kube-agent.tailscaledStateSecret" -}}
-{{- .Values.deployment.tailscaled.stateSecret | default (include "ts-kube-agent.secretName" .) | default (printf "%s-state" (include "ts-kube-agent.fullname" . | trunc 57 | trimSuffix "-")) }}
+{{- $state := .Values.deployment.tailscaled.stateSecret }}
+{{- if eq (include "ts-kube-agent.layout" .) "shared" }}
+{{- $state = $state | default .Values.targets.secret.name }}
+{{- end }}
+{{- $state | default (include "ts-kube-agent.fullname" .) }}
+{{- end }}
+
+{{/*
+"true" when the chart knows tailscaled's state Secret: the example Deployment runs tailscaled,
+or rbac.tailscaled grants your pod's tailscaled its access. Else "".
+*/}}
+{{- define "ts-kube-agent.managesTailscaled" -}}
+{{- if or .Values.deployment.enabled (and .Values.rbac.create .Values.rbac.tailscaled) }}
+{{- "true" }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the chart pre-creates tailscaled's state Secret: layout shared, where it is the
+Secret target, by targets.secret.create; layout own by deployment.tailscaled.createStateSecret.
+*/}}
+{{- define "ts-kube-agent.stateSecretPrecreated" -}}
+{{- if eq (include "ts-kube-agent.layout" .) "shared" }}
+{{- if and .Values.targets.secret.enabled .Values.targets.secret.create }}
+{{- "true" }}
+{{- end }}
+{{- else if and (include "ts-kube-agent.managesTailscaled" .) .Values.deployment.tailscaled.createStateSecret }}
+{{- "true" }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -333,7 +380,7 @@ Config-file options the chart sets through environment variables, which win over
 file: setting them in `config` would be silently ignored. Option -> the value to use instead.
 */}}
 {{- define "ts-kube-agent.envSetOptions" -}}
-{{- toJson (dict "socket" "socket.dir and socket.file" "secret" "targets.secret.name" "configmap" "targets.configMap.name" "namespace" "the release namespace (-n)" "pod-uid" "nothing: the pod's UID is set from the downward API" "admin-addr" "metrics.bindAddress and metrics.port" "track-peers" "trackPeers" "log-format" "logFormat" "log-level" "logLevel" "shutdown-timeout" "shutdownTimeout" "create-objects" "targets.*.create and rbac.allowCreate" "secret-keys" "targets.secret.keys" "configmap-keys" "targets.configMap.keys") }}
+{{- toJson (dict "socket" "socket.dir and socket.file" "secret" "targets.secret.name" "configmap" "targets.configMap.name" "namespace" "the release namespace (-n)" "pod-uid" "nothing: the pod's UID is set from the downward API" "admin-addr" "metrics.bindAddress and metrics.port" "track-peers" "trackPeers" "log-format" "logFormat" "log-level" "logLevel" "shutdown-timeout" "shutdownTimeout" "create-objects" "targets.*.create and rbac.allowCreate" "foreign-keys" "foreignKeys" "secret-keys" "targets.secret.keys" "configmap-keys" "targets.configMap.keys") }}
 {{- end }}
 
 {{/* Fails with a clear message on values that cannot work. */}}
@@ -345,6 +392,29 @@ file: setting them in `config` would be silently ignored. Option -> the value to
 {{- if and $name (or (gt (len $name) 253) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" $name))) }}
 {{- fail (printf "%s %q is not a valid object name: a DNS-1123 subdomain is at most 253 lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (e.g. \"ts-state\")" $kind $name) }}
 {{- end }}
+{{- end }}
+{{- $layout := include "ts-kube-agent.layout" . }}
+{{- $state := include "ts-kube-agent.tailscaledStateSecret" . }}
+{{- if not (has $layout (list "own" "shared")) }}
+{{- fail (printf "layout must be own or shared, not %q" $layout) }}
+{{- end }}
+{{- if eq $layout "own" }}
+{{- if and (include "ts-kube-agent.managesTailscaled" .) (eq (include "ts-kube-agent.secretName" .) $state) }}
+{{- fail (printf "targets.secret.name %q is tailscaled's state Secret (deployment.tailscaled.stateSecret): with layout own the agent publishes to a Secret of its own, because containerboot writes device_id, device_fqdn and device_ips into its state Secret itself (docs/OPERATIONS.md, \"Layouts\"); name another Secret, or set layout=shared for plain tailscaled without containerboot" $state) }}
+{{- end }}
+{{- else }}
+{{- if not .Values.targets.secret.enabled }}
+{{- fail "layout shared: the agent writes the upstream keys into tailscaled's state Secret, so targets.secret.enabled must be true" }}
+{{- end }}
+{{- if and .Values.targets.secret.name .Values.deployment.tailscaled.stateSecret (ne .Values.targets.secret.name .Values.deployment.tailscaled.stateSecret) }}
+{{- fail (printf "layout shared: targets.secret.name %q and deployment.tailscaled.stateSecret %q must name the same Secret (the agent writes into tailscaled's state Secret); set one of them" .Values.targets.secret.name .Values.deployment.tailscaled.stateSecret) }}
+{{- end }}
+{{- if .Values.deployment.enabled }}
+{{- fail "layout shared is for plain tailscaled (tailscaled --state=kube:<secret>, no containerboot) in your own pod: the example Deployment runs containerboot, which writes device_id, device_fqdn and device_ips into its state Secret itself, so two writers would fight over them (docs/OPERATIONS.md, \"Layouts\"); set deployment.enabled=false, or keep layout own" }}
+{{- end }}
+{{- end }}
+{{- if not (has (toString .Values.foreignKeys) (list "skip" "overwrite")) }}
+{{- fail (printf "foreignKeys must be skip or overwrite, not %q" (toString .Values.foreignKeys)) }}
 {{- end }}
 {{- if not (has .Values.logFormat (list "text" "json")) }}
 {{- fail (printf "logFormat must be text or json, not %q" (toString .Values.logFormat)) }}
