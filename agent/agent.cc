@@ -6,7 +6,7 @@ namespace tsk::agent {
 namespace {
 
 Error configError(std::string message) {
-  return Error{std::move(message), 2};
+  return Error{std::move(message), ErrorKind::Config};
 }
 
 }  // namespace
@@ -37,12 +37,8 @@ Status Agent::buildPublisher() {
                                                        : " (from the kubeconfig context)";
       return configError(st.error().message + where + "; set --namespace / POD_NAMESPACE");
     }
-    if (cfg_.insecure_skip_tls_verify) {
-      cluster->insecure_skip_verify = true;
-      log_.warn(
-          "TLS verification of the API server is OFF (--insecure-skip-tls-verify); anyone on "
-          "the path can read and change what this agent writes. Use only for testing.");
-    }
+    // The ApiClient logs the warning (one wording, for every way of turning it off).
+    if (cfg_.insecure_skip_tls_verify) cluster->insecure_skip_verify = true;
     k8s::ClientOptions opts;
     opts.qps = cfg_.api_qps;
     opts.burst = cfg_.api_burst;
@@ -130,7 +126,7 @@ bool Agent::shutdown() {
     log_.info("shutting down: flushing the pending identity",
               {{"timeout", std::to_string(cfg_.shutdown_timeout.count()) + "ms"}});
     written = publisher_->flush(clock_.monotonicNow() + cfg_.shutdown_timeout);
-    if (!written && api_) api_->cancel();  // hurry any request still retrying
+    if (!written && api_) api_->cancel();  // cut short the request in flight, if any
     publisher_->stop();
   }
   if (admin_) admin_->stop();

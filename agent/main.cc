@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
   tsk::agent::Agent agent(cfg, log);
   if (auto st = agent.start(); !st) {
     log.error("cannot start", {{"error", st.error().message}});
-    return st.error().code == 2 ? 2 : 1;
+    return st.error().kind == tsk::ErrorKind::Config ? 2 : 1;
   }
 
   const int sig = readShutdownSignal(signal_fd, log);

@@ -30,6 +30,26 @@ std::string millisText(milliseconds d) {
   return std::to_string(d.count()) + "ms";
 }
 
+// The write found the object other than the read said (deleted, created or changed meanwhile):
+// reading it again fixes that, waiting does not.
+bool staleView(const Error& e) {
+  return e.kind == ErrorKind::Http && (e.code == 404 || e.code == 409);
+}
+
+// At shutdown there is no time to wait for someone to fix RBAC, the configuration, the CA or
+// the object; time fixes none of these.
+bool permanent(const Error& e) {
+  switch (e.kind) {
+    case ErrorKind::Config:
+    case ErrorKind::Tls:
+      return true;
+    case ErrorKind::Http:
+      return e.code == 400 || e.code == 401 || e.code == 403 || e.code == 404 || e.code == 422;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 std::string_view foreignKeyPolicyName(ForeignKeyPolicy p) {
@@ -71,9 +91,10 @@ struct Publisher::Target {
   uint64_t synced_gen = 0;
   std::optional<Clock::Monotonic> retry_at;
   TargetStatus status;
-  std::string pending_keys;  // keys the last failed attempt could not write
-  bool attempted = false;    // a first sync was tried (it skips the quiet window)
-  bool gave_up = false;      // flushing at shutdown: a permanent error (403, 404, ...) seen
+  std::string pending_keys;   // keys the last failed attempt could not write
+  bool attempted = false;     // a first sync was tried (it skips the quiet window)
+  bool reread_retry = false;  // the last failure was a stale view, retried at once
+  bool gave_up = false;       // flushing at shutdown: a permanent error (403, 404, ...) seen
   // A drift check failed or found the object differing: sync it again although the identity
   // did not change.
   bool stale = false;
@@ -125,8 +146,11 @@ void Publisher::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Publisher::wake() {
-  cv_.notify_all();
+void Publisher::waitIdle() const {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] {
+    return stopping_ || !alive_ || (!busy_ && !somethingDue(clock_.monotonicNow()));
+  });
 }
 
 void Publisher::checkSoon() {
@@ -210,17 +234,15 @@ void Publisher::run() {
       lock.lock();
       continue;
     }
-    const auto wake_at = nextWake();
-    if (!wake_at) {
+    cv_.notify_all();  // idle: waitIdle() callers may return
+    if (const auto wake_at = nextWake()) {
+      clock_.waitUntil(lock, cv_, *wake_at);
+    } else {
       cv_.wait(lock);
-      continue;
     }
-    // Real-time wait for the clock's remaining time (bounded, so a ManualClock that moved
-    // without a wake() is still noticed).
-    const auto remaining = std::chrono::duration_cast<milliseconds>(*wake_at - now);
-    cv_.wait_for(lock, std::clamp(remaining, milliseconds(1), milliseconds(1'000)));
   }
   alive_ = false;
+  cv_.notify_all();
 }
 
 void Publisher::syncDueTargets() {
@@ -280,17 +302,19 @@ void Publisher::syncDueTargets() {
       const bool news = error.message != st.last_error || st.failed % 10 == 1;
       st.in_sync = false;
       st.last_error = error.message;
-      // At shutdown there is no time to wait for someone to fix RBAC or create the object.
-      const int code = error.code;
-      if (flushing && (code == 400 || code == 401 || code == 403 || code == 404 || code == 422)) {
-        t.gave_up = true;
-      }
+      // A write that found the object changed since the read: read again and retry at once,
+      // once in a row (a second one is treated like any failure).
+      const bool reread_at_once = staleView(error) && !t.reread_retry && opts_.create_objects;
+      t.reread_retry = reread_at_once;
+      if (flushing && permanent(error) && !reread_at_once) t.gave_up = true;
       t.pending_keys = changed.empty() ? keyNames(job.desired) : joinKeys(changed);
-      const auto delay = flushing ? opts_.flush_retry : t.backoff.next();
+      const auto delay = reread_at_once ? milliseconds(0) : retryDelay(t, error, flushing);
       t.retry_at = clock_.monotonicNow() + delay;
       log_.log(news ? LogLevel::Warn : LogLevel::Debug,
-               read_failed ? "drift check failed: cannot read the object; retrying"
-                           : "identity write failed; retrying with the latest identity",
+               read_failed      ? "drift check failed: cannot read the object; retrying"
+               : reread_at_once ? "the object changed between read and write; reading it again "
+                                  "and retrying at once with the latest identity"
+                                : "identity write failed; retrying with the latest identity",
                {{"object", st.object}, {"error", error.message}, {"retry_in", millisText(delay)}});
       continue;
     }
@@ -307,6 +331,7 @@ void Publisher::syncDueTargets() {
     t.synced_gen = job.gen;
     t.retry_at.reset();
     t.backoff.reset();
+    t.reread_retry = false;
     t.pending_keys.clear();
     st.in_sync = true;
     st.last_error.clear();
@@ -383,16 +408,17 @@ Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, bo
   for (const auto& [k, v] : changes) changed_keys.push_back(k);
   if (changes.empty()) return Outcome::Unchanged;
 
+  // The one place that decides to create the object: the read said it is absent (a PATCH would
+  // only answer 404). Without create_objects the PATCH's 404 says what is missing.
   Status st;
   if (!t.exists && opts_.create_objects) {
-    // The GET just said it is absent: create it directly (a PATCH would only answer 404).
     std::map<std::string, std::string> data;
     for (const auto& [k, v] : changes) {
       if (v) data.emplace(k, *v);
     }
     st = t.spec.store->create(data);
   } else {
-    st = t.spec.store->patch(changes, opts_.create_objects);
+    st = t.spec.store->patch(changes);
   }
   if (!st) {
     error = st.error();
@@ -413,21 +439,27 @@ Publisher::Outcome Publisher::syncTarget(Target& t, const KeyValues& desired, bo
   return Outcome::Written;
 }
 
+milliseconds Publisher::retryDelay(Target& t, const Error& error, bool flushing) {
+  if (flushing) return opts_.flush_retry;
+  milliseconds delay = t.backoff.next();
+  if (error.retry_after) {
+    std::uniform_int_distribution<int64_t> jitter(
+        0, std::max<int64_t>(0, opts_.retry_after_jitter.count()));
+    delay = std::max(delay, *error.retry_after + milliseconds(jitter(jitter_)));
+  }
+  return delay;
+}
+
 bool Publisher::flush(Clock::Monotonic deadline) {
   std::unique_lock lock(mu_);
   flushing_ = true;
   for (auto& t : targets_) t->retry_at.reset();  // try at once, whatever the backoff said
   cv_.notify_all();
-  while (true) {
+  clock_.waitUntil(lock, cv_, deadline, [&] {
     const bool pending = std::any_of(targets_.begin(), targets_.end(),
                                      [](const auto& t) { return t->dirty() && !t->gave_up; });
-    if (!pending && !busy_) break;
-    if (!alive_) break;
-    const auto now = clock_.monotonicNow();
-    if (now >= deadline) break;
-    const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - now);
-    cv_.wait_for(lock, std::clamp(remaining, milliseconds(1), milliseconds(50)));
-  }
+    return (!pending && !busy_) || !alive_;
+  });
   const bool all_written =
       std::none_of(targets_.begin(), targets_.end(), [](const auto& t) { return t->dirty(); });
   if (!all_written) logUnwritten("deadline passed");

@@ -11,7 +11,16 @@
 //
 // Rules:
 // - Latest wins: only the newest identity per target is kept; a failed write is retried with
-//   backoff (1 s doubling to 30 s) using whatever identity is newest at that moment.
+//   backoff (1 s doubling to 30 s, jittered) using whatever identity is newest at that moment.
+//   The publisher is the only retry layer: each store call is one API request (the client only
+//   re-sends once after a 401 with a re-read token), so no older identity is ever retried
+//   underneath, and stop() never waits for someone else's retry loop. A Retry-After (429, 503)
+//   is honoured plus up to retry_after_jitter, so a fleet told to come back in N seconds does
+//   not come back in the same instant.
+// - Create-if-missing lives here (not in the store): the publisher reads the object before its
+//   first write and after every failure, so it knows whether to POST or PATCH. A write that
+//   finds the object changed since the read (PATCH 404: deleted; POST 409: created by someone
+//   else; PATCH 409) reads it again and retries at once, once; then with backoff.
 // - The object is read once (GET) before the first write, and again after a failed write; the
 //   publisher then writes only keys whose values differ from what the object holds, as one
 //   strategic-merge PATCH per target. A restart with an unchanged identity writes nothing.
@@ -29,9 +38,12 @@
 // - Bursts coalesce in a quiet window (consul-template's `wait`): a write happens once no
 //   change arrived for wait_min, and at the latest wait_max after the first change. The first
 //   sync after start does not wait: a restarted agent is ready at once.
-// - flush() (SIGTERM) ignores the window and the backoff, retries briefly, and gives up early on
-//   errors that time will not fix (400, 401, 403, 404, 422).
-// - Time comes from the Clock; with a ManualClock a test advances time and calls wake().
+// - flush() (SIGTERM) ignores the window, the backoff and Retry-After, retries every
+//   flush_retry, and gives up early on errors that time will not fix (HTTP 400, 401, 403, 404,
+//   422; configuration and TLS verification errors).
+// - Every wait (quiet window, backoff, drift check, flush deadline) is a Clock::waitUntil: with
+//   a ManualClock a test advances time, which wakes the thread, and waitIdle() returns once
+//   everything then due is done.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -118,6 +130,8 @@ struct PublisherOptions {
   bool create_objects = true;
   std::chrono::milliseconds retry_initial{1'000};
   std::chrono::milliseconds retry_max{30'000};
+  // Added (uniformly random, up to this) to a server's Retry-After before retrying.
+  std::chrono::milliseconds retry_after_jitter{1'000};
   std::chrono::milliseconds flush_retry{200};  // between attempts while flushing at shutdown
   // How often an object believed in sync is re-read to catch external changes; 0 = only when
   // checkSoon() asks.
@@ -155,7 +169,8 @@ class Publisher {
   Publisher& operator=(const Publisher&) = delete;
 
   void start();
-  // Stops the thread (after the current API call returns; cancel the ApiClient to hurry it).
+  // Stops the thread (after the current API call returns, at most one request: cancel the
+  // ApiClient to cut that short).
   void stop();
 
   // The node state changed: recompute each target's identity; if any differs from the last
@@ -176,8 +191,10 @@ class Publisher {
   // happened meanwhile is caught without waiting for the periodic check). Thread-safe.
   void checkSoon();
 
-  // Wakes the thread to re-check its deadlines (tests with a ManualClock).
-  void wake();
+  // Blocks until nothing is due at the clock's current time and no API call is in flight (the
+  // thread waits for the clock or a submit), or the thread stopped. With a ManualClock: after
+  // advance() or submit*(), everything then due has been done when this returns.
+  void waitIdle() const;
 
   bool alive() const;
   std::vector<TargetStatus> status() const;
@@ -193,6 +210,8 @@ class Publisher {
   void syncDueTargets();
   Outcome syncTarget(Target& t, const KeyValues& desired, bool reread, Error& error,
                      std::vector<std::string>& changed_keys, std::optional<KeyManagers>& foreign);
+  // How long to wait before retrying after `error` (under mu_).
+  std::chrono::milliseconds retryDelay(Target& t, const Error& error, bool flushing);
   // Logs (once per key and manager) and records our keys another writer owns.
   void noteForeign(Target& t, KeyManagers foreign);
   bool checkDue(const Target& t, Clock::Monotonic now) const;
@@ -206,13 +225,13 @@ class Publisher {
   std::vector<std::unique_ptr<Target>> targets_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable std::condition_variable cv_;
   QuietWindow window_;
   bool stopping_ = false;
   bool flushing_ = false;
   bool alive_ = false;
   bool busy_ = false;                                // an API call is in flight
-  std::minstd_rand jitter_{std::random_device{}()};  // drift-check jitter; under mu_
+  std::minstd_rand jitter_{std::random_device{}()};  // drift-check and Retry-After jitter; mu_
   std::thread thread_;
 };
 

@@ -3,15 +3,43 @@
 // configuration). Impossible states are asserted instead. Every Error message a user can see
 // says what happened and what to do about it.
 #include <cassert>
+#include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 
 namespace tsk {
 
+// What kind of failure an Error is, separate from any HTTP status: callers decide on the kind
+// (exit code 2 for Config, retry Transport/Timeout, give up on Tls at shutdown, ...) and on
+// `code` only for an Http error.
+enum class ErrorKind {
+  Other,      // anything not listed below
+  Config,     // the configuration is wrong (flags, kubeconfig, files): fixing it needs a person
+  Transport,  // could not connect, or the connection broke before a complete answer
+  Timeout,    // no complete answer within the deadline
+  Tls,        // TLS verification of the peer failed: retrying will not help
+  Http,       // the server answered with a status that is an error; `code` holds it
+  Parse,      // the answer arrived but is not what was expected (not JSON, another object, ...)
+  Cancelled,  // shutting down
+};
+
 struct Error {
+  Error() = default;
+  Error(std::string m) : message(std::move(m)) {}  // NOLINT(google-explicit-constructor)
+  // An HTTP status error: kind Http.
+  Error(std::string m, int http_status)
+      : message(std::move(m)), kind(ErrorKind::Http), code(http_status) {}
+  Error(std::string m, ErrorKind k, int http_status = 0)
+      : message(std::move(m)), kind(k), code(http_status) {}
+
   std::string message;
-  int code = 0;  // an HTTP status where one applies (403, 404, ...), else 0
+  ErrorKind kind = ErrorKind::Other;
+  int code = 0;  // the HTTP status of an Http error (403, 404, ...); 0 for every other kind
+  // How long the server asked the caller to wait before trying again (Retry-After, parsed and
+  // bounded by whoever parsed it); nullopt when it did not say.
+  std::optional<std::chrono::milliseconds> retry_after;
 };
 
 template <typename T>

@@ -1,6 +1,7 @@
-// ApiClient: one logical API request = token bucket, bearer token, one HTTPS attempt, and the
-// retry policy (409 for writes, 429, 5xx and connection errors, with backoff and Retry-After;
-// one immediate retry after a 401 with a re-read token). TLS verification failures are final.
+// ApiClient: one API request = token bucket, bearer token, one HTTPS attempt, and one immediate
+// re-try after a 401 with a re-read token. Nothing else is retried here: the caller (the
+// publisher) owns retries and backoff, so it can always retry with its newest data. A 429/503's
+// Retry-After is parsed, bounded and handed back in the response for the caller's backoff.
 //
 // Bounds of one attempt (docs/OPERATIONS.md, "Kubernetes API client bounds"): the response body
 // goes through a content receiver that stops at kMaxResponseBodyBytes, and a watchdog thread
@@ -26,7 +27,6 @@
 #include <thread>
 #include <vector>
 
-#include "common/backoff.h"
 #include "k8s/client.h"
 #include "k8s/errors.h"
 #include "k8s/server_address.h"
@@ -64,29 +64,6 @@ std::optional<std::string> resolveNumeric(const std::string& host) {
   freeaddrinfo(result);
   if (!ok) return std::nullopt;
   return std::string(buf);
-}
-
-bool isRetryableStatus(int status, std::string_view verb, ConflictRetry conflict_retry) {
-  if (status == 409) {
-    switch (conflict_retry) {
-      case ConflictRetry::Always:
-        return true;
-      case ConflictRetry::Never:
-        return false;
-      case ConflictRetry::ForWrites:
-        return verb == "PATCH" || verb == "PUT";
-    }
-  }
-  return status == 429 || (status >= 500 && status != 501 && status != 505);
-}
-
-// Retry-After in seconds (the form the API server sends); HTTP dates fall back to backoff.
-std::optional<milliseconds> parseRetryAfter(const std::string& value, milliseconds cap) {
-  if (value.empty() || value.size() > 9 ||
-      value.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  return std::min<milliseconds>(std::chrono::seconds(std::stol(value)), cap);
 }
 
 std::string describeTransportError(httplib::Error e) {
@@ -232,14 +209,14 @@ struct ApiClient::Impl {
   };
   Attempt send(std::string_view verb, const std::string& path, const std::string& body,
                const std::string& content_type, const std::string& token);
-  Error transportError(std::string_view verb, const std::string& path, const Attempt& a,
-                       int attempts) const;
+  Error transportError(std::string_view verb, const std::string& path, const Attempt& a) const;
   void report(std::string_view verb, std::string_view resource, int code,
               Clock::Monotonic start) const {
     if (observer) observer->onRequest(verb, resource, code, clock.monotonicNow() - start);
   }
   Error cancelledError(std::string_view verb, const std::string& path) const {
-    return Error{std::string(verb) + " " + cfg.server + path + ": cancelled (shutting down)"};
+    return Error{std::string(verb) + " " + cfg.server + path + ": cancelled (shutting down)",
+                 ErrorKind::Cancelled};
   }
   // The final answer of a logical request that is not a usable API response: a redirect, a 2xx
   // that is not JSON, a body over the cap. Empty if the answer is usable.
@@ -253,7 +230,7 @@ struct ApiClient::Impl {
   Clock& clock;
   TokenSource tokens;
   TokenBucket bucket;
-  StopSignal stop;
+  StopSignal stop;  // cancel(): wakes a token-bucket wait, fails further requests
   Status config_status;
   ServerAddress address;
   std::string verify_name;  // the name the certificate must carry
@@ -297,7 +274,7 @@ Status ApiClient::Impl::setUp() {
   if (cfg.insecure_skip_verify) {
     log.warn(
         "TLS verification of the API server is DISABLED (insecure-skip-tls-verify): anyone on the "
-        "path can read and change what the agent sends; use a CA instead",
+        "path can read and change what the agent sends; use only for testing, use a CA instead",
         {{"server", cfg.server}});
   } else if (auto installed = tls.install(http->ssl_context(), verify_name); !installed) {
     return installed.error();
@@ -389,23 +366,25 @@ ApiClient::Impl::Attempt ApiClient::Impl::send(std::string_view verb, const std:
 }
 
 Error ApiClient::Impl::transportError(std::string_view verb, const std::string& path,
-                                      const Attempt& a, int attempts) const {
+                                      const Attempt& a) const {
   if (a.verify_error != X509_V_OK) {
     return Error{"TLS verification of " + cfg.server +
-                 " failed: " + describeVerifyFailure(a.verify_error, verify_name)};
+                     " failed: " + describeVerifyFailure(a.verify_error, verify_name),
+                 ErrorKind::Tls};
   }
   const std::string what = std::string(verb) + " " + cfg.server + path + ": ";
-  const std::string tries = attempts > 1 ? " (" + std::to_string(attempts) + " attempts)" : "";
   if (a.deadline_exceeded) {
     return Error{what + "no complete answer within the request deadline of " +
-                 seconds(opts.request_timeout) +
-                 " (connect, TLS handshake, response headers and body together)" + tries +
-                 "; the API server, or a proxy or load balancer in front of it, is stalled or "
-                 "sending very slowly: check its health and the network path to " +
-                 cfg.server};
+                     seconds(opts.request_timeout) +
+                     " (connect, TLS handshake, response headers and body together); the API "
+                     "server, or a proxy or load balancer in front of it, is stalled or sending "
+                     "very slowly: check its health and the network path to " +
+                     cfg.server,
+                 ErrorKind::Timeout};
   }
-  return Error{what + describeTransportError(a.error) + tries +
-               "; check that the API server is reachable at " + cfg.server};
+  return Error{what + describeTransportError(a.error) +
+                   "; check that the API server is reachable at " + cfg.server,
+               ErrorKind::Transport};
 }
 
 std::optional<Error> ApiClient::Impl::unusableAnswer(std::string_view verb, const std::string& path,
@@ -422,7 +401,7 @@ std::optional<Error> ApiClient::Impl::unusableAnswer(std::string_view verb, cons
                      " MiB (a Secret or ConfigMap holds at most 1 MiB of data) and stopped "
                      "reading: check what answers at " +
                      cfg.server + " (a proxy in the way?) and the object's size",
-                 0};
+                 ErrorKind::Parse};
   }
   if (a.status >= 300 && a.status < 400) {
     const std::string location =
@@ -445,7 +424,7 @@ std::optional<Error> ApiClient::Impl::unusableAnswer(std::string_view verb, cons
                      "\"; something other than the Kubernetes API server answered (a proxy's "
                      "login or error page?): check the server URL " +
                      cfg.server,
-                 0};
+                 ErrorKind::Parse};
   }
   return std::nullopt;
 }
@@ -475,19 +454,19 @@ void ApiClient::cancel() {
 
 Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string& path,
                                         std::string_view resource, const std::string& body,
-                                        const std::string& content_type,
-                                        ConflictRetry conflict_retry) {
+                                        const std::string& content_type) {
   Impl& d = *impl_;
-  if (!d.config_status) return d.config_status.error();
-  Backoff backoff(d.opts.backoff_initial, d.opts.backoff_max);
-  const int max_attempts = std::max(1, d.opts.max_attempts);
-  int attempts = 0;           // HTTP attempts made
-  int retry_budget_used = 0;  // attempts that count against max_attempts
+  if (!d.config_status) {
+    Error e = d.config_status.error();
+    e.kind = ErrorKind::Config;  // a client that cannot be set up will not become one by retrying
+    return e;
+  }
   bool token_retried = false;
   std::vector<std::string> sent_tokens;  // redacted from anything the server says
-  for (;;) {
+  for (int attempts = 1;; ++attempts) {
     if (d.stop.stopped()) return d.cancelledError(verb, path);
-    if (const auto wait = d.bucket.reserve(); wait.count() > 0 && d.stop.waitFor(wait)) {
+    if (const auto wait = d.bucket.reserve();
+        wait.count() > 0 && d.stop.waitUntil(d.clock, d.clock.monotonicNow() + wait)) {
       return d.cancelledError(verb, path);
     }
     auto token = d.tokens.token();
@@ -499,57 +478,49 @@ Result<HttpResponse> ApiClient::request(std::string_view verb, const std::string
 
     const auto start = d.clock.monotonicNow();
     Impl::Attempt a = d.send(verb, path, body, content_type, *token);
-    ++attempts;
-    ++retry_budget_used;
     d.report(verb, resource, a.status, start);
 
-    milliseconds delay{0};
-    if (a.body_too_large) {
-      // The answer will not get smaller on a retry.
-      return *d.unusableAnswer(verb, path, a, sent_tokens);
-    }
+    if (a.body_too_large) return *d.unusableAnswer(verb, path, a, sent_tokens);
     if (a.status == 0) {
       if (d.stop.stopped()) return d.cancelledError(verb, path);
-      // A certificate that fails verification will fail again: report it at once.
-      if (a.verify_error != X509_V_OK || retry_budget_used >= max_attempts) {
-        return d.transportError(verb, path, a, attempts);
-      }
-      delay = backoff.next();
-    } else if (a.status == 401 && d.tokens.refreshable() && !token_retried) {
-      // The token may have been rotated: re-read it and retry at once, outside the budget.
+      return d.transportError(verb, path, a);
+    }
+    if (a.status == 401 && d.tokens.refreshable() && !token_retried) {
+      // The token may have been rotated: re-read it and send the request once more, at once.
       token_retried = true;
-      --retry_budget_used;
       d.tokens.invalidate();
-    } else if (isRetryableStatus(a.status, verb, conflict_retry) &&
-               retry_budget_used < max_attempts) {
-      const auto retry_after = parseRetryAfter(a.retry_after, d.opts.retry_after_cap);
-      delay = backoff.next();
-      if (retry_after) delay = *retry_after;
-    } else if (auto unusable = d.unusableAnswer(verb, path, a, sent_tokens)) {
-      return *unusable;
-    } else if (a.status == 401 && token_retried && !d.tokens.lastReadError().empty()) {
+      if (d.observer) d.observer->onRetry(verb, resource, a.status);
+      d.log.info("the API server rejected the token (401): re-reading the token file",
+                 {{"verb", std::string(verb)}, {"resource", std::string(resource)}});
+      continue;
+    }
+    if (auto unusable = d.unusableAnswer(verb, path, a, sent_tokens)) return *unusable;
+    if (a.status == 401 && token_retried && !d.tokens.lastReadError().empty()) {
       return tokenRereadFailedError(verb, d.cfg.server + path, d.tokens.tokenFile(),
                                     d.tokens.lastReadError(),
                                     redactCredentials(a.body, sent_tokens));
-    } else {
-      // Anything a server says outside a success body ends up in errors, logs and /readyz: the
-      // credentials it may echo are taken out here, where every answer passes.
-      if (a.status < 200 || a.status >= 300) a.body = redactCredentials(a.body, sent_tokens);
-      return HttpResponse{a.status, std::move(a.body), std::move(a.retry_after), attempts};
     }
-
-    if (d.observer) d.observer->onRetry(verb, resource, a.status);
-    d.log.info("retrying Kubernetes API request",
-               {{"verb", std::string(verb)},
-                {"resource", std::string(resource)},
-                {"code", std::to_string(a.status)},
-                {"error", a.deadline_exceeded ? "request deadline exceeded"
-                          : a.status == 0     ? describeTransportError(a.error)
-                                              : std::string()},
-                {"attempt", std::to_string(attempts)},
-                {"delay_ms", std::to_string(delay.count())}});
-    if (delay.count() > 0 && d.stop.waitFor(delay)) return d.cancelledError(verb, path);
+    // Anything a server says outside a success body ends up in errors, logs and /readyz: the
+    // credentials it may echo are taken out here, where every answer passes.
+    if (a.status < 200 || a.status >= 300) a.body = redactCredentials(a.body, sent_tokens);
+    return HttpResponse{a.status, std::move(a.body),
+                        parseRetryAfter(a.retry_after, d.opts.retry_after_cap), attempts};
   }
+}
+
+std::optional<milliseconds> parseRetryAfter(std::string_view value, milliseconds cap) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (value.empty() || value.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  int64_t secs = 0;
+  for (char c : value) {
+    secs = secs * 10 + (c - '0');
+    if (secs > 86'400) break;  // past any cap worth having: stop before overflow
+  }
+  return std::clamp<milliseconds>(std::chrono::seconds(secs), milliseconds(0),
+                                  std::max(cap, milliseconds(0)));
 }
 
 }  // namespace tsk::k8s

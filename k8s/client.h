@@ -5,7 +5,7 @@
 //   auto cfg = k8s::loadInCluster();                       // or loadKubeconfig(path)
 //   k8s::ApiClient api(*cfg, {}, observer, log);
 //   auto secret = k8s::makeSecretStore(api, cfg->namespace_name, "tailscale");
-//   secret->patch({{"device_id", "nX"}, {"stale_key", std::nullopt}}, /*create_if_missing=*/true);
+//   secret->patch({{"device_id", "nX"}, {"stale_key", std::nullopt}});
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -67,14 +67,12 @@ Result<std::string> pickKubeconfig(std::string_view list);
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5'000};
   // The deadline of one HTTP attempt as a whole: connect, TLS handshake, request, response
-  // headers and body (not per read: a server trickling bytes cannot stretch it). Retries get a
-  // fresh deadline each.
+  // headers and body (not per read: a server trickling bytes cannot stretch it). The re-try
+  // after a 401 gets a fresh deadline.
   std::chrono::milliseconds request_timeout{10'000};
   double qps = 5.0;  // client-side token bucket
   int burst = 10;
-  int max_attempts = 5;  // for 409/429/5xx/connection errors, including the first
-  std::chrono::milliseconds backoff_initial{200};
-  std::chrono::milliseconds backoff_max{10'000};
+  // The most of a Retry-After the client reports (HttpResponse::retry_after).
   std::chrono::milliseconds retry_after_cap{30'000};
   std::chrono::seconds token_refresh{60};
   std::string field_manager = "ts-kube-agent";
@@ -89,24 +87,29 @@ class RequestObserver {
   // transport error.
   virtual void onRequest(std::string_view verb, std::string_view resource, int code,
                          std::chrono::duration<double> seconds) = 0;
+  // The request is sent again at once after a 401 with a re-read token (code 401).
   virtual void onRetry(std::string_view /*verb*/, std::string_view /*resource*/, int /*code*/) {}
 };
 
 struct HttpResponse {
   int status = 0;
   std::string body;
-  std::string retry_after;  // the Retry-After header, if any
-  int attempts = 1;         // HTTP attempts this logical request took (retries + 1)
+  // The Retry-After header in seconds, capped at ClientOptions::retry_after_cap; nullopt when
+  // absent or not delta-seconds (an HTTP-date is ignored: the caller's backoff applies).
+  std::optional<std::chrono::milliseconds> retry_after;
+  int attempts = 1;  // HTTP attempts: 2 when a 401 made the client re-read the token and re-send
 };
 
-// Which verbs a 409 Conflict is retried for. The default retries it for PATCH and PUT only: a
-// 409 on POST means AlreadyExists, which the caller handles.
-enum class ConflictRetry { ForWrites, Always, Never };
+// Retry-After as the API server sends it (delta-seconds, surrounding blanks allowed), at most
+// `cap`; nullopt for anything else.
+std::optional<std::chrono::milliseconds> parseRetryAfter(std::string_view value,
+                                                         std::chrono::milliseconds cap);
 
 // Thread-safe: one publisher thread plus readiness checks may call request() concurrently
-// (HTTP attempts are serialized on one keep-alive connection; retry sleeps are not). The observer
-// is called from the calling threads. Server certificate and host name are always verified
-// against cfg.ca_pem only (never the system roots), unless cfg.insecure_skip_verify.
+// (HTTP attempts are serialized on one keep-alive connection; token-bucket waits are not). The
+// observer is called from the calling threads. Server certificate and host name are always
+// verified against cfg.ca_pem only (never the system roots), unless cfg.insecure_skip_verify.
+// With cfg.insecure_skip_verify the client logs, once per client, that verification is off.
 class ApiClient {
  public:
   ApiClient(ClusterConfig cfg, ClientOptions opts, RequestObserver* observer, Logger& log,
@@ -115,25 +118,26 @@ class ApiClient {
   ApiClient(const ApiClient&) = delete;
   ApiClient& operator=(const ApiClient&) = delete;
 
-  // One logical request with retries (409/429/5xx/transport), Retry-After, token refresh on
-  // 401, and the token bucket. Returns the final response (any status but 3xx), or an Error for
-  // a transport failure that outlasted the retries (TLS errors are not retried and say so), a
-  // body over kMaxResponseBodyBytes, a redirect (named with its Location; never followed), a 2xx
-  // whose body is not JSON (named with its Content-Type and an excerpt), or a 401 after a failed
-  // token-file re-read. The body of a non-2xx response has the tokens sent redacted
-  // (redactCredentials in errors.h), so it is safe to put into errors and logs.
-  // `path` is relative to the server URL (which may carry a path prefix), query included.
+  // One request: the token bucket (its wait on the client's Clock), one HTTPS attempt, and, on a
+  // 401 with a token file, one more at once with the re-read token. No other retry: 409, 429,
+  // 5xx and transport errors are the caller's to retry (with its own backoff and newest data);
+  // a Retry-After comes back parsed in the response. Returns the response (any status but 3xx),
+  // or an Error: Transport/Timeout (the attempt failed), Tls (certificate verification),
+  // Parse (a body over kMaxResponseBodyBytes, or a 2xx whose body is not JSON, named with its
+  // Content-Type and an excerpt), Http (a redirect, named with its Location and never followed;
+  // a 401 after a failed token-file re-read), Cancelled. The body of a non-2xx response has the
+  // tokens sent redacted (redactCredentials in errors.h), so it is safe to put into errors and
+  // logs. `path` is relative to the server URL (which may carry a path prefix), query included.
   Result<HttpResponse> request(std::string_view verb, const std::string& path,
                                std::string_view resource, const std::string& body = "",
-                               const std::string& content_type = "",
-                               ConflictRetry conflict_retry = ConflictRetry::ForWrites);
+                               const std::string& content_type = "");
   // Whether the configuration could be turned into a client (server URL, CA and client
   // certificate PEM). If not, every request() returns this error.
   Status configStatus() const;
   const ClusterConfig& config() const;
   const ClientOptions& options() const;
-  // Wakes any retry sleep, interrupts an attempt in flight (also one still receiving data) and
-  // makes further requests fail fast (shutdown).
+  // Wakes a token-bucket wait, interrupts an attempt in flight (also one still receiving data)
+  // and makes further requests fail fast (shutdown).
   void cancel();
 
  private:
@@ -164,8 +168,11 @@ using KeyFilter = std::set<std::string>;
 using DataChanges = std::map<std::string, std::optional<std::string>>;  // nullopt = delete key
 
 // A Secret or ConfigMap: get, create, and a strategic-merge PATCH of `data` touching only the
-// given keys, with fieldManager. Errors name verb, resource, namespace and name; a 403 also names
-// the Role rule that would allow it; a 404 without create permission says which rule is missing.
+// given keys, with fieldManager. Each is one API request (ApiClient::request): no retry and no
+// fallback from one verb to another; deciding to create a missing object, and retrying, is the
+// caller's (the publisher's). Errors name verb, resource, namespace and name, carry the HTTP
+// status (kind Http) and the server's Retry-After; a 403 also names the Role rule that would
+// allow it.
 // get() checks that the answer is the object asked for (kind, metadata.name and
 // metadata.namespace) and refuses anything else: a 200 for another object is an error.
 class ObjectStore {
@@ -174,8 +181,10 @@ class ObjectStore {
   // nullopt: the object does not exist. Decodes only the keys in `only` (all when empty).
   virtual Result<std::optional<ObjectData>> get(const KeyFilter& only) = 0;
   Result<std::optional<ObjectData>> get() { return get(KeyFilter{}); }
+  // Errors: 409 "already exists", 404 "namespace does not exist".
   virtual Status create(const std::map<std::string, std::string>& data) = 0;
-  virtual Status patch(const DataChanges& changes, bool create_if_missing) = 0;
+  // Errors: 404 "does not exist" (missingObjectError in errors.h), 409 conflict, ...
+  virtual Status patch(const DataChanges& changes) = 0;
   virtual std::string describe() const = 0;  // e.g. "secret tailscale/ts-state"
 };
 

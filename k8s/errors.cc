@@ -196,15 +196,14 @@ Error missingObjectError(const ObjectRef& ref) {
 }
 
 Error httpStatusError(std::string_view verb, const ObjectRef& ref, int status,
-                      std::string_view body, int attempts) {
+                      std::string_view body) {
   std::string msg =
       "cannot " + target(verb, ref) + ": the API server answered " + statusText(status);
-  if (attempts > 1) msg += " after " + std::to_string(attempts) + " attempts";
   msg += saidSuffix(body);
   if (status == 409) {
-    msg += "; another writer kept changing the object until the retries ran out";
+    msg += "; another writer changed the object at the same time";
   } else if (status == 429 || status >= 500) {
-    msg += "; the API server is overloaded or unavailable (retries ran out); check its health";
+    msg += "; the API server is overloaded or unavailable; check its health";
   } else if (status == 422 || status == 400) {
     msg += "; the change was rejected as invalid (check key names: letters, digits, '-', '_', '.')";
   }
@@ -212,14 +211,14 @@ Error httpStatusError(std::string_view verb, const ObjectRef& ref, int status,
 }
 
 Error responseError(std::string_view verb, const ObjectRef& ref, int status, std::string_view body,
-                    int attempts, std::string_view token_file) {
+                    std::string_view token_file) {
   switch (status) {
     case 401:
       return unauthorizedError(verb, ref, body, token_file);
     case 403:
       return forbiddenError(verb, ref, body);
     default:
-      return httpStatusError(verb, ref, status, body, attempts);
+      return httpStatusError(verb, ref, status, body);
   }
 }
 

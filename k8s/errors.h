@@ -56,14 +56,14 @@ Error unauthorizedError(std::string_view verb, const ObjectRef& ref, std::string
 Error tokenRereadFailedError(std::string_view verb, std::string_view url,
                              std::string_view token_file, std::string_view reread_error,
                              std::string_view body);
-// 404 on a patch when the caller may not create the object.
+// 404 on a patch: the object does not exist (the caller that may create it does so instead).
 Error missingObjectError(const ObjectRef& ref);
-// Any other non-success status (409 after retries, 422, 429/5xx after retries, ...).
+// Any other non-success status (409, 422, 429, 5xx, ...). The caller retries what time may fix.
 Error httpStatusError(std::string_view verb, const ObjectRef& ref, int status,
-                      std::string_view body, int attempts);
+                      std::string_view body);
 
-// Picks the right one of the above for a non-2xx status. Error.code is the HTTP status.
+// Picks the right one of the above for a non-2xx status: kind Http, Error.code the status.
 Error responseError(std::string_view verb, const ObjectRef& ref, int status, std::string_view body,
-                    int attempts, std::string_view token_file);
+                    std::string_view token_file);
 
 }  // namespace tsk::k8s

@@ -1,5 +1,7 @@
 // SecretStore and ConfigMapStore: get, create, and a strategic-merge PATCH of `data` that names
-// only the changed keys, so keys written by others (tailscaled's own state) are left alone.
+// only the changed keys, so keys written by others (tailscaled's own state) are left alone. One
+// API request each; whether to create a missing object is the publisher's decision (it reads the
+// object first and knows), not a fallback here.
 #include <nlohmann/json.hpp>
 
 #include "k8s/base64.h"
@@ -59,37 +61,30 @@ class KubeObjectStore final : public ObjectStore {
     if (!resp) return prefixed("create", resp.error());
     if (isSuccess(resp->status)) return {};
     if (resp->status == 409) {
-      return Error{describe() + " already exists (create answered 409 AlreadyExists)", 409};
+      return withRetryAfter(
+          Error{describe() + " already exists (create answered 409 AlreadyExists)", 409}, *resp);
     }
     if (resp->status == 404) {
-      return Error{"cannot create " + describe() + ": namespace \"" + ns_ +
-                       "\" does not exist (Kubernetes said: " + kubernetesMessage(resp->body) +
-                       "); create the namespace or fix --namespace",
-                   404};
+      return withRetryAfter(
+          Error{"cannot create " + describe() + ": namespace \"" + ns_ +
+                    "\" does not exist (Kubernetes said: " + kubernetesMessage(resp->body) +
+                    "); create the namespace or fix --namespace",
+                404},
+          *resp);
     }
     return failure("create", *resp);
   }
 
-  Status patch(const DataChanges& changes, bool create_if_missing) override {
+  Status patch(const DataChanges& changes) override {
     if (changes.empty()) return {};
     auto body = patchBody(changes);
     if (!body) return body.error();
-    auto first = sendPatch(*body);
-    if (!first) return first.error();
-    if (first->status != 404) return patchOutcome(*first);
-    if (!create_if_missing) return missingObjectError(ref());
-
-    std::map<std::string, std::string> initial;
-    for (const auto& [key, value] : changes) {
-      if (value) initial.emplace(key, *value);
-    }
-    auto created = create(initial);
-    if (created) return {};
-    if (created.error().code != 409) return created;
-    // Someone else created it between our PATCH and POST: patch the object that now exists.
-    auto second = sendPatch(*body);
-    if (!second) return second.error();
-    return patchOutcome(*second);
+    auto resp = api_.request("PATCH", objectPath() + fieldManagerQuery(), resource_, *body,
+                             "application/strategic-merge-patch+json");
+    if (!resp) return prefixed("patch", resp.error());
+    if (isSuccess(resp->status)) return {};
+    if (resp->status == 404) return withRetryAfter(missingObjectError(ref()), *resp);
+    return failure("patch", *resp);
   }
 
   std::string describe() const override {
@@ -106,27 +101,20 @@ class KubeObjectStore final : public ObjectStore {
     return "?fieldManager=" + escaped(api_.options().field_manager);
   }
 
-  Result<HttpResponse> sendPatch(const std::string& body) {
-    auto resp = api_.request("PATCH", objectPath() + fieldManagerQuery(), resource_, body,
-                             "application/strategic-merge-patch+json");
-    if (!resp) return prefixed("patch", resp.error());
-    return resp;
-  }
-
-  Status patchOutcome(const HttpResponse& resp) const {
-    if (isSuccess(resp.status)) return {};
-    if (resp.status == 404) return Error{describe() + " disappeared while being patched", 404};
-    return failure("patch", resp);
+  static Error withRetryAfter(Error e, const HttpResponse& resp) {
+    e.retry_after = resp.retry_after;
+    return e;
   }
 
   Error failure(std::string_view verb, const HttpResponse& resp) const {
-    return responseError(verb, ref(), resp.status, resp.body, resp.attempts,
-                         api_.config().token_file);
+    return withRetryAfter(
+        responseError(verb, ref(), resp.status, resp.body, api_.config().token_file), resp);
   }
 
   // Transport and configuration errors already say what failed; add which object it was for.
-  Error prefixed(std::string_view verb, const Error& e) const {
-    return Error{"cannot " + std::string(verb) + " " + describe() + ": " + e.message, e.code};
+  Error prefixed(std::string_view verb, Error e) const {
+    e.message = "cannot " + std::string(verb) + " " + describe() + ": " + e.message;
+    return e;
   }
 
   // A value as it goes into `data`: base64 for a Secret, the text itself for a ConfigMap.
@@ -137,7 +125,8 @@ class KubeObjectStore final : public ObjectStore {
       (void)text.dump();
     } catch (const json::type_error&) {
       return Error{describe() + ": the value for key \"" + key +
-                   "\" is not valid UTF-8; ConfigMap data holds text only (use a Secret)"};
+                       "\" is not valid UTF-8; ConfigMap data holds text only (use a Secret)",
+                   ErrorKind::Config};
     }
     return text;
   }
@@ -190,16 +179,18 @@ class KubeObjectStore final : public ObjectStore {
       return s.empty() ? std::string("(none)") : "\"" + s.substr(0, 253) + "\"";
     };
     return Error{"get " + describe() + ": the API server answered with another object (kind " +
-                 shown(kind) + ", namespace " + shown(ns) + ", name " + shown(name) +
-                 "); refusing it. Check that the kubeconfig's server URL points at the API "
-                 "server itself and not at a proxy or another service"};
+                     shown(kind) + ", namespace " + shown(ns) + ", name " + shown(name) +
+                     "); refusing it. Check that the kubeconfig's server URL points at the API "
+                     "server itself and not at a proxy or another service",
+                 ErrorKind::Parse};
   }
 
   Result<std::optional<ObjectData>> decodeObject(const std::string& body,
                                                  const KeyFilter& only) const {
     const json object = json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (!object.is_object()) {
-      return Error{"get " + describe() + ": the API server's answer is not a JSON object"};
+      return Error{"get " + describe() + ": the API server's answer is not a JSON object",
+                   ErrorKind::Parse};
     }
     if (auto st = checkIdentity(object); !st) return st.error();
     ObjectData out;
@@ -251,7 +242,9 @@ class KubeObjectStore final : public ObjectStore {
                    ObjectData& out) const {
     auto it = object.find(field);
     if (it == object.end() || it->is_null()) return {};
-    if (!it->is_object()) return Error{"get " + describe() + ": `" + field + "` is not a map"};
+    if (!it->is_object()) {
+      return Error{"get " + describe() + ": `" + field + "` is not a map", ErrorKind::Parse};
+    }
     for (const auto& [key, value] : it->items()) {
       if (!only.empty() && !only.contains(key)) continue;
       if (!value.is_string()) {

@@ -26,8 +26,11 @@ std::chrono::nanoseconds TokenBucket::reserve() {
   refillLocked();
   tokens_ -= 1.0;
   if (tokens_ >= 0) return std::chrono::nanoseconds(0);
-  const double wait_seconds = -tokens_ / qps_;
-  return std::chrono::nanoseconds(static_cast<int64_t>(std::ceil(wait_seconds * 1e9)));
+  // Clamped before the conversion: a tiny qps (or a long queue) would otherwise give a double
+  // past int64 nanoseconds, whose conversion is undefined behaviour.
+  const double wait_ns = std::ceil(-tokens_ / qps_ * 1e9);
+  if (!(wait_ns < static_cast<double>(kMaxWait.count()))) return kMaxWait;
+  return std::chrono::nanoseconds(static_cast<int64_t>(wait_ns));
 }
 
 double TokenBucket::available() {

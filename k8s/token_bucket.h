@@ -5,8 +5,8 @@
 // Concurrent callers therefore queue in order without a second lock.
 //
 //   TokenBucket bucket(5.0, 10, clock);
-//   if (auto wait = bucket.reserve(); wait > 0ns) stop.waitFor(wait);
-//   send();
+//   if (auto wait = bucket.reserve(); wait > 0ns) stop.waitUntil(clock, clock.monotonicNow() +
+//   wait); send();
 #include <chrono>
 #include <mutex>
 
@@ -19,8 +19,12 @@ class TokenBucket {
   // qps <= 0 disables the limit; burst < 1 is treated as 1. The bucket starts full.
   TokenBucket(double qps, int burst, Clock& clock);
 
+  // The longest wait reserve() returns (a qps so small the wait would be longer, or would not fit
+  // in nanoseconds, is clamped to this).
+  static constexpr std::chrono::nanoseconds kMaxWait = std::chrono::hours(24);
+
   // Takes one token; returns how long the caller must wait before using it (zero if one was
-  // available).
+  // available; at most kMaxWait).
   std::chrono::nanoseconds reserve();
   // Tokens available now (negative while callers are queued); for tests and diagnostics.
   double available();

@@ -1,15 +1,15 @@
 // Fuzz target: how the k8s client handles what the API server answers.
 //
 // Input: byte 0 picks the operation (bit 0: ConfigMap instead of Secret; bits 1-2 mod 3: GET,
-// PATCH, create; bit 7: PATCH may create a missing object); then up to 12
+// PATCH, create); then up to 12
 // scripted responses, each [status index][Retry-After kind][content-type index][length: 2 bytes
 // big-endian][body]. An in-process HTTPS server (httplib::SSLServer on 127.0.0.1, a CA made at
-// start) answers the client's requests in order with them, then with 503 (empty body). Retries
-// are configured without delays. The same bytes also go through the pure error-text functions
-// (kubernetesMessage, responseError) for every status.
+// start) answers the client's requests in order with them, then with 503 (empty body). The
+// client makes one attempt per request (retries are the publisher's). The same bytes also go
+// through the pure error-text functions (kubernetesMessage, responseError) for every status.
 // Checks:
-//   - the client returns (no crash, no hang, no uncaught exception) and makes a bounded number of
-//     requests (max_attempts per logical request, at most PATCH + POST + PATCH);
+//   - the client returns (no crash, no hang, no uncaught exception) and makes one HTTP attempt
+//     per operation (two only for a 401 with a token file, which this target does not use);
 //   - every error names the object (kind and name) and is one line without control characters,
 //     and never contains the bearer token;
 //   - a GET answer for another object (kind, metadata.name or metadata.namespace not the ones
@@ -21,6 +21,7 @@
 #include <httplib.h>
 #include <openssl/evp.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <fstream>
@@ -44,7 +45,13 @@ namespace {
 constexpr std::string_view kToken = "fuzz-bearer-token-do-not-print-5f1c";
 constexpr std::string_view kNamespace = "fuzz-ns";
 constexpr std::string_view kName = "ts-state-fz";
-constexpr int kMaxAttempts = 3;
+// Per operation: ApiClient makes exactly one HTTP attempt (no retry underneath its caller),
+// counted on the client (its RequestObserver). The scripted server has been seen to receive one
+// request more than the client made (two identical GETs, the client counting one attempt) after
+// some earlier inputs on the shared keep-alive connection; not explained yet, so the server-side
+// bound keeps one of slack while the client-side bound is exact.
+constexpr int kMaxClientAttempts = 1;
+constexpr int kMaxServerRequests = 2;
 constexpr size_t kMaxResponses = 12;
 
 constexpr int kStatuses[] = {200, 201, 200, 400, 401, 403, 404, 409, 410, 413, 415, 422,
@@ -113,7 +120,9 @@ class ScriptedServer {
     paths_ = *certs;
     server_ =
         std::make_unique<httplib::SSLServer>(paths_.server_cert.c_str(), paths_.server_key.c_str());
-    const auto handler = [this](const httplib::Request&, httplib::Response& res) { answer(res); };
+    const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+      answer(req, res);
+    };
     server_->Get(".*", handler);
     server_->Post(".*", handler);
     server_->Put(".*", handler);
@@ -141,6 +150,11 @@ class ScriptedServer {
     std::lock_guard lock(mu_);
     script_ = std::move(responses);
     requests_ = 0;
+    seen_.clear();
+  }
+  std::string seen() {
+    std::lock_guard lock(mu_);
+    return seen_;
   }
   int requests() {
     std::lock_guard lock(mu_);
@@ -153,11 +167,12 @@ class ScriptedServer {
   }
 
  private:
-  void answer(httplib::Response& res) {
+  void answer(const httplib::Request& req, httplib::Response& res) {
     ScriptedResponse r;
     {
       std::lock_guard lock(mu_);
       ++requests_;
+      seen_ += " " + req.method + " " + req.path;
       if (!script_.empty()) {
         r = std::move(script_.front());
         script_.pop_front();
@@ -173,15 +188,24 @@ class ScriptedServer {
   std::unique_ptr<httplib::SSLServer> server_;
   int port_ = 0;
   std::thread thread_;
+  std::string seen_;  // the requests since script(), for failure messages
   std::mutex mu_;
   std::deque<ScriptedResponse> script_;
   int requests_ = 0;
 };
 
+// Counts the client's own HTTP attempts (ApiClient reports each to its observer).
+struct AttemptCounter final : k8s::RequestObserver {
+  void onRequest(std::string_view, std::string_view, int, std::chrono::duration<double>) override {
+    ++attempts;
+  }
+  std::atomic<int> attempts{0};
+};
+
 // The client side: one ApiClient for the whole run (a keep-alive connection, like the agent).
 struct Client {
   explicit Client(ScriptedServer& server)
-      : api(config(server), options(), nullptr, Logger::null()),
+      : api(config(server), options(), &counter, Logger::null()),
         secret(k8s::makeSecretStore(api, std::string(kNamespace), std::string(kName))),
         configmap(k8s::makeConfigMapStore(api, std::string(kNamespace), std::string(kName))) {}
 
@@ -197,14 +221,12 @@ struct Client {
     k8s::ClientOptions o;
     o.qps = 1e9;
     o.burst = 1'000'000;
-    o.max_attempts = kMaxAttempts;
-    o.backoff_initial = std::chrono::milliseconds(0);
-    o.backoff_max = std::chrono::milliseconds(0);
     o.retry_after_cap = std::chrono::milliseconds(0);
     o.request_timeout = std::chrono::milliseconds(5'000);
     return o;
   }
 
+  AttemptCounter counter;  // before `api`, which points at it
   k8s::ApiClient api;
   std::unique_ptr<k8s::ObjectStore> secret;
   std::unique_ptr<k8s::ObjectStore> configmap;
@@ -308,8 +330,10 @@ void checkErrorTexts(std::string_view body, int status) {
   if (said.size() > 210 || !isPrintableLine(said)) {
     fuzzFailure("kubernetesMessage is not a short printable excerpt: " + said);
   }
-  const Error e = k8s::responseError("patch", ref, status, body, 2, "/var/run/token");
-  if (e.code != status) fuzzFailure("responseError's code is not the HTTP status");
+  const Error e = k8s::responseError("patch", ref, status, body, "/var/run/token");
+  if (e.code != status || e.kind != ErrorKind::Http) {
+    fuzzFailure("responseError's code is not the HTTP status, or its kind not Http");
+  }
   if (e.message.size() > 2000 || !isPrintableLine(e.message)) {
     fuzzFailure("responseError is not one bounded printable line: " + e.message);
   }
@@ -329,11 +353,11 @@ int k8sResponsesOneInput(const uint8_t* data, size_t size) {
   bool echoed = false;
   for (const auto& r : copy) echoed = echoed || r.body.find(kToken) != std::string::npos;
   server.script(std::move(script));
+  client.counter.attempts = 0;
 
   const bool secret = (op & 1) == 0;
   k8s::ObjectStore& store = secret ? *client.secret : *client.configmap;
   const std::string_view kind = secret ? "secret" : "configmap";
-  int max_requests = kMaxAttempts;
   switch ((op >> 1) % 3) {
     case 0: {
       const auto got = store.get();
@@ -343,9 +367,7 @@ int k8sResponsesOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 1: {
-      max_requests = 3 * kMaxAttempts;
-      const auto st = store.patch({{"device_id", "nFuzz1"}, {"old_key", std::nullopt}},
-                                  /*create_if_missing=*/(op & 0x80) != 0);
+      const auto st = store.patch({{"device_id", "nFuzz1"}, {"old_key", std::nullopt}});
       if (!st) checkError(st.error(), kind, echoed);
       break;
     }
@@ -355,9 +377,10 @@ int k8sResponsesOneInput(const uint8_t* data, size_t size) {
       break;
     }
   }
-  if (server.requests() > max_requests) {
-    fuzzFailure("the client made " + std::to_string(server.requests()) +
-                " requests for one operation (a retry storm)");
+  if (client.counter.attempts > kMaxClientAttempts || server.requests() > kMaxServerRequests) {
+    fuzzFailure("one operation made " + std::to_string(client.counter.attempts.load()) +
+                " client attempts and the server saw " + std::to_string(server.requests()) +
+                " requests (a retry storm):" + server.seen());
   }
   return 0;
 }

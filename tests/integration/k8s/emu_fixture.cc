@@ -116,8 +116,6 @@ void EmuFixture::TearDown() {
 ClientOptions EmuFixture::fastOptions() {
   ClientOptions opts;
   opts.qps = 0;  // unlimited
-  opts.backoff_initial = std::chrono::milliseconds(1);
-  opts.backoff_max = std::chrono::milliseconds(2);
   opts.retry_after_cap = std::chrono::milliseconds(5'000);
   opts.connect_timeout = std::chrono::milliseconds(5'000);
   opts.request_timeout = std::chrono::milliseconds(10'000);

@@ -5,7 +5,7 @@
 //   TEST_F(EmuFixture, Something) {
 //     auto api = makeClient();
 //     auto secret = makeSecretStore(*api, kNamespace, "ts-state");
-//     ASSERT_TRUE(secret->patch({{"k", "v"}}, true).ok());
+//     ASSERT_TRUE(secret->patch({{"k", "v"}}).ok());
 //     EXPECT_EQ(emu().requestLog().back().method, "POST");
 //   }
 #include <gtest/gtest.h>

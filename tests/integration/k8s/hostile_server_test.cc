@@ -32,7 +32,6 @@ class HostileServerTest : public EmuFixture {
   }
   static ClientOptions oneShot(milliseconds deadline = milliseconds(10'000)) {
     ClientOptions opts = fastOptions();
-    opts.max_attempts = 1;
     opts.request_timeout = deadline;
     return opts;
   }
@@ -69,20 +68,20 @@ TEST_F(HostileServerTest, ATrickleInTheHeadersEndsAtTheRequestDeadline) {
   EXPECT_NE(got.error().message.find("check its health and the network path"), std::string::npos);
 }
 
-TEST_F(HostileServerTest, ATrickleInTheBodyEndsAtTheRequestDeadlineAndIsRetried) {
+TEST_F(HostileServerTest, ATrickleInTheBodyEndsAtTheRequestDeadlineOfEachRequest) {
   auto server = serve(trickle(
       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
       milliseconds(300), milliseconds(30'000)));
-  ClientOptions opts = oneShot(milliseconds(1'000));
-  opts.max_attempts = 2;
-  auto api = clientFor(*server, opts);
-  auto got = api->request("GET", kPath, "secrets");
-  ASSERT_FALSE(got.ok());
-  EXPECT_NE(got.error().message.find("no complete answer within the request deadline of 1 s"),
-            std::string::npos)
-      << got.error().message;
-  EXPECT_NE(got.error().message.find("(2 attempts)"), std::string::npos) << got.error().message;
-  EXPECT_EQ(server->requestHeads().size(), 2u);  // each attempt got its own deadline
+  auto api = clientFor(*server, oneShot(milliseconds(1'000)));
+  for (int i = 0; i < 2; ++i) {  // the caller's retry gets a deadline of its own
+    auto got = api->request("GET", kPath, "secrets");
+    ASSERT_FALSE(got.ok());
+    EXPECT_EQ(got.error().kind, ErrorKind::Timeout);
+    EXPECT_NE(got.error().message.find("no complete answer within the request deadline of 1 s"),
+              std::string::npos)
+        << got.error().message;
+  }
+  EXPECT_EQ(server->requestHeads().size(), 2u);  // one attempt per request, no retry underneath
 }
 
 // Streams zeros after `head` until `limit` bytes or the client hangs up.

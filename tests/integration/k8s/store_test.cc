@@ -33,7 +33,7 @@ TEST_F(StoreTest, GetReportsTheFieldManagersOfTheKeysAskedFor) {
   seedSecret("ts-state", {{"device_id", "nX1"}, {"device_fqdn", "a."}, {"_machinekey", "mk"}});
   auto api = makeClient();
   auto secret = makeSecretStore(*api, kNamespace, "ts-state");
-  ASSERT_TRUE(secret->patch({{"device_id", "nX2"}}, false).ok());
+  ASSERT_TRUE(secret->patch({{"device_id", "nX2"}}).ok());
   auto got = secret->get({"device_id", "device_fqdn", "device_ips"});
   ASSERT_TRUE(got.ok()) << got.error().message;
   ASSERT_TRUE(got->has_value());
@@ -80,8 +80,7 @@ TEST_F(StoreTest, PatchTouchesOnlyTheGivenKeys) {
   ASSERT_TRUE(secret
                   ->patch({{"device_id", "new"},
                            {"device_fqdn", "node.tail.ts.net."},
-                           {"https_endpoint", std::nullopt}},
-                          /*create_if_missing=*/false)
+                           {"https_endpoint", std::nullopt}})
                   .ok());
   EXPECT_EQ(storedSecretData("ts-state"), (Data{{"_machinekey", "mk"},
                                                 {"_current-profile", "pf"},
@@ -94,7 +93,7 @@ TEST_F(StoreTest, PatchSendsAStrategicMergePatchWithTheFieldManager) {
   seedSecret("ts-state", {{"keep", "me"}});
   auto api = makeClient();
   ASSERT_TRUE(makeSecretStore(*api, kNamespace, "ts-state")
-                  ->patch({{"device_id", "abc"}, {"gone", std::nullopt}}, false)
+                  ->patch({{"device_id", "abc"}, {"gone", std::nullopt}})
                   .ok());
   const auto patches = apiRequests("PATCH");
   ASSERT_EQ(patches.size(), 1u);
@@ -112,7 +111,7 @@ TEST_F(StoreTest, BinarySecretValuesRoundTrip) {
   binary += std::string("\0\0\xff\n", 4);
   auto api = makeClient();
   auto secret = makeSecretStore(*api, kNamespace, "bin");
-  ASSERT_TRUE(secret->patch({{"blob", binary}, {"text", "plain"}}, true).ok());
+  ASSERT_TRUE(secret->create({{"blob", binary}, {"text", "plain"}}).ok());
   EXPECT_EQ(storedSecretData("bin").at("blob"), binary);
   auto got = secret->get();
   ASSERT_TRUE(got.ok() && got->has_value());
@@ -120,51 +119,55 @@ TEST_F(StoreTest, BinarySecretValuesRoundTrip) {
   EXPECT_EQ((*got)->data.at("text"), "plain");
 }
 
-TEST_F(StoreTest, PatchCreatesAMissingSecretWhenAllowed) {
+TEST_F(StoreTest, CreateSendsOnePostWithTheFieldManager) {
   auto api = makeClient();
   auto secret = makeSecretStore(*api, kNamespace, "new-one");
-  ASSERT_TRUE(secret->patch({{"device_id", "n1"}, {"stale", std::nullopt}}, true).ok());
+  ASSERT_TRUE(secret->create({{"device_id", "n1"}}).ok());
   EXPECT_EQ(storedSecretData("new-one"), (Data{{"device_id", "n1"}}));
   const auto log = apiRequests();
-  ASSERT_EQ(log.size(), 2u);
-  EXPECT_EQ(log[0].method, "PATCH");
-  EXPECT_EQ(log[0].status, 404);
-  EXPECT_EQ(log[1].method, "POST");
-  EXPECT_EQ(log[1].status, 201);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].method, "POST");
+  EXPECT_EQ(log[0].query, "fieldManager=ts-kube-agent");
+  EXPECT_EQ(log[0].status, 201);
 }
 
-TEST_F(StoreTest, PatchOfAMissingSecretWithoutCreateSaysWhatToDo) {
+// The store never falls back from one verb to another (creating a missing object is the
+// publisher's decision): a PATCH of a missing Secret is one request and a clear 404.
+TEST_F(StoreTest, PatchOfAMissingSecretIsOneRequestAndSaysWhatToDo) {
   auto api = makeClient();
-  auto patched = makeSecretStore(*api, kNamespace, "missing")->patch({{"k", "v"}}, false);
+  auto patched = makeSecretStore(*api, kNamespace, "missing")->patch({{"k", "v"}});
   ASSERT_FALSE(patched.ok());
+  EXPECT_EQ(patched.error().kind, ErrorKind::Http);
   EXPECT_EQ(patched.error().code, 404);
   EXPECT_EQ(patched.error().message,
             "secret tailscale/missing does not exist and the agent may not create it: create it, "
             "or allow \"create\" on \"secrets\" in namespace tailscale");
-}
-
-TEST_F(StoreTest, PatchAfterLosingTheCreateRaceSucceeds) {
-  // Our PATCH sees 404, then someone else creates the Secret before our POST: the POST answers
-  // 409 AlreadyExists and the patch is sent again.
-  seedSecret("raced", {{"theirs", "1"}});
-  kube_emu::FaultRule not_found;
-  not_found.kind = kube_emu::FaultKind::kStatus;
-  not_found.status = 404;
-  not_found.method = "PATCH";
-  emu().injectFault(not_found);
-  auto api = makeClient();
-  auto patched = makeSecretStore(*api, kNamespace, "raced")->patch({{"ours", "2"}}, true);
-  ASSERT_TRUE(patched.ok()) << patched.error().message;
-  EXPECT_EQ(storedSecretData("raced"), (Data{{"theirs", "1"}, {"ours", "2"}}));
   std::vector<std::string> sequence;
   for (const auto& r : apiRequests()) sequence.push_back(r.method + " " + std::to_string(r.status));
-  EXPECT_EQ(sequence, (std::vector<std::string>{"PATCH 404", "POST 409", "PATCH 200"}));
+  EXPECT_EQ(sequence, (std::vector<std::string>{"PATCH 404"}));
+}
+
+TEST_F(StoreTest, TooManyRequestsIsReportedWithItsRetryAfter) {
+  seedSecret("s", {{"k", "v"}});
+  kube_emu::FaultRule rule;
+  rule.kind = kube_emu::FaultKind::k429;
+  rule.count = 1;
+  rule.method = "PATCH";
+  rule.retry_after_seconds = 3;
+  emu().injectFault(rule);
+  auto api = makeClient();
+  auto patched = makeSecretStore(*api, kNamespace, "s")->patch({{"k", "w"}});
+  ASSERT_FALSE(patched.ok());
+  EXPECT_EQ(patched.error().code, 429);
+  EXPECT_EQ(patched.error().retry_after, std::chrono::milliseconds(3'000));
+  EXPECT_EQ(apiRequests("PATCH").size(), 1u);  // not retried underneath the caller
+  EXPECT_EQ(storedSecretData("s").at("k"), "v");
 }
 
 TEST_F(StoreTest, InvalidKeyIsRejectedWithTheApiServersReason) {
   seedSecret("s", {{"k", "v"}});
   auto api = makeClient();
-  auto patched = makeSecretStore(*api, kNamespace, "s")->patch({{"bad key!", "v"}}, false);
+  auto patched = makeSecretStore(*api, kNamespace, "s")->patch({{"bad key!", "v"}});
   ASSERT_FALSE(patched.ok());
   EXPECT_EQ(patched.error().code, 422);
   EXPECT_NE(patched.error().message.find("cannot patch secrets \"s\" in namespace \"tailscale\": "
@@ -177,7 +180,7 @@ TEST_F(StoreTest, InvalidKeyIsRejectedWithTheApiServersReason) {
 
 TEST_F(StoreTest, EmptyChangesSendNothing) {
   auto api = makeClient();
-  ASSERT_TRUE(makeSecretStore(*api, kNamespace, "x")->patch({}, true).ok());
+  ASSERT_TRUE(makeSecretStore(*api, kNamespace, "x")->patch({}).ok());
   EXPECT_TRUE(apiRequests().empty());
 }
 
@@ -186,7 +189,7 @@ TEST_F(StoreTest, ConfigMapValuesArePlainStrings) {
   auto api = makeClient();
   auto cm = makeConfigMapStore(*api, kNamespace, "ts-info");
   EXPECT_EQ(cm->describe(), "configmap tailscale/ts-info");
-  ASSERT_TRUE(cm->patch({{"device_ips", R"(["100.64.0.1"])"}}, false).ok());
+  ASSERT_TRUE(cm->patch({{"device_ips", R"(["100.64.0.1"])"}}).ok());
   EXPECT_EQ(storedConfigMapData("ts-info"),
             (Data{{"other", "kept"}, {"device_ips", R"(["100.64.0.1"])"}}));
   EXPECT_EQ(nlohmann::json::parse(apiRequests("PATCH").at(0).body),
@@ -196,16 +199,16 @@ TEST_F(StoreTest, ConfigMapValuesArePlainStrings) {
   EXPECT_EQ((*got)->data.at("device_ips"), R"(["100.64.0.1"])");
 }
 
-TEST_F(StoreTest, ConfigMapIsCreatedWhenMissing) {
+TEST_F(StoreTest, ConfigMapIsCreated) {
   auto api = makeClient();
-  ASSERT_TRUE(makeConfigMapStore(*api, kNamespace, "made")->patch({{"a", "b"}}, true).ok());
+  ASSERT_TRUE(makeConfigMapStore(*api, kNamespace, "made")->create({{"a", "b"}}).ok());
   EXPECT_EQ(storedConfigMapData("made"), (Data{{"a", "b"}}));
 }
 
 TEST_F(StoreTest, ConfigMapRefusesValuesThatAreNotUtf8) {
   auto api = makeClient();
   auto patched =
-      makeConfigMapStore(*api, kNamespace, "cm")->patch({{"blob", std::string("\xff\xfe")}}, true);
+      makeConfigMapStore(*api, kNamespace, "cm")->patch({{"blob", std::string("\xff\xfe")}});
   ASSERT_FALSE(patched.ok());
   EXPECT_NE(patched.error().message.find("the value for key \"blob\" is not valid UTF-8"),
             std::string::npos);
@@ -215,7 +218,8 @@ TEST_F(StoreTest, ConfigMapRefusesValuesThatAreNotUtf8) {
 TEST_F(StoreTest, ObserverSeesVerbsResourcesAndCodes) {
   auto api = makeClient();
   auto secret = makeSecretStore(*api, kNamespace, "obs");
-  ASSERT_TRUE(secret->patch({{"k", "v"}}, true).ok());
+  EXPECT_FALSE(secret->patch({{"k", "v"}}).ok());
+  ASSERT_TRUE(secret->create({{"k", "v"}}).ok());
   ASSERT_TRUE(secret->get().ok());
   const auto calls = observer_.requests();
   ASSERT_EQ(calls.size(), 3u);

@@ -105,7 +105,7 @@ TEST_F(TlsTest, ClientCertificateAuthenticates) {
   cfg.client_cert_pem = testPki().client_cert_pem;
   cfg.client_key_pem = testPki().client_key_pem;
   auto api = makeClient(fastOptions(), cfg);
-  ASSERT_TRUE(makeSecretStore(*api, "elsewhere", "s")->patch({{"k", "v"}}, true).ok());
+  ASSERT_TRUE(makeSecretStore(*api, "elsewhere", "s")->create({{"k", "v"}}).ok());
   const auto log = apiRequests();
   ASSERT_FALSE(log.empty());
   EXPECT_EQ(log.back().user, "admin");
@@ -180,7 +180,7 @@ TEST_F(TlsTest, KubeconfigWithClientCertificateFilesWorks) {
   auto cfg = loadKubeconfig((dir / "kubeconfig").string());
   ASSERT_TRUE(cfg.ok()) << cfg.error().message;
   auto api = makeClient(fastOptions(), *cfg);
-  ASSERT_TRUE(makeSecretStore(*api, cfg->namespace_name, "kc")->patch({{"a", "b"}}, true).ok());
+  ASSERT_TRUE(makeSecretStore(*api, cfg->namespace_name, "kc")->create({{"a", "b"}}).ok());
   EXPECT_EQ(storedSecretData("kc").at("a"), "b");
 }
 
@@ -197,7 +197,7 @@ TEST_F(TlsTest, InClusterConfigWorks) {
   unsetenv("KUBERNETES_SERVICE_PORT");
   ASSERT_TRUE(cfg.ok()) << cfg.error().message;
   auto api = makeClient(fastOptions(), *cfg);
-  ASSERT_TRUE(makeSecretStore(*api, cfg->namespace_name, "ic")->patch({{"a", "b"}}, true).ok());
+  ASSERT_TRUE(makeSecretStore(*api, cfg->namespace_name, "ic")->create({{"a", "b"}}).ok());
   EXPECT_EQ(apiRequests().back().user, kAgentUser);
 }
 

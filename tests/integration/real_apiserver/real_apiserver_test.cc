@@ -178,17 +178,11 @@ subjects:
   std::unique_ptr<k8s::ApiClient> inClusterClient(const std::string& token) {
     auto cfg = inClusterConfig(token);
     if (!cfg.ok()) throw std::runtime_error("loadInCluster failed: " + cfg.error().message);
-    return std::make_unique<k8s::ApiClient>(*cfg, fastRetries(), &observer_, Logger::null());
+    return std::make_unique<k8s::ApiClient>(*cfg, clientOptions(), &observer_, Logger::null());
   }
 
-  // The same policy as production, with shorter waits so failing cases finish quickly.
-  static k8s::ClientOptions fastRetries() {
-    k8s::ClientOptions opts;
-    opts.max_attempts = 3;
-    opts.backoff_initial = std::chrono::milliseconds(50);
-    opts.backoff_max = std::chrono::milliseconds(500);
-    return opts;
-  }
+  // Production's options (one attempt per request; retries are the publisher's).
+  static k8s::ClientOptions clientOptions() { return k8s::ClientOptions{}; }
 
   nlohmann::json getObject(const std::string& kind, const std::string& name) const {
     return nlohmann::json::parse(
@@ -230,7 +224,7 @@ TEST_F(RealApiServerTest, SecretStoreWithBoundTokenCreatesGetsAndPatches) {
 
   ASSERT_TRUE(store->create({{"device_id", "nAAA"}}).ok());
   const std::string binary("\x00\x01\x7f\x80\xfe\xff", 6);
-  const auto patched = store->patch({{"device_id", "nBBB"}, {"blob", binary}}, false);
+  const auto patched = store->patch({{"device_id", "nBBB"}, {"blob", binary}});
   ASSERT_TRUE(patched.ok()) << patched.error().message;
 
   const auto got = store->get();
@@ -248,14 +242,14 @@ TEST_F(RealApiServerTest, SecretStoreWithBoundTokenCreatesGetsAndPatches) {
   EXPECT_TRUE(observer_.saw("PATCH", 200));
 }
 
-TEST_F(RealApiServerTest, ConfigMapStoreCreatesOnPatchWhenAllowedAndDeletesKeys) {
+TEST_F(RealApiServerTest, ConfigMapStoreCreatesAndDeletesKeys) {
   createServiceAccountWithRole(kAgentRules);
   auto api = inClusterClient(mintToken());
   auto store = k8s::makeConfigMapStore(*api, ns_, "ts-config");
 
-  const auto created = store->patch({{"ipv4", "100.64.0.1"}, {"stale", "x"}}, true);
+  const auto created = store->create({{"ipv4", "100.64.0.1"}, {"stale", "x"}});
   ASSERT_TRUE(created.ok()) << created.error().message;
-  const auto deleted = store->patch({{"stale", std::nullopt}, {"ipv6", "fd7a::1"}}, false);
+  const auto deleted = store->patch({{"stale", std::nullopt}, {"ipv6", "fd7a::1"}});
   ASSERT_TRUE(deleted.ok()) << deleted.error().message;
 
   const auto got = store->get();
@@ -276,10 +270,10 @@ TEST_F(RealApiServerTest, SecretPatchPreservesKeysAndLabelsWrittenByOthers) {
   auto api = inClusterClient(mintToken());
   auto store = k8s::makeSecretStore(*api, ns_, "ts-state");
 
-  ASSERT_TRUE(store->patch({{"device_id", "n1"}, {"device_fqdn", "a.ts.net"}}, false).ok());
+  ASSERT_TRUE(store->patch({{"device_id", "n1"}, {"device_fqdn", "a.ts.net"}}).ok());
   kubectl({"patch", "secret", "ts-state", "-n", ns_, "--type=merge", "-p",
            R"({"stringData":{"written-later":"by-kubectl"}})"});
-  const auto second = store->patch({{"device_id", "n2"}}, false);
+  const auto second = store->patch({{"device_id", "n2"}});
   ASSERT_TRUE(second.ok()) << second.error().message;
 
   const auto object = getObject("secret", "ts-state");
@@ -299,7 +293,7 @@ TEST_F(RealApiServerTest, ConfigMapPatchPreservesKeysWrittenByOthers) {
   auto api = inClusterClient(mintToken());
   auto store = k8s::makeConfigMapStore(*api, ns_, "ts-config");
 
-  const auto patched = store->patch({{"hostname", "node-a"}}, false);
+  const auto patched = store->patch({{"hostname", "node-a"}});
   ASSERT_TRUE(patched.ok()) << patched.error().message;
 
   const auto object = getObject("configmap", "ts-config");
@@ -319,7 +313,7 @@ TEST_F(RealApiServerTest, ForbiddenNameGivesErrorNamingVerbResourceNamespaceAndN
   expectMentions(get.error().message, {"get", "secrets", ns_, "someone-elses"});
 
   auto config = k8s::makeConfigMapStore(*api, ns_, "not-ours");
-  const auto patch = config->patch({{"k", "v"}}, false);
+  const auto patch = config->patch({{"k", "v"}});
   ASSERT_FALSE(patch.ok());
   EXPECT_EQ(patch.error().code, 403);
   RecordProperty("error_on_forbidden_patch", patch.error().message);
@@ -333,12 +327,12 @@ TEST_F(RealApiServerTest, MissingObjectWithoutCreateRightSaysWhatIsMissing) {
   auto api = inClusterClient(mintToken());
   auto store = k8s::makeSecretStore(*api, ns_, "ts-state");
 
-  const auto no_create = store->patch({{"device_id", "n1"}}, false);
+  const auto no_create = store->patch({{"device_id", "n1"}});
   ASSERT_FALSE(no_create.ok());
   RecordProperty("error_on_missing_object", no_create.error().message);
   expectMentions(no_create.error().message, {"ts-state", ns_, "create"});
 
-  const auto denied_create = store->patch({{"device_id", "n1"}}, true);
+  const auto denied_create = store->create({{"device_id", "n1"}});
   ASSERT_FALSE(denied_create.ok());
   EXPECT_EQ(denied_create.error().code, 403);
   RecordProperty("error_on_forbidden_create", denied_create.error().message);
@@ -369,7 +363,7 @@ TEST_F(RealApiServerTest, RecoversWhenTokenIsRevokedAndTokenFileRotatedWhileRunn
   const std::string first_token = mintToken();
   auto api = inClusterClient(first_token);
   auto store = k8s::makeSecretStore(*api, ns_, "ts-state");
-  ASSERT_TRUE(store->patch({{"device_id", "n1"}}, true).ok());
+  ASSERT_TRUE(store->create({{"device_id", "n1"}}).ok());
 
   // Recreating the ServiceAccount gives it a new UID: tokens bound to the old one stop working
   // once the API server's short authentication cache lets go of them.
@@ -387,7 +381,7 @@ TEST_F(RealApiServerTest, RecoversWhenTokenIsRevokedAndTokenFileRotatedWhileRunn
   }
 
   writeServiceAccountFile("token", mintToken());
-  const auto patched = store->patch({{"device_id", "n2"}}, false);
+  const auto patched = store->patch({{"device_id", "n2"}});
   ASSERT_TRUE(patched.ok()) << patched.error().message;
   EXPECT_TRUE(observer_.sawCode(401));
   EXPECT_EQ(base64Decode(getObject("secret", "ts-state")["data"]["device_id"].get<std::string>()),
@@ -402,10 +396,15 @@ TEST_F(RealApiServerTest, KubeconfigWithTokenOrClientCertificateReachesServer) {
     ASSERT_TRUE(cfg.ok()) << cfg.error().message;
     EXPECT_EQ(cfg->server, server_.url);
     EXPECT_EQ(cfg->namespace_name, "default");
-    k8s::ApiClient api(*cfg, fastRetries(), &observer_, Logger::null());
+    k8s::ApiClient api(*cfg, clientOptions(), &observer_, Logger::null());
     auto store = k8s::makeConfigMapStore(api, ns_, "from-kubeconfig");
-    const auto patched = store->patch({{"source", path}}, true);
-    ASSERT_TRUE(patched.ok()) << patched.error().message;
+    // The first kubeconfig creates the ConfigMap, the second patches it (the store does one
+    // request per call; deciding to create is its caller's).
+    const auto existing = store->get();
+    ASSERT_TRUE(existing.ok()) << existing.error().message;
+    const auto written = existing->has_value() ? store->patch({{"source", path}})
+                                               : store->create({{"source", path}});
+    ASSERT_TRUE(written.ok()) << written.error().message;
     const auto got = store->get();
     ASSERT_TRUE(got.ok()) << got.error().message;
     ASSERT_TRUE(got->has_value());
@@ -419,7 +418,7 @@ TEST_F(RealApiServerTest, VerifiesServerCertificateAgainstCaAndHostName) {
   ASSERT_TRUE(cfg.ok()) << cfg.error().message;
 
   const auto getWith = [&](const k8s::ClusterConfig& c) {
-    k8s::ApiClient api(c, fastRetries(), &observer_, Logger::null());
+    k8s::ApiClient api(c, clientOptions(), &observer_, Logger::null());
     return k8s::makeSecretStore(api, ns_, "absent")->get();
   };
 

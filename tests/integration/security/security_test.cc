@@ -187,6 +187,17 @@ TEST_F(SecurityTest, InsecureSkipTlsVerifyWorksOnlyWhenAskedAndWarnsAtEveryStart
     EXPECT_NE(log.find("insecure-skip-tls-verify"), std::string::npos)
         << "start " << start << ": no warning naming the flag:\n"
         << log;
+    // One warning line (the API client's), not one per part that knows of the switch.
+    size_t warnings = 0;
+    for (size_t at = 0, end = 0; at < log.size(); at = end + 1) {
+      end = log.find('\n', at);
+      if (end == std::string::npos) end = log.size();
+      const std::string_view line(log.data() + at, end - at);
+      if (line.find("WARN") != line.npos && line.find("TLS verification") != line.npos) {
+        ++warnings;
+      }
+    }
+    EXPECT_EQ(warnings, 1u) << "start " << start << ":\n" << log;
     agent->signal(SIGTERM);
     EXPECT_EQ(agent->waitExit(30s), 0) << agent->log();
   }

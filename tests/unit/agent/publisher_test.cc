@@ -1,546 +1,559 @@
-// Publisher against a real ObjectStore talking HTTPS to an in-process kube-emu. Time in the
-// publisher comes from a ManualClock: the tests move it and wake the publisher, never sleep.
+// The publisher's logic against a fake ObjectStore (tests/unit/agent/fake_object_store.h): no
+// HTTPS, no emulator. Time is a ManualClock: a test moves it (which wakes the publisher) and
+// waits until the publisher has done everything then due (Publisher::waitIdle); nothing sleeps,
+// nothing polls, every outcome below is exact. What the real stores put on the wire is tested
+// against kube-emu in tests/integration/agent/publisher_emu_test.cc.
 #include "agent/publisher.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <thread>
 
-#include "k8s/base64.h"
-#include "k8s/client.h"
-#include "tests/support/tls/test_tls.h"
-#include "tools/kube-emu/kube_emu.h"
+#include "k8s/errors.h"
+#include "tests/unit/agent/fake_object_store.h"
 
 namespace tsk::agent {
 namespace {
 
 using std::chrono::milliseconds;
+using testing::FakeObjectStore;
 using Data = std::map<std::string, std::string>;
-
-constexpr const char* kNs = "tailscale";
-constexpr const char* kAgentUser = "system:serviceaccount:tailscale:agent";
-constexpr const char* kToken = "agent-token";
-
-const tsk::testing::TestPki& pki() {
-  static const tsk::testing::TestPki p;
-  return p;
-}
-
-kube_emu::RbacPolicy policyAllowing(std::vector<std::string> verbs) {
-  kube_emu::RbacPolicy policy;
-  policy.admin_users = {"admin"};
-  kube_emu::RbacRule rule;
-  rule.users = {kAgentUser};
-  rule.verbs = std::move(verbs);
-  rule.resources = {"secrets", "configmaps"};
-  rule.namespaces = {kNs};
-  policy.rules.push_back(rule);
-  return policy;
-}
-
-// Polls `cond` until it holds or 20 s pass.
-template <typename F>
-bool eventually(F cond) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return cond();
-}
 
 KeyValues identity(const std::string& id, const std::string& ips) {
   return {{"device_id", id}, {"device_fqdn", "node-0.tail1.ts.net."}, {"device_ips", ips}};
 }
+Data stored(const std::string& id, const std::string& ips) {
+  return {{"device_id", id}, {"device_fqdn", "node-0.tail1.ts.net."}, {"device_ips", ips}};
+}
+
+Error unavailable() {
+  return k8s::httpStatusError("patch", FakeObjectStore::ref(), 503, "etcd timeout");
+}
+Error tooManyRequests(milliseconds retry_after) {
+  Error e = k8s::httpStatusError("patch", FakeObjectStore::ref(), 429, "slow down");
+  e.retry_after = retry_after;
+  return e;
+}
+Error forbidden(const std::string& verb) {
+  return k8s::forbiddenError(verb, FakeObjectStore::ref(), "");
+}
+Error refused() {
+  return Error{"PATCH https://k8s/x: could not connect", ErrorKind::Transport};
+}
+
+// Captures what a Logger writes.
+class CapturedLog {
+ public:
+  CapturedLog() : file_(open_memstream(&buf_, &len_)), log_(file_) {}
+  ~CapturedLog() {
+    if (file_) std::fclose(file_);
+    std::free(buf_);
+  }
+  Logger& logger() { return log_; }
+  std::string text() {
+    std::fflush(file_);
+    return std::string(buf_, len_);
+  }
+
+ private:
+  char* buf_ = nullptr;
+  size_t len_ = 0;
+  std::FILE* file_;
+  Logger log_;
+};
+
+size_t occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
 
 class PublisherTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    kube_emu::KubeEmuOptions o;
-    o.cert_file = pki().serverCert();
-    o.key_file = pki().serverKey();
-    o.tokens = {{kToken, kAgentUser, {}}};
-    o.rbac = policyAllowing({"get", "create", "patch"});
-    o.threads = 4;
-    emu_ = std::make_unique<kube_emu::KubeEmu>(o);
-    ASSERT_TRUE(emu_->start().ok());
-    k8s::ClusterConfig cfg;
-    cfg.server = emu_->url();
-    cfg.ca_pem = pki().caPem();
-    cfg.token = kToken;
-    cfg.namespace_name = kNs;
-    k8s::ClientOptions copts;
-    copts.qps = 0;
-    copts.max_attempts = 1;  // the publisher's own retry is under test
-    copts.backoff_initial = milliseconds(1);
-    copts.backoff_max = milliseconds(2);
-    api_ = std::make_unique<k8s::ApiClient>(cfg, copts, nullptr, Logger::null());
-  }
-  void TearDown() override {
-    publisher_.reset();
-    emu_->stop();
-  }
-
   PublisherOptions options() const {
     PublisherOptions o;
     o.wait_min = milliseconds(20);
     o.wait_max = milliseconds(1'000);
     o.retry_initial = milliseconds(1'000);
     o.retry_max = milliseconds(4'000);
+    o.retry_after_jitter = milliseconds(1'000);
+    o.drift_check_interval = milliseconds(60'000);
     return o;
   }
 
-  Publisher& startPublisher(PublisherOptions o, Clock& clock, Logger& log = Logger::null(),
-                            bool with_configmap = false) {
+  Publisher& start() { return startWith(options()); }
+  Publisher& startWith(PublisherOptions o, Logger& log = Logger::null()) {
     std::vector<PublishTarget> targets;
-    targets.push_back({"secret", k8s::makeSecretStore(*api_, kNs, "ts-state"), {}});
-    if (with_configmap) {
-      targets.push_back({"configmap", k8s::makeConfigMapStore(*api_, kNs, "ts-id"), {}});
-    }
-    publisher_ = std::make_unique<Publisher>(std::move(targets), o, log, clock);
+    targets.push_back({"secret", std::make_unique<FakeObjectStore>(store_), {}});
+    publisher_ = std::make_unique<Publisher>(std::move(targets), o, log, clock_);
     publisher_->start();
     return *publisher_;
   }
 
-  // Starts a publisher and waits for its first (immediate) write, of identity n0.
-  void startSynced(PublisherOptions o) {
-    startPublisher(o, clock_).submitIdentities({identity("n0", R"(["100.64.0.0"])")});
-    ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
-    writes_before_ = writes();
+  // Submits and waits until the publisher did everything then due.
+  void submit(const KeyValues& id) {
+    publisher_->submitIdentities({id});
+    publisher_->waitIdle();
   }
-
-  // Moves the publisher's clock and lets it look at its deadlines.
   void advance(milliseconds d) {
     clock_.advance(d);
-    publisher_->wake();
+    publisher_->waitIdle();
+  }
+  // Starts, writes n0 (the first sync does not wait) and checks it landed.
+  void startSynced(PublisherOptions o) {
+    startWith(o);
+    submit(identity("n0", "[1]"));
+    ASSERT_EQ(status().written, 1u);
+    ASSERT_EQ(store_->object(), stored("n0", "[1]"));
   }
 
-  // `manager` owns the seeded keys (metadata.managedFields); by default a previous run of the
-  // agent.
-  void seedSecret(const Data& data, const std::string& manager = "ts-kube-agent") {
-    nlohmann::json encoded = nlohmann::json::object();
-    for (const auto& [k, v] : data) encoded[k] = k8s::base64Encode(v);
-    const nlohmann::json obj = {{"metadata", {{"name", "ts-state"}}}, {"data", encoded}};
-    ASSERT_EQ(emu_->store().create(kube_emu::Resource::kSecrets, kNs, obj.dump(), {manager}).code,
-              201);
-  }
-
-  Data storedSecret() {
-    Data out;
-    auto obj = emu_->store().find(kube_emu::Resource::kSecrets, kNs, "ts-state");
-    if (!obj || !obj->contains("data")) return out;
-    for (const auto& [k, v] : (*obj)["data"].items()) {
-      out[k] = k8s::base64Decode(v.get<std::string>()).value_or("<bad base64>");
-    }
-    return out;
-  }
-  // Requests that changed the object (2xx PATCH, POST or PUT).
-  size_t writes() const {
-    size_t n = 0;
-    for (auto& r : emu_->requestLog()) {
-      if (r.method != "GET" && r.status >= 200 && r.status < 300) ++n;
-    }
-    return n;
-  }
-
-  std::vector<kube_emu::RequestRecord> requests(const std::string& method) const {
-    std::vector<kube_emu::RequestRecord> out;
-    for (auto& r : emu_->requestLog()) {
-      if (r.method == method) out.push_back(r);
-    }
-    return out;
-  }
-
-  TargetStatus secretStatus() const { return publisher_->status().at(0); }
+  TargetStatus status() const { return publisher_->status().at(0); }
 
   ManualClock clock_;
-  size_t writes_before_ = 0;
-  std::unique_ptr<kube_emu::KubeEmu> emu_;
-  std::unique_ptr<k8s::ApiClient> api_;
+  std::shared_ptr<FakeObjectStore::State> store_ = std::make_shared<FakeObjectStore::State>();
   std::unique_ptr<Publisher> publisher_;
 };
 
-TEST_F(PublisherTest, CreatesTheSecretWithTheFirstIdentityWithoutWaiting) {
-  auto& pub = startPublisher(options(), clock_);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
-  // The clock does not move: the first sync after start skips the quiet window.
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
-  EXPECT_EQ(storedSecret(), (Data{{"device_id", "n1"},
-                                  {"device_fqdn", "node-0.tail1.ts.net."},
-                                  {"device_ips", R"(["100.64.0.1"])"}}));
-  EXPECT_TRUE(secretStatus().in_sync);
-  EXPECT_TRUE(pub.allInSync());
-  // The GET said the Secret is absent, so it is created directly: one POST, no PATCH.
-  EXPECT_EQ(requests("GET").size(), 1u);
-  EXPECT_EQ(requests("POST").size(), 1u);
-  EXPECT_EQ(requests("PATCH").size(), 0u);
+// ---- first sync, changed keys, coalescing ----
+
+TEST_F(PublisherTest, CreatesTheMissingObjectWithTheFirstIdentityWithoutWaiting) {
+  start();
+  submit(identity("n1", "[1]"));  // the clock does not move
+  EXPECT_EQ(store_->object(), stored("n1", "[1]"));
+  // The read said it is absent: created directly, one POST, no PATCH first.
+  EXPECT_EQ(store_->count("get"), 1u);
+  EXPECT_EQ(store_->count("create"), 1u);
+  EXPECT_EQ(store_->count("patch"), 0u);
+  EXPECT_TRUE(status().in_sync);
+  EXPECT_TRUE(publisher_->allInSync());
+  EXPECT_EQ(status().last_write, clock_.wallNow());
 }
 
-TEST_F(PublisherTest, SkipsWriteWhenIdentityUnchanged) {
-  seedSecret({{"device_id", "n1"},
-              {"device_fqdn", "node-0.tail1.ts.net."},
-              {"device_ips", R"(["100.64.0.1"])"},
-              {"_machinekey", "mk"}});
-  auto& pub = startPublisher(options(), clock_);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
-  advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().unchanged == 1; }));
-  EXPECT_EQ(requests("GET").size(), 1u);
-  EXPECT_EQ(requests("PATCH").size(), 0u);
-  EXPECT_EQ(requests("POST").size(), 0u);
-  EXPECT_TRUE(secretStatus().in_sync);
+TEST_F(PublisherTest, UnchangedIdentityIsReadButNotWritten) {
+  store_->put({{"device_id", "n1"},
+               {"device_fqdn", "node-0.tail1.ts.net."},
+               {"device_ips", "[1]"},
+               {"_machinekey", "mk"}},
+              "ts-kube-agent");
+  start();
+  submit(identity("n1", "[1]"));
+  EXPECT_EQ(store_->count("get"), 1u);
+  EXPECT_EQ(store_->writes(), 0u);
+  EXPECT_EQ(status().unchanged, 1u);
+  EXPECT_TRUE(status().in_sync);
+  // Confirmed in sync without writing: last_in_sync set, last_write not.
+  EXPECT_EQ(status().last_in_sync, clock_.wallNow());
+  EXPECT_FALSE(status().last_write.has_value());
 }
 
-TEST_F(PublisherTest, RestartWithUnchangedIdentityMakesNoWrite) {
-  {
-    auto& pub = startPublisher(options(), clock_);
-    pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
-    advance(milliseconds(20));
-    ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
-    publisher_.reset();
-  }
-  emu_->clearRequestLog();
-  auto& pub = startPublisher(options(), clock_);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
-  advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().unchanged == 1; }));
-  EXPECT_EQ(requests("PATCH").size(), 0u);
-  EXPECT_EQ(requests("POST").size(), 0u);
-  // Nothing written by this process, yet the object is confirmed in sync: the dashboard's
-  // identity-age panels read last_in_sync, which a restart must not leave empty.
-  const auto st = secretStatus();
-  EXPECT_FALSE(st.last_write.has_value());
-  ASSERT_TRUE(st.last_in_sync.has_value());
-  EXPECT_EQ(*st.last_in_sync, clock_.wallNow());
+TEST_F(PublisherTest, WritesOnlyTheKeysThatDifferAndLeavesOthersAlone) {
+  store_->put({{"device_id", "n1"},
+               {"device_fqdn", "node-0.tail1.ts.net."},
+               {"device_ips", "[1]"},
+               {"_machinekey", "mk"}},
+              "ts-kube-agent");
+  store_->putUndecodable("device_fqdn", "ts-kube-agent");
+  start();
+  submit(identity("n1", "[2]"));
+  const auto calls = store_->calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[1].verb, "patch");
+  // device_ips changed; device_fqdn could not be decoded so it counts as differing.
+  EXPECT_EQ(calls[1].changes,
+            (k8s::DataChanges{{"device_fqdn", "node-0.tail1.ts.net."}, {"device_ips", "[2]"}}));
+  EXPECT_EQ(store_->object()->at("_machinekey"), "mk");
 }
 
-TEST_F(PublisherTest, WritesOnlyTheKeysThatChanged) {
-  seedSecret({{"device_id", "n1"},
-              {"device_fqdn", "node-0.tail1.ts.net."},
-              {"device_ips", R"(["100.64.0.1"])"},
-              {"_machinekey", "mk"},
-              {"profile-a1", "state"}});
-  auto& pub = startPublisher(options(), clock_);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.2","fd7a:115c:a1e0::2"])")});
-  advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
-  const auto patches = requests("PATCH");
-  ASSERT_EQ(patches.size(), 1u);
-  const auto body = nlohmann::json::parse(patches[0].body);
-  ASSERT_EQ(body["data"].size(), 1u) << patches[0].body;
-  EXPECT_TRUE(body["data"].contains("device_ips"));
-  EXPECT_EQ(patches[0].content_type, "application/strategic-merge-patch+json");
-  const auto stored = storedSecret();
-  EXPECT_EQ(stored.at("device_ips"), R"(["100.64.0.2","fd7a:115c:a1e0::2"])");
-  EXPECT_EQ(stored.at("_machinekey"), "mk");
-  EXPECT_EQ(stored.at("profile-a1"), "state");
-}
-
-TEST_F(PublisherTest, CoalescesABurstIntoOneWriteOfTheLatest) {
-  ASSERT_NO_FATAL_FAILURE(startSynced(options()));
-  auto& pub = *publisher_;
+TEST_F(PublisherTest, ABurstWithinTheQuietWindowIsOneWriteOfTheLatest) {
+  startSynced(options());
   for (int i = 1; i <= 10; ++i) {
-    pub.submitIdentities({identity("n1", "[\"100.64.0." + std::to_string(i) + "\"]")});
-    advance(milliseconds(10));  // each change within wait_min of the last
+    submit(identity("n1", "[" + std::to_string(i) + "]"));
+    advance(milliseconds(10));  // each change within wait_min (20 ms) of the last
   }
-  advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().written >= 2; }));
-  EXPECT_EQ(secretStatus().written, 2u);
-  EXPECT_EQ(writes(), writes_before_ + 1);
-  EXPECT_EQ(storedSecret().at("device_ips"), R"(["100.64.0.10"])");
+  EXPECT_EQ(store_->writes(), 1u);  // only the first sync so far
+  advance(milliseconds(10));        // 20 ms after the last change
+  EXPECT_EQ(store_->writes(), 2u);
+  EXPECT_EQ(store_->object(), stored("n1", "[10]"));
+  EXPECT_EQ(status().written, 2u);
 }
 
-TEST_F(PublisherTest, MaxWaitBoundsTheDelayOfAContinuousBurst) {
+TEST_F(PublisherTest, WaitMaxBoundsTheDelayOfAContinuousBurst) {
   auto o = options();
   o.wait_max = milliseconds(100);
-  ASSERT_NO_FATAL_FAILURE(startSynced(o));
-  auto& pub = *publisher_;
-  // A change every 10 ms for 200 ms: the quiet window never closes, wait_max forces a write.
-  for (int i = 1; i <= 20; ++i) {
-    pub.submitIdentities({identity("n1", "[\"100.64.1." + std::to_string(i) + "\"]")});
+  startSynced(o);
+  // A change every 10 ms: the quiet window never closes; wait_max (100 ms after the first
+  // change) forces a write of whatever is newest then.
+  for (int i = 1; i <= 10; ++i) {
+    submit(identity("n1", "[" + std::to_string(i) + "]"));
+    EXPECT_EQ(store_->writes(), 1u) << i;
     advance(milliseconds(10));
-    if (i == 10) {
-      ASSERT_TRUE(eventually([&] { return secretStatus().written == 2; }));
-    }
   }
-  EXPECT_GE(writes(), writes_before_ + 1);
+  EXPECT_EQ(store_->writes(), 2u);
+  EXPECT_EQ(store_->object(), stored("n1", "[10]"));
 }
 
-TEST_F(PublisherTest, SameIdentityAgainDoesNotReopenTheWindow) {
-  auto& pub = startPublisher(options(), clock_);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
-  advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
-  for (int i = 0; i < 100; ++i) pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
+TEST_F(PublisherTest, TheSameIdentityAgainDoesNotReopenTheWindow) {
+  startSynced(options());
+  for (int i = 0; i < 100; ++i) submit(identity("n0", "[1]"));
   advance(milliseconds(2'000));
-  // Another identity afterwards proves the thread ran past the no-op submissions.
-  pub.submitIdentities({identity("n2", R"(["100.64.0.1"])")});
-  advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 2; }));
-  EXPECT_EQ(secretStatus().unchanged, 0u);
-  EXPECT_EQ(writes(), 2u);
+  EXPECT_EQ(store_->calls().size(), 2u);  // the first GET and POST only
+  EXPECT_EQ(status().unchanged, 0u);
 }
 
-TEST_F(PublisherTest, RetriesAFailedWriteUntilItSucceedsWithTheLatestIdentity) {
-  kube_emu::FaultRule fault;
-  fault.kind = kube_emu::FaultKind::kStatus;
-  fault.status = 503;
-  fault.count = 3;
-  emu_->injectFault(fault);
-  auto& pub = startPublisher(options(), clock_);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
-  advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().failed == 1; }));
-  EXPECT_FALSE(secretStatus().in_sync);
-  EXPECT_NE(secretStatus().last_error.find("503"), std::string::npos) << secretStatus().last_error;
-  // A newer identity arrives while the write is failing: it is the one finally written.
-  pub.submitIdentities({identity("n1", R"(["100.64.0.9"])")});
-  for (int i = 0; i < 10 && secretStatus().written == 0; ++i) {
-    const auto failed = secretStatus().failed;
-    advance(milliseconds(4'000));  // past any backoff
-    ASSERT_TRUE(
-        eventually([&] { return secretStatus().failed > failed || secretStatus().written > 0; }));
-  }
-  EXPECT_EQ(secretStatus().written, 1u);
-  EXPECT_TRUE(secretStatus().in_sync);
-  EXPECT_EQ(secretStatus().last_error, "");
-  EXPECT_EQ(storedSecret().at("device_ips"), R"(["100.64.0.9"])");
+// ---- the one retry layer ----
+
+TEST_F(PublisherTest, AFailedWriteIsRetriedWithBackoffAndTheLatestIdentity) {
+  store_->failNext("create", unavailable());
+  store_->failNext("create", unavailable());
+  start();
+  submit(identity("n1", "[1]"));
+  EXPECT_EQ(status().failed, 1u);
+  EXPECT_FALSE(status().in_sync);
+  EXPECT_NE(status().last_error.find("503"), std::string::npos) << status().last_error;
+  // A newer identity arrives while the write is failing; the quiet window does not override
+  // the backoff: nothing happens before the first delay's lower bound (retry_initial / 2).
+  submit(identity("n1", "[9]"));
+  advance(milliseconds(499));
+  EXPECT_EQ(store_->count("create"), 1u);
+  advance(milliseconds(501));  // retry_initial: past the first delay
+  EXPECT_EQ(store_->count("create"), 2u);
+  EXPECT_EQ(status().failed, 2u);
+  // The second delay is in [1 s, 2 s].
+  advance(milliseconds(999));
+  EXPECT_EQ(store_->count("create"), 2u);
+  advance(milliseconds(1'001));
+  EXPECT_EQ(status().written, 1u);
+  EXPECT_TRUE(status().in_sync);
+  EXPECT_EQ(status().last_error, "");
+  // Every attempt sent the newest identity there was; the last one wrote it.
+  const auto calls = store_->calls();
+  EXPECT_EQ(calls.back().created, stored("n1", "[9]"));
+  EXPECT_EQ(store_->object(), stored("n1", "[9]"));
 }
 
-TEST_F(PublisherTest, ForbiddenPatchKeepsItOutOfSyncWithTheRbacReason) {
-  seedSecret({{"device_id", "old"}});
-  emu_->setRbac(policyAllowing({"get"}));
-  auto& pub = startPublisher(options(), clock_);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
+TEST_F(PublisherTest, BackoffIsResetBySuccess) {
+  startSynced(options());
+  store_->failAlways("patch", unavailable());
+  submit(identity("n1", "[1]"));
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().failed == 1; }));
-  const auto st = secretStatus();
-  EXPECT_FALSE(st.in_sync);
-  EXPECT_NE(st.last_error.find("patch"), std::string::npos) << st.last_error;
-  EXPECT_NE(st.last_error.find("Role rule"), std::string::npos) << st.last_error;
-  // RBAC fixed: the next retry converges.
-  emu_->setRbac(policyAllowing({"get", "patch"}));
+  for (int i = 0; i < 4; ++i) advance(milliseconds(4'000));  // grows to retry_max
+  const size_t before = store_->count("patch");
+  store_->clearFaults();
   advance(milliseconds(4'000));
-  ASSERT_TRUE(eventually([&] { return secretStatus().in_sync; }));
-  EXPECT_EQ(storedSecret().at("device_id"), "n1");
+  EXPECT_EQ(store_->count("patch"), before + 1);
+  EXPECT_TRUE(status().in_sync);
+  // A later failure starts again at retry_initial: retried within 1 s.
+  store_->failNext("patch", unavailable());
+  submit(identity("n2", "[1]"));
+  advance(milliseconds(20));
+  EXPECT_EQ(status().failed, before + 1) << "one failure per attempt";
+  advance(milliseconds(1'000));
+  EXPECT_EQ(store_->object(), stored("n2", "[1]"));
 }
 
-TEST_F(PublisherTest, MissingObjectWithoutCreateIsAnErrorNamingTheRule) {
+TEST_F(PublisherTest, TransportErrorsAreRetriedLikeAnyOther) {
+  store_->failNext("get", refused());
+  start();
+  submit(identity("n1", "[1]"));
+  EXPECT_EQ(status().failed, 1u);
+  EXPECT_NE(status().last_error.find("could not connect"), std::string::npos);
+  advance(milliseconds(1'000));
+  EXPECT_EQ(store_->object(), stored("n1", "[1]"));
+}
+
+TEST_F(PublisherTest, RetryAfterIsHonouredPlusBoundedJitter) {
+  startSynced(options());
+  store_->failNext("patch", tooManyRequests(milliseconds(5'000)));
+  submit(identity("n1", "[1]"));
+  advance(milliseconds(20));
+  ASSERT_EQ(status().failed, 1u);
+  // Not before Retry-After (although the backoff alone would allow 500 ms)...
+  advance(milliseconds(4'999));
+  EXPECT_EQ(store_->count("patch"), 1u);
+  // ...and at most retry_after_jitter after it.
+  advance(milliseconds(1'001));
+  EXPECT_EQ(store_->count("patch"), 2u);
+  EXPECT_EQ(store_->object(), stored("n1", "[1]"));
+}
+
+TEST_F(PublisherTest, TheBackoffStillAppliesWhenItIsLongerThanRetryAfter) {
+  startSynced(options());
+  // Two ordinary failures make the backoff [2 s, 4 s]; then a 429 asking for 0 s.
+  store_->failNext("patch", unavailable());
+  store_->failNext("patch", unavailable());
+  store_->failNext("patch", tooManyRequests(milliseconds(0)));
+  submit(identity("n1", "[1]"));
+  advance(milliseconds(20));
+  advance(milliseconds(1'000));
+  advance(milliseconds(2'000));
+  ASSERT_EQ(status().failed, 3u);
+  advance(milliseconds(1'999));
+  EXPECT_EQ(store_->count("patch"), 3u);
+  advance(milliseconds(2'001));
+  EXPECT_EQ(store_->count("patch"), 4u);
+  EXPECT_TRUE(status().in_sync);
+}
+
+TEST_F(PublisherTest, ANewerIdentityArrivingDuringAWriteIsWrittenNext) {
+  startSynced(options());
+  // While the PATCH of n1 is in flight, n2 arrives: the store call is not retried with n1 and
+  // nothing waits for it; the next write (after the quiet window) is n2.
+  store_->beforeNext("patch", [&] { publisher_->submitIdentities({identity("n2", "[1]")}); });
+  submit(identity("n1", "[1]"));
+  advance(milliseconds(20));
+  EXPECT_EQ(store_->object(), stored("n1", "[1]"));
+  advance(milliseconds(20));
+  EXPECT_EQ(store_->object(), stored("n2", "[1]"));
+  EXPECT_EQ(status().written, 3u);
+}
+
+// ---- create-if-missing, here only ----
+
+TEST_F(PublisherTest, AnObjectDeletedBetweenReadAndWriteIsReadAgainAndCreatedAtOnce) {
+  store_->put({{"device_id", "old"}}, "ts-kube-agent");
+  store_->beforeNext("patch", [&] { store_->remove(); });
+  start();
+  submit(identity("n1", "[1]"));  // the clock never moves
+  std::vector<std::string> verbs;
+  for (const auto& c : store_->calls()) verbs.push_back(c.verb);
+  EXPECT_EQ(verbs, (std::vector<std::string>{"get", "patch", "get", "create"}));
+  EXPECT_EQ(store_->object(), stored("n1", "[1]"));
+  EXPECT_TRUE(status().in_sync);
+  EXPECT_EQ(status().failed, 1u);
+}
+
+TEST_F(PublisherTest, AnObjectCreatedBetweenReadAndWriteIsReadAgainAndPatchedAtOnce) {
+  store_->beforeNext("create", [&] { store_->put({{"theirs", "x"}}, "someone-else"); });
+  start();
+  submit(identity("n1", "[1]"));
+  std::vector<std::string> verbs;
+  for (const auto& c : store_->calls()) verbs.push_back(c.verb);
+  EXPECT_EQ(verbs, (std::vector<std::string>{"get", "create", "get", "patch"}));
+  auto expected = stored("n1", "[1]");
+  expected["theirs"] = "x";
+  EXPECT_EQ(store_->object(), expected);
+}
+
+TEST_F(PublisherTest, ASecondChangedObjectInARowWaitsForTheBackoff) {
+  store_->put({{"device_id", "old"}}, "ts-kube-agent");
+  store_->beforeNext("patch", [&] { store_->remove(); });
+  store_->beforeNext("create", [&] { store_->put({{"theirs", "x"}}, "someone-else"); });
+  start();
+  submit(identity("n1", "[1]"));
+  EXPECT_EQ(store_->calls().size(), 4u);  // get, patch 404, get, create 409: then backoff
+  EXPECT_EQ(status().failed, 2u);
+  advance(milliseconds(1'000));
+  EXPECT_TRUE(status().in_sync);
+  EXPECT_EQ(store_->object()->at("device_id"), "n1");
+}
+
+TEST_F(PublisherTest, WithoutCreateAMissingObjectIsAnErrorNamingIt) {
   auto o = options();
   o.create_objects = false;
-  auto& pub = startPublisher(o, clock_);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
+  startWith(o);
+  submit(identity("n1", "[1]"));
+  EXPECT_EQ(store_->count("create"), 0u);
+  EXPECT_EQ(store_->count("patch"), 1u);  // no immediate re-read: reading will not create it
+  EXPECT_EQ(status().failed, 1u);
+  EXPECT_NE(status().last_error.find("ts-state"), std::string::npos) << status().last_error;
+  EXPECT_NE(status().last_error.find("does not exist"), std::string::npos);
+  // Someone creates it: the retry writes into it.
+  store_->put({{"other", "v"}}, "admin");
+  advance(milliseconds(1'000));
+  EXPECT_TRUE(status().in_sync);
+  EXPECT_EQ(store_->object()->at("other"), "v");
+}
+
+TEST_F(PublisherTest, ForbiddenKeepsItOutOfSyncSayingWhichRuleIsMissing) {
+  store_->put({{"device_id", "old"}}, "ts-kube-agent");
+  store_->failAlways("patch", forbidden("patch"));
+  start();
+  submit(identity("n1", "[1]"));
+  EXPECT_FALSE(status().in_sync);
+  EXPECT_NE(status().last_error.find("Role rule"), std::string::npos) << status().last_error;
+  store_->clearFaults();  // RBAC fixed: the next retry converges
+  advance(milliseconds(1'000));
+  EXPECT_TRUE(status().in_sync);
+  EXPECT_EQ(store_->object()->at("device_id"), "n1");
+}
+
+// ---- flush at shutdown ----
+
+TEST_F(PublisherTest, FlushWritesThePendingIdentityIgnoringTheQuietWindow) {
+  startSynced(options());
+  publisher_->submitIdentities({identity("n1", "[1]")});
+  // No clock movement: the window is still open when the flush starts.
+  EXPECT_TRUE(publisher_->flush(clock_.monotonicNow() + milliseconds(10'000)));
+  EXPECT_EQ(store_->object(), stored("n1", "[1]"));
+}
+
+TEST_F(PublisherTest, FlushIgnoresAPendingBackoff) {
+  startSynced(options());
+  store_->failNext("patch", tooManyRequests(milliseconds(30'000)));
+  submit(identity("n1", "[1]"));
   advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().failed == 1; }));
-  EXPECT_NE(secretStatus().last_error.find("ts-state"), std::string::npos)
-      << secretStatus().last_error;
-  EXPECT_EQ(requests("POST").size(), 0u);
+  ASSERT_EQ(status().failed, 1u);
+  EXPECT_TRUE(publisher_->flush(clock_.monotonicNow() + milliseconds(10'000)));
+  EXPECT_EQ(store_->object(), stored("n1", "[1]"));
 }
 
-TEST_F(PublisherTest, FlushWritesThePendingIdentityAtOnce) {
-  auto& pub = startPublisher(options(), clock_);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
-  // No clock movement: the quiet window is still open when the flush starts.
-  EXPECT_TRUE(pub.flush(clock_.monotonicNow() + milliseconds(10'000)));
-  EXPECT_EQ(storedSecret().at("device_id"), "n1");
+TEST_F(PublisherTest, FlushGivesUpAtOnceOnErrorsTimeWillNotFix) {
+  for (const Error& e : {forbidden("create"), Error{"TLS verification failed", ErrorKind::Tls},
+                         Error{"bad value", ErrorKind::Config},
+                         k8s::httpStatusError("create", FakeObjectStore::ref(), 422, "invalid")}) {
+    store_ = std::make_shared<FakeObjectStore::State>();
+    store_->failAlways("create", e);
+    start();
+    publisher_->submitIdentities({identity("n1", "[1]")});
+    // The ManualClock never reaches this deadline: flush returns because the error is final.
+    EXPECT_FALSE(publisher_->flush(clock_.monotonicNow() + std::chrono::minutes(10))) << e.message;
+    EXPECT_EQ(status().last_error, e.message);
+    publisher_.reset();
+  }
 }
 
-TEST_F(PublisherTest, FlushGivesUpAtOnceOnAnErrorTimeWillNotFix) {
-  emu_->setRbac(policyAllowing({"get"}));
-  auto& pub = startPublisher(options(), clock_);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
-  // The ManualClock never reaches this deadline: flush returns only because 403 is final.
-  EXPECT_FALSE(pub.flush(clock_.monotonicNow() + std::chrono::minutes(10)));
-  EXPECT_NE(secretStatus().last_error.find("forbidden"), std::string::npos);
-}
-
-TEST_F(PublisherTest, FlushThatCannotWriteLogsPlainlyWhatWasLost) {
-  emu_->setRbac(policyAllowing({"get"}));
-  char* buf = nullptr;
-  size_t len = 0;
-  std::FILE* f = open_memstream(&buf, &len);
-  Logger log(f);
-  auto& pub = startPublisher(options(), RealClock::instance(), log);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])")});
-  EXPECT_FALSE(pub.flush(RealClock::instance().monotonicNow() + milliseconds(300)));
+TEST_F(PublisherTest, AFlushThatCannotWriteLogsPlainlyWhatWasLost) {
+  CapturedLog log;
+  store_->failAlways("create", forbidden("create"));
+  startWith(options(), log.logger());
+  publisher_->submitIdentities({identity("n1", "[100.64.0.1]")});
+  EXPECT_FALSE(publisher_->flush(clock_.monotonicNow() + std::chrono::minutes(10)));
   publisher_.reset();
-  std::fclose(f);
-  const std::string out(buf, len);
-  std::free(buf);
+  const std::string out = log.text();
   EXPECT_NE(out.find("NOT written"), std::string::npos) << out;
   EXPECT_NE(out.find("secret tailscale/ts-state"), std::string::npos) << out;
   EXPECT_NE(out.find("device_id"), std::string::npos) << out;  // key names, never values
   EXPECT_EQ(out.find("100.64.0.1"), std::string::npos) << out;
 }
 
-TEST_F(PublisherTest, ConfigMapTargetHoldsPlainStrings) {
-  auto& pub = startPublisher(options(), clock_, Logger::null(), /*with_configmap=*/true);
-  pub.submitIdentities({identity("n1", R"(["100.64.0.1"])"), identity("n1", R"(["100.64.0.1"])")});
-  advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return pub.allInSync(); }));
-  auto cm = emu_->store().find(kube_emu::Resource::kConfigMaps, kNs, "ts-id");
-  ASSERT_TRUE(cm);
-  EXPECT_EQ((*cm)["data"]["device_ips"], R"(["100.64.0.1"])");
+TEST_F(PublisherTest, StopDuringABackoffDoesNotWaitForIt) {
+  store_->failAlways("create", tooManyRequests(milliseconds(30'000)));
+  start();
+  submit(identity("n1", "[1]"));
+  ASSERT_EQ(status().failed, 1u);
+  publisher_->stop();  // the clock never reaches the retry: stop must not wait for it
+  EXPECT_FALSE(publisher_->alive());
+  EXPECT_EQ(store_->count("create"), 1u);
 }
 
-// Drift: the object changed behind the publisher's back. The checks run on the publisher's
-// clock: a test moves it past the interval plus the largest jitter (10 %).
+// ---- drift ----
+
+// Past the interval (60 s) plus the largest jitter (10 %).
 constexpr milliseconds kPastDriftCheck{66'001};
 
-TEST_F(PublisherTest, DeletedSecretIsRecreatedAtTheNextDriftCheck) {
+TEST_F(PublisherTest, ADeletedObjectIsRecreatedAtTheNextDriftCheck) {
   startSynced(options());
-  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
-  ASSERT_TRUE(storedSecret().empty());
+  store_->remove();
   advance(kPastDriftCheck);
-  ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
-  EXPECT_EQ(storedSecret(), (Data{{"device_id", "n0"},
-                                  {"device_fqdn", "node-0.tail1.ts.net."},
-                                  {"device_ips", R"(["100.64.0.0"])"}}));
-  EXPECT_TRUE(secretStatus().in_sync);
-  EXPECT_EQ(secretStatus().written, 2u);
-  EXPECT_EQ(requests("POST").size(), 2u);
+  EXPECT_EQ(store_->object(), stored("n0", "[1]"));
+  EXPECT_EQ(status().drift_repairs, 1u);
+  EXPECT_EQ(status().written, 2u);
+  EXPECT_EQ(store_->count("create"), 2u);
+  EXPECT_TRUE(status().in_sync);
 }
 
 TEST_F(PublisherTest, KeysOverwrittenBySomeoneElseAreRewrittenAndOnlyThose) {
   auto o = options();
   o.write_policy.foreign = ForeignKeyPolicy::Overwrite;  // the key is then someone else's
   startSynced(o);
-  // Another client (its own field manager) changes one of our keys and adds one of its own.
-  const auto patched = emu_->store().patch(
-      kube_emu::Resource::kSecrets, kNs, "ts-state", kube_emu::PatchType::kStrategicMerge,
-      R"({"data":{"device_id":")" + k8s::base64Encode("evil") + R"(","theirs":")" +
-          k8s::base64Encode("x") + R"("}})",
-      {"someone-else"});
-  ASSERT_LT(patched.code, 300) << patched.body;
-  const size_t patches_before = requests("PATCH").size();
+  store_->put({{"device_id", "evil"}, {"theirs", "x"}}, "someone-else");
   advance(kPastDriftCheck);
-  ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
-  EXPECT_EQ(storedSecret().at("device_id"), "n0");
-  EXPECT_EQ(storedSecret().at("theirs"), "x");  // not ours: left alone
-  const auto patches = requests("PATCH");
-  ASSERT_EQ(patches.size(), patches_before + 1);
-  const auto body = nlohmann::json::parse(patches.back().body);
-  EXPECT_EQ(body["data"].size(), 1u) << body.dump();  // only the key that differed
-  EXPECT_TRUE(body["data"].contains("device_id")) << body.dump();
+  EXPECT_EQ(status().drift_repairs, 1u);
+  EXPECT_EQ(store_->calls().back().changes, (k8s::DataChanges{{"device_id", "n0"}}));
+  EXPECT_EQ(store_->object()->at("device_id"), "n0");
+  EXPECT_EQ(store_->object()->at("theirs"), "x");
 }
 
-// Another writer (upstream containerboot's storeDeviceEndpoints, say) owns device_fqdn: by
-// default the agent writes its other keys, leaves that one alone, says so once, and N drift
-// checks make no write at all (the two writers never fight).
-TEST_F(PublisherTest, KeyAnotherFieldManagerOwnsIsSkippedAndNeverFoughtOver) {
-  seedSecret({{"device_fqdn", "routed.tail1.ts.net."}}, "containerboot");
-  char* buf = nullptr;
-  size_t len = 0;
-  std::FILE* f = open_memstream(&buf, &len);
-  Logger log(f);
-  auto& pub = startPublisher(options(), clock_, log);
-  pub.submitIdentities({identity("n0", R"(["100.64.0.0"])")});
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
-  EXPECT_EQ(storedSecret().at("device_fqdn"), "routed.tail1.ts.net.");
-  EXPECT_EQ(storedSecret().at("device_id"), "n0");
-  const auto patches = requests("PATCH");
-  ASSERT_EQ(patches.size(), 1u);
-  EXPECT_FALSE(nlohmann::json::parse(patches[0].body)["data"].contains("device_fqdn"));
-  EXPECT_TRUE(secretStatus().in_sync);  // for the keys it may write
-  EXPECT_EQ(secretStatus().foreign_keys,
+TEST_F(PublisherTest, AKeyAnotherFieldManagerOwnsIsSkippedAndNeverFoughtOver) {
+  store_->put({{"device_fqdn", "routed.tail1.ts.net."}}, "containerboot");
+  CapturedLog log;
+  startWith(options(), log.logger());
+  submit(identity("n0", "[1]"));
+  EXPECT_EQ(store_->calls().back().changes,
+            (k8s::DataChanges{{"device_id", "n0"}, {"device_ips", "[1]"}}));
+  EXPECT_EQ(store_->object()->at("device_fqdn"), "routed.tail1.ts.net.");
+  EXPECT_TRUE(status().in_sync);  // for the keys it may write
+  EXPECT_EQ(status().foreign_keys,
             (KeyManagers{{"device_fqdn", std::set<std::string>{"containerboot"}}}));
-
-  const uint64_t written = writes();
   for (uint64_t i = 1; i <= 5; ++i) {
     advance(kPastDriftCheck);
-    ASSERT_TRUE(eventually([&] { return secretStatus().drift_checks == i; })) << i;
+    EXPECT_EQ(status().drift_checks, i);
   }
-  EXPECT_EQ(writes(), written);
-  EXPECT_EQ(secretStatus().drift_repairs, 0u);
-  EXPECT_EQ(storedSecret().at("device_fqdn"), "routed.tail1.ts.net.");
+  EXPECT_EQ(store_->writes(), 1u);
+  EXPECT_EQ(status().drift_repairs, 0u);
   publisher_.reset();
-  std::fclose(f);
-  const std::string out(buf, len);
-  std::free(buf);
-  size_t warnings = 0;
-  for (size_t at = out.find("another field manager owns this key"); at != std::string::npos;
-       at = out.find("another field manager owns this key", at + 1)) {
-    ++warnings;
-  }
-  EXPECT_EQ(warnings, 1u) << out;  // once per key and manager, not per check
+  const std::string out = log.text();
+  EXPECT_EQ(occurrences(out, "another field manager owns this key"), 1u) << out;
   EXPECT_NE(out.find("containerboot"), std::string::npos) << out;
 }
 
-TEST_F(PublisherTest, OverwritePolicyTakesAKeyAnotherFieldManagerOwns) {
-  seedSecret({{"device_fqdn", "routed.tail1.ts.net."}}, "containerboot");
+TEST_F(PublisherTest, TheOverwritePolicyTakesAKeyAnotherFieldManagerOwns) {
+  store_->put({{"device_fqdn", "routed.tail1.ts.net."}}, "containerboot");
   auto o = options();
   o.write_policy.foreign = ForeignKeyPolicy::Overwrite;
-  auto& pub = startPublisher(o, clock_);
-  pub.submitIdentities({identity("n0", R"(["100.64.0.0"])")});
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 1; }));
-  EXPECT_EQ(storedSecret().at("device_fqdn"), "node-0.tail1.ts.net.");
-  // The next read finds the agent the key's owner: nothing foreign any more.
-  advance(kPastDriftCheck);
-  ASSERT_TRUE(eventually([&] { return secretStatus().drift_checks == 1; }));
-  EXPECT_TRUE(secretStatus().foreign_keys.empty());
+  startWith(o);
+  submit(identity("n0", "[1]"));
+  EXPECT_EQ(store_->object()->at("device_fqdn"), "node-0.tail1.ts.net.");
+  advance(kPastDriftCheck);  // the next read finds the agent the owner
+  EXPECT_EQ(status().drift_checks, 1u);
+  EXPECT_TRUE(status().foreign_keys.empty());
 }
 
 TEST_F(PublisherTest, DriftChecksWithNothingChangedReadButNeverWrite) {
   startSynced(options());
-  const size_t gets_before = requests("GET").size();
   for (uint64_t i = 1; i <= 3; ++i) {
     advance(kPastDriftCheck);
-    ASSERT_TRUE(eventually([&] { return secretStatus().drift_checks == i; })) << i;
+    EXPECT_EQ(status().drift_checks, i);
   }
-  ASSERT_TRUE(eventually([&] { return requests("GET").size() == gets_before + 3; }));
-  EXPECT_EQ(writes(), writes_before_);
-  const auto st = secretStatus();
+  EXPECT_EQ(store_->count("get"), 4u);
+  EXPECT_EQ(store_->writes(), 1u);
+  const auto st = status();
   EXPECT_TRUE(st.in_sync);
-  EXPECT_EQ(st.drift_repairs, 0u);
   EXPECT_EQ(st.written, 1u);
   EXPECT_EQ(st.unchanged, 0u);  // a check is not a publish attempt
-  // Each check that finds the identity confirms it: last_in_sync moves, last_write does not.
   ASSERT_TRUE(st.last_in_sync.has_value() && st.last_write.has_value());
   EXPECT_GT(*st.last_in_sync, *st.last_write);
   EXPECT_EQ(*st.last_in_sync, clock_.wallNow());
 }
 
-TEST_F(PublisherTest, DriftThatCannotBeRepairedKeepsItOutOfSyncSayingWhy) {
-  auto o = options();
-  o.create_objects = false;
-  seedSecret({});
-  startSynced(o);
-  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
-  advance(kPastDriftCheck);
-  ASSERT_TRUE(eventually([&] { return !secretStatus().in_sync; }));
-  EXPECT_NE(secretStatus().last_error.find("does not exist"), std::string::npos)
-      << secretStatus().last_error;
-  EXPECT_FALSE(publisher_->allInSync());
-  // Someone recreates it: the retry (with backoff, not waiting for the next check) repairs it.
-  seedSecret({{"other", "v"}});
-  advance(milliseconds(4'000));
-  ASSERT_TRUE(eventually([&] { return secretStatus().in_sync; })) << secretStatus().last_error;
-  EXPECT_EQ(secretStatus().drift_repairs, 1u);
-  EXPECT_EQ(storedSecret().at("device_id"), "n0");
-  EXPECT_EQ(storedSecret().at("other"), "v");
+TEST_F(PublisherTest, NoDriftCheckBeforeTheInterval) {
+  startSynced(options());
+  advance(milliseconds(59'999));
+  EXPECT_EQ(store_->count("get"), 1u);
 }
 
-TEST_F(PublisherTest, CheckSoonRepairsWithoutWaitingForTheInterval) {
+TEST_F(PublisherTest, DriftThatCannotBeRepairedKeepsItOutOfSyncAndIsRetriedWithBackoff) {
+  auto o = options();
+  o.create_objects = false;
+  store_->put({}, "admin");
+  startSynced(o);
+  store_->remove();
+  advance(kPastDriftCheck);
+  EXPECT_FALSE(status().in_sync);
+  EXPECT_NE(status().last_error.find("does not exist"), std::string::npos) << status().last_error;
+  store_->put({{"other", "v"}}, "admin");  // someone recreates it
+  advance(milliseconds(1'000));            // the retry, not the next check, repairs it
+  EXPECT_TRUE(status().in_sync) << status().last_error;
+  EXPECT_EQ(status().drift_repairs, 1u);
+  EXPECT_EQ(store_->object()->at("device_id"), "n0");
+  EXPECT_EQ(store_->object()->at("other"), "v");
+}
+
+TEST_F(PublisherTest, CheckSoonRereadsWithoutWaitingForTheInterval) {
   startSynced(options());
-  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
+  store_->remove();
   publisher_->checkSoon();  // what the agent calls after a bus reconnect; the clock stays put
-  ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
-  EXPECT_EQ(storedSecret().at("device_id"), "n0");
+  publisher_->waitIdle();
+  EXPECT_EQ(status().drift_repairs, 1u);
+  EXPECT_EQ(store_->object(), stored("n0", "[1]"));
 }
 
 TEST_F(PublisherTest, ZeroIntervalMeansNoPeriodicCheck) {
   auto o = options();
   o.drift_check_interval = milliseconds(0);
   startSynced(o);
-  const size_t gets = requests("GET").size();
   advance(std::chrono::hours(48));
-  // A second, different identity is the barrier: anything a check would do comes before it.
-  publisher_->submitIdentities({identity("n1", R"(["100.64.0.0"])")});
-  advance(milliseconds(20));
-  ASSERT_TRUE(eventually([&] { return secretStatus().written == 2; }));
-  EXPECT_EQ(requests("GET").size(), gets);
+  EXPECT_EQ(store_->count("get"), 1u);
 }
 
 TEST(KeysToWrite, OnlyKeysThatDifferAndUndecodableOnesCountAsDiffering) {

@@ -32,6 +32,7 @@ std::string configError(const ClusterConfig& cfg) {
   EXPECT_FALSE(r.ok());
   if (!r.ok()) {
     EXPECT_EQ(r.error().message, api.configStatus().error().message);
+    EXPECT_EQ(r.error().kind, ErrorKind::Config);  // final: the publisher does not wait for it
   }
   EXPECT_EQ(observer.requests, 0);
   return api.configStatus().error().message;

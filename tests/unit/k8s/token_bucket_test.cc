@@ -76,5 +76,23 @@ TEST(TokenBucket, TreatsABurstBelowOneAsOne) {
   EXPECT_EQ(bucket.reserve(), milliseconds(500));
 }
 
+TEST(TokenBucket, ClampsTheWaitOfATinyRate) {
+  ManualClock clock;
+  // One token every ~3e10 years: the unclamped wait does not fit in int64 nanoseconds.
+  TokenBucket bucket(1e-18, 1, clock);
+  EXPECT_EQ(bucket.reserve(), nanoseconds(0));
+  EXPECT_EQ(bucket.reserve(), TokenBucket::kMaxWait);
+  EXPECT_EQ(bucket.reserve(), TokenBucket::kMaxWait);
+}
+
+TEST(TokenBucket, ClampsTheWaitOfALongQueue) {
+  ManualClock clock;
+  TokenBucket bucket(1.0, 1, clock);  // one token a second
+  (void)bucket.reserve();
+  std::chrono::nanoseconds last{0};
+  for (int i = 0; i < 100'000; ++i) last = bucket.reserve();  // 100000 s of debt > 24 h
+  EXPECT_EQ(last, TokenBucket::kMaxWait);
+}
+
 }  // namespace
 }  // namespace tsk::k8s
