@@ -27,12 +27,13 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "common/tailscaled_socket.h"
 #include "watcher/read_pacer.h"
 
 namespace tsk::watcher {
 
 struct BusClientOptions {
-  std::string socket_path = "/var/run/tailscale/tailscaled.sock";
+  std::string socket_path{kDefaultTailscaledSocket};
   std::chrono::milliseconds connect_timeout{5'000};
   // Deadline for the response head and for one-shot GET bodies (not for the watch body).
   std::chrono::milliseconds request_timeout{30'000};
