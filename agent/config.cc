@@ -1,8 +1,5 @@
 #include "agent/config.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,6 +13,8 @@
 #include <functional>
 #include <map>
 #include <string_view>
+
+#include "common/read_file.h"
 
 #ifndef TSK_VERSION
 #define TSK_VERSION "dev"
@@ -519,42 +518,11 @@ Result<KeySet> parseKeySet(const YAML::Node& node, const std::string& where) {
 // The whole config file, refused when it is not a regular file (a FIFO, /dev/zero, a directory)
 // or larger than kMaxConfigFileBytes, before reading more than that.
 Result<std::string> readConfigFile(const std::string& path) {
-  const auto limit_text = std::to_string(kMaxConfigFileBytes) + " bytes (1 MiB)";
-  // O_NONBLOCK: opening a FIFO must not wait for a writer.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) {
-    return Error{"cannot read config file " + path + ": " + std::strerror(errno) +
-                 "; check --config / TS_AGENT_CONFIG"};
-  }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    return Error{"cannot read config file " + path + ": " + std::strerror(errno)};
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return Error{"config file " + path +
-                 " is not a regular file; --config / TS_AGENT_CONFIG must name a YAML file of "
-                 "at most " +
-                 limit_text};
-  }
-  const auto tooLarge = [&] {
-    return Error{"config file " + path + " is larger than the limit of " + limit_text +
-                 "; --config / TS_AGENT_CONFIG must name a small YAML file"};
-  };
-  if (static_cast<uint64_t>(st.st_size) > kMaxConfigFileBytes) return tooLarge();
-  std::string text;
-  char buf[16 * 1024];
-  for (;;) {  // the file may grow after fstat: never read more than the limit + 1
-    const size_t want = std::min(sizeof buf, kMaxConfigFileBytes + 1 - text.size());
-    const ssize_t n = ::read(fd, buf, want);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error{"cannot read config file " + path + ": " + std::strerror(errno)};
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxConfigFileBytes) return tooLarge();
+  auto text = readFileContents(path, kMaxConfigFileBytes);
+  if (!text) {
+    return Error{"config file: " + text.error().message +
+                 "; --config / TS_AGENT_CONFIG must name a YAML file of at most " +
+                 std::to_string(kMaxConfigFileBytes) + " bytes (1 MiB)"};
   }
   return text;
 }

@@ -1,6 +1,7 @@
 #include "k8s/token_source.h"
 
-#include "k8s/read_file.h"
+#include "common/read_file.h"
+#include "k8s/file_limits.h"
 
 namespace tsk::k8s {
 namespace {

@@ -1,4 +1,4 @@
-#include "k8s/read_file.h"
+#include "common/read_file.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -7,10 +7,14 @@
 #include <filesystem>
 #include <fstream>
 
-namespace tsk::k8s {
+namespace tsk {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The limits the agent and the k8s module read with.
+constexpr std::size_t kMaxConfigFileBytes = std::size_t{1} << 20;
+constexpr std::size_t kMaxTokenFileBytes = std::size_t{64} << 10;
 
 class ReadFileTest : public ::testing::Test {
  protected:
@@ -106,4 +110,4 @@ TEST_F(ReadFileTest, StopsAtTheLimitWhenTheSizeIsNotKnownInAdvance) {
 }
 
 }  // namespace
-}  // namespace tsk::k8s
+}  // namespace tsk

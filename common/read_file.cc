@@ -1,4 +1,4 @@
-#include "k8s/read_file.h"
+#include "common/read_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace tsk::k8s {
+namespace tsk {
 namespace {
 
 // Closes the descriptor on every return path.
@@ -96,4 +96,4 @@ Result<std::string> readFileContents(const std::string& path, std::size_t max_by
   return tooLarge(path, "over", max_bytes);
 }
 
-}  // namespace tsk::k8s
+}  // namespace tsk
