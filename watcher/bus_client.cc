@@ -22,11 +22,6 @@
 
 namespace tsk::watcher {
 
-void UniqueFd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 // ---------------------------------------------------------------------------------------------
 // BodyDecoder
 
