@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include "tests/support/util/temp_dir.h"
+
 namespace tsk::agent {
 namespace {
 
@@ -27,17 +29,13 @@ EnvLookup envOf(std::map<std::string, std::string> vars) {
 // A YAML file in a fresh temp dir, removed with the object.
 class TempYaml {
  public:
-  explicit TempYaml(const std::string& text) {
-    char tmpl[] = "/tmp/agent-config-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    path_ = dir_ + "/agent.yaml";
+  explicit TempYaml(const std::string& text) : path_(dir_.file("agent.yaml")) {
     std::ofstream(path_) << text;
   }
-  ~TempYaml() { std::filesystem::remove_all(dir_); }
   const std::string& path() const { return path_; }
 
  private:
-  std::string dir_;
+  tsk::testing::TempDir dir_{"agent-config"};
   std::string path_;
 };
 
