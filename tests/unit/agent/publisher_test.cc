@@ -11,6 +11,7 @@
 #include "k8s/base64.h"
 #include "k8s/client.h"
 #include "tests/support/tls/test_tls.h"
+#include "tests/support/util/eventually.h"
 #include "tools/kube-emu/kube_emu.h"
 
 namespace tsk::agent {
@@ -40,16 +41,7 @@ kube_emu::RbacPolicy policyAllowing(std::vector<std::string> verbs) {
   return policy;
 }
 
-// Polls `cond` until it holds or 20 s pass.
-template <typename F>
-bool eventually(F cond) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return cond();
-}
+using tsk::testing::eventually;
 
 KeyValues identity(const std::string& id, const std::string& ips) {
   return {{"device_id", id}, {"device_fqdn", "node-0.tail1.ts.net."}, {"device_ips", ips}};
@@ -391,7 +383,7 @@ constexpr milliseconds kPastDriftCheck{66'001};
 
 TEST_F(PublisherTest, DeletedSecretIsRecreatedAtTheNextDriftCheck) {
   startSynced(options());
-  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
+  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state").code < 300);
   ASSERT_TRUE(storedSecret().empty());
   advance(kPastDriftCheck);
   ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
@@ -408,11 +400,11 @@ TEST_F(PublisherTest, KeysOverwrittenBySomeoneElseAreRewrittenAndOnlyThose) {
   o.write_policy.foreign = ForeignKeyPolicy::Overwrite;  // the key is then someone else's
   startSynced(o);
   // Another client (its own field manager) changes one of our keys and adds one of its own.
-  const auto patched = emu_->store().patch(
-      kube_emu::Resource::kSecrets, kNs, "ts-state", kube_emu::PatchType::kStrategicMerge,
-      R"({"data":{"device_id":")" + k8s::base64Encode("evil") + R"(","theirs":")" +
-          k8s::base64Encode("x") + R"("}})",
-      {"someone-else"});
+  const auto patched =
+      emu_->store().patch(kube_emu::Resource::kSecrets, kNs, "ts-state",
+                          R"({"data":{"device_id":")" + k8s::base64Encode("evil") +
+                              R"(","theirs":")" + k8s::base64Encode("x") + R"("}})",
+                          {"someone-else"});
   ASSERT_LT(patched.code, 300) << patched.body;
   const size_t patches_before = requests("PATCH").size();
   advance(kPastDriftCheck);
@@ -507,7 +499,7 @@ TEST_F(PublisherTest, DriftThatCannotBeRepairedKeepsItOutOfSyncSayingWhy) {
   o.create_objects = false;
   seedSecret({});
   startSynced(o);
-  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
+  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state").code < 300);
   advance(kPastDriftCheck);
   ASSERT_TRUE(eventually([&] { return !secretStatus().in_sync; }));
   EXPECT_NE(secretStatus().last_error.find("does not exist"), std::string::npos)
@@ -524,7 +516,7 @@ TEST_F(PublisherTest, DriftThatCannotBeRepairedKeepsItOutOfSyncSayingWhy) {
 
 TEST_F(PublisherTest, CheckSoonRepairsWithoutWaitingForTheInterval) {
   startSynced(options());
-  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
+  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state").code < 300);
   publisher_->checkSoon();  // what the agent calls after a bus reconnect; the clock stays put
   ASSERT_TRUE(eventually([&] { return secretStatus().drift_repairs == 1; }));
   EXPECT_EQ(storedSecret().at("device_id"), "n0");
