@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/kube_emu/child_process.h"
+#include "tests/support/util/temp_dir.h"
 
 namespace tsk::kube_emu {
 namespace {
@@ -21,15 +22,6 @@ constexpr std::chrono::seconds kDeadline{20};
 
 class KubeEmuCli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string templ = std::filesystem::temp_directory_path().string() + "/kube-emu-cli-XXXXXX";
-    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-    dir_ = templ;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
   std::unique_ptr<ChildProcess> run(std::vector<std::string> args) const {
     args.insert(args.begin(), KUBE_EMU_BINARY);
     return std::make_unique<ChildProcess>(args, std::vector<std::string>{});
@@ -38,7 +30,8 @@ class KubeEmuCli : public ::testing::Test {
     std::ifstream in(path);
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
-  std::string dir_;
+  tsk::testing::TempDir tmp_{"kube-emu-cli"};
+  std::string dir_ = tmp_.path();
 };
 
 TEST_F(KubeEmuCli, HelpListsEveryFlag) {
