@@ -1,8 +1,5 @@
 #include "agent/config.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -17,6 +14,8 @@
 #include <map>
 #include <string_view>
 
+#include "common/read_file.h"
+
 #ifndef TSK_VERSION
 #define TSK_VERSION "dev"
 #endif
@@ -28,19 +27,11 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kMaxShortDuration{3'600'000};  // shutdown timeout, quiet window
 
-// A setter applies one textual value and returns "" on success, else what the option accepts.
-using Setter = std::function<std::string(AgentConfig&, const std::string&)>;
-
-struct OptionDef {
-  std::string_view name;  // flag without "--"; also the YAML key
-  std::string_view env;   // "" = no environment variable
-  std::string_view value_name;
-  std::string_view default_text;
-  std::string_view help;
-  bool is_bool = false;
-  bool empty_allowed = false;  // "" is a meaningful value (e.g. --secret= disables the Secret)
-  Setter set;
-};
+using Applied = std::optional<std::string>;  // nullopt: accepted; else a note for the error
+constexpr std::nullopt_t kAccepted = std::nullopt;
+Applied rejected(std::string note = {}) {
+  return note;
+}
 
 std::optional<bool> parseBool(std::string_view v) {
   if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
@@ -48,28 +39,48 @@ std::optional<bool> parseBool(std::string_view v) {
   return std::nullopt;
 }
 
-Setter stringSetter(std::string AgentConfig::*field) {
-  return [field](AgentConfig& c, const std::string& v) {
-    c.*field = v;
-    return std::string();
-  };
+OptionRule stringRule(std::string AgentConfig::*field, std::string accepted) {
+  return {std::move(accepted), [field](AgentConfig& c, const std::string& v) -> Applied {
+            c.*field = v;
+            return kAccepted;
+          }};
 }
 
-Setter pathSetter(std::string AgentConfig::*field) {
-  return [field](AgentConfig& c, const std::string& v) {
-    if (v.empty()) return std::string("a non-empty path");
-    c.*field = v;
-    return std::string();
-  };
+OptionRule pathRule(std::string AgentConfig::*field) {
+  return {"a non-empty path", [field](AgentConfig& c, const std::string& v) -> Applied {
+            if (v.empty()) return rejected();
+            c.*field = v;
+            return kAccepted;
+          }};
 }
 
-Setter boolSetter(bool AgentConfig::*field) {
-  return [field](AgentConfig& c, const std::string& v) {
-    const auto b = parseBool(v);
-    if (!b) return std::string("true or false (also 1/0, yes/no, on/off)");
-    c.*field = *b;
-    return std::string();
-  };
+OptionRule boolRule(bool AgentConfig::*field) {
+  return {"true or false (also 1/0, yes/no, on/off)",
+          [field](AgentConfig& c, const std::string& v) -> Applied {
+            const auto b = parseBool(v);
+            if (!b) return rejected();
+            c.*field = *b;
+            return kAccepted;
+          }};
+}
+
+// One of `names`, each setting `field` to its value.
+template <typename T>
+OptionRule choiceRule(T AgentConfig::*field, std::vector<std::pair<std::string, T>> names) {
+  std::string accepted;
+  for (size_t i = 0; i < names.size(); ++i) {
+    accepted += i == 0 ? "" : i + 1 == names.size() ? " or " : ", ";
+    accepted += names[i].first;
+  }
+  return {std::move(accepted), [field, names](AgentConfig& c, const std::string& v) -> Applied {
+            for (const auto& [name, value] : names) {
+              if (name == v) {
+                c.*field = value;
+                return kAccepted;
+              }
+            }
+            return rejected();
+          }};
 }
 
 // "1h", "500ms", "1m30s": how a bound reads in a message.
@@ -84,31 +95,29 @@ std::string durationText(milliseconds d) {
 
 // A duration within [lo, hi] (bounded so that no deadline computed from it can overflow);
 // `zero_ok`: 0 is also accepted (it switches the feature off).
-Setter durationSetter(milliseconds AgentConfig::*field, milliseconds lo, milliseconds hi,
-                      bool zero_ok = false) {
-  return [=](AgentConfig& c, const std::string& v) {
-    auto d = parseDuration(v);
-    if (!d || ((*d < lo || *d > hi) && !(zero_ok && d->count() == 0))) {
-      return std::string(zero_ok ? "0 (off) or " : "") + "a duration from " + durationText(lo) +
-             " to " + durationText(hi) + ", like 10s, 500ms or 1m30s";
-    }
-    c.*field = *d;
-    return std::string();
-  };
+OptionRule durationRule(milliseconds AgentConfig::*field, milliseconds lo, milliseconds hi,
+                        bool zero_ok = false) {
+  return {std::string(zero_ok ? "0 (off) or " : "") + "a duration from " + durationText(lo) +
+              " to " + durationText(hi) + ", like 10s, 500ms or 1m30s",
+          [=](AgentConfig& c, const std::string& v) -> Applied {
+            auto d = parseDuration(v);
+            if (!d || ((*d < lo || *d > hi) && !(zero_ok && d->count() == 0))) return rejected();
+            c.*field = *d;
+            return kAccepted;
+          }};
 }
 
 std::string dns1123Rule(bool label);  // what a valid name is, for messages
 
 // A Secret/ConfigMap name (DNS-1123 subdomain) or a namespace (DNS-1123 label); "" = none.
-Setter objectNameSetter(std::string AgentConfig::*field, bool label) {
-  return [=](AgentConfig& c, const std::string& v) {
-    if (!v.empty()) {
-      auto st = label ? checkDns1123Label(v) : checkDns1123Subdomain(v);
-      if (!st) return dns1123Rule(label);
-    }
-    c.*field = v;
-    return std::string();
-  };
+OptionRule objectNameRule(std::string AgentConfig::*field, bool label) {
+  return {dns1123Rule(label), [=](AgentConfig& c, const std::string& v) -> Applied {
+            if (!v.empty() && !(label ? checkDns1123Label(v) : checkDns1123Subdomain(v))) {
+              return rejected();
+            }
+            c.*field = v;
+            return kAccepted;
+          }};
 }
 
 // "64Mi", "1Gi", "4096", "512KiB".
@@ -128,200 +137,297 @@ std::optional<uint64_t> parseSize(std::string_view v) {
   return n * it->second;
 }
 
+OptionRule socketRule() {
+  return {"a non-empty path of at most " + std::to_string(kMaxSocketPathBytes) +
+              " bytes (a unix socket address holds no more)",
+          [](AgentConfig& c, const std::string& v) -> Applied {
+            if (v.empty()) return rejected();
+            if (v.size() > kMaxSocketPathBytes) {
+              return rejected("this one has " + std::to_string(v.size()) +
+                              ": use a shorter path, e.g. mount the socket directory higher up");
+            }
+            c.socket = v;
+            return kAccepted;
+          }};
+}
+
+OptionRule adminAddrRule() {
+  return {"HOST:PORT, [IPv6]:PORT or :PORT", [](AgentConfig& c, const std::string& v) -> Applied {
+            if (!parseHostPort(v)) return rejected();
+            c.admin_addr = v;
+            return kAccepted;
+          }};
+}
+
+OptionRule publishWaitRule() {
+  return {"MIN:MAX durations from 0s to " + durationText(kMaxShortDuration) +
+              " with MIN <= MAX, like 20ms:1s",
+          [](AgentConfig& c, const std::string& v) -> Applied {
+            const auto colon = v.find(':');
+            auto lo = parseDuration(v.substr(0, colon));
+            if (!lo || *lo > kMaxShortDuration) return rejected();
+            auto hi = colon == std::string::npos ? Result<milliseconds>(*lo * 4)
+                                                 : parseDuration(v.substr(colon + 1));
+            if (!hi || *hi < *lo || *hi > kMaxShortDuration) return rejected();
+            c.publish_wait_min = *lo;
+            c.publish_wait_max = *hi;
+            return kAccepted;
+          }};
+}
+
+OptionRule maxLineBytesRule() {
+  constexpr uint64_t kMin = 4096, kMax = 16ull << 30;
+  return {"a size from 4096 to 16Gi, like 64Mi or 1Gi",
+          [](AgentConfig& c, const std::string& v) -> Applied {
+            const auto n = parseSize(v);
+            if (!n || *n < kMin || *n > kMax) return rejected();
+            c.max_line_bytes = *n;
+            return kAccepted;
+          }};
+}
+
+OptionRule busReadDelayRule() {
+  // tailscaled's queue of 128 must not fill while the reader waits.
+  const auto limit = std::chrono::duration_cast<milliseconds>(watcher::kMaxReadDelayLimit);
+  return {"0 (off) or a duration up to " + durationText(limit) + ", like 2ms",
+          [limit](AgentConfig& c, const std::string& v) -> Applied {
+            auto d = parseDuration(v);
+            if (!d || *d > limit) return rejected();
+            c.bus_read_delay = *d;
+            return kAccepted;
+          }};
+}
+
+OptionRule apiQpsRule() {
+  // The lower bound keeps the limiter's wait (tokens owed / qps) finite and meaningful: 1e-300
+  // would overflow it and disable the limit.
+  return {
+      "a number from 0.01 to 1000000, like 5 or 0.5",
+      [](AgentConfig& c, const std::string& v) -> Applied {
+        char* end = nullptr;
+        errno = 0;
+        const double q = std::strtod(v.c_str(), &end);
+        if (v.empty() || *end != '\0' || errno != 0 || !std::isfinite(q) || q < 0.01 || q > 1e6) {
+          return rejected();
+        }
+        c.api_qps = q;
+        return kAccepted;
+      }};
+}
+
+OptionRule apiBurstRule() {
+  return {"an integer from 1 to 100000", [](AgentConfig& c, const std::string& v) -> Applied {
+            int n = 0;
+            const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || p != v.data() + v.size() || n < 1 || n > 100000) {
+              return rejected();
+            }
+            c.api_burst = n;
+            return kAccepted;
+          }};
+}
+
+}  // namespace
+
+// The options table. docs/OPERATIONS.md#configuration shows the same rows (flag, env, default;
+// tests/unit/agent/config_test.cc compares them), and the Helm chart sets only options named here
+// (tests/integration/deploy/test_chart.py). Each row's default_value applied to a default
+// AgentConfig leaves it unchanged (config_test.cc checks that too).
 const std::vector<OptionDef>& options() {
   static const std::vector<OptionDef> kOptions = {
-      {"socket", "TS_SOCKET", "PATH", "/var/run/tailscale/tailscaled.sock",
-       "tailscaled's LocalAPI unix socket (a path of at most 107 bytes, the size of sun_path).",
-       false, false,
-       [](AgentConfig& c, const std::string& v) {
-         if (v.empty() || v.size() > kMaxSocketPathBytes) {
-           return "a non-empty path of at most " + std::to_string(kMaxSocketPathBytes) +
-                  " bytes (a unix socket address holds no more; this one has " +
-                  std::to_string(v.size()) +
-                  "): use a shorter path, e.g. mount the socket directory higher up";
-         }
-         c.socket = v;
-         return std::string();
-       }},
-      {"secret", "TS_KUBE_SECRET", "NAME", "tailscale",
-       "Secret to publish the identity into (a DNS-1123 subdomain); empty: no Secret target.",
-       false, true, objectNameSetter(&AgentConfig::secret, false)},
-      {"configmap", "TS_KUBE_CONFIGMAP", "NAME", "none",
-       "ConfigMap to publish the identity into (a DNS-1123 subdomain); empty: no ConfigMap "
-       "target.",
-       false, true, objectNameSetter(&AgentConfig::configmap, false)},
-      {"namespace", "POD_NAMESPACE", "NS", "the service account's, or the kubeconfig context's",
-       "Namespace of the Secret and ConfigMap (a DNS-1123 label).", false, true,
-       objectNameSetter(&AgentConfig::namespace_name, true)},
-      {"kubeconfig", "KUBECONFIG", "PATH", "none: in-cluster service account",
-       "kubeconfig file for running outside a cluster (a ':' list as in kubectl: empty entries "
-       "and missing files are skipped, exactly one file must remain).",
-       false, true, stringSetter(&AgentConfig::kubeconfig)},
-      {"context", "TS_KUBE_CONTEXT", "NAME", "the kubeconfig's current-context",
-       "kubeconfig context to use.", false, true, stringSetter(&AgentConfig::kube_context)},
-      {"admin-addr", "TS_LOCAL_ADDR_PORT", "HOST:PORT", "[::]:9002",
-       "Address of the admin server (/metrics /livez /readyz /healthz); 127.0.0.1:9002 keeps it "
-       "on loopback, port 0 picks a free port.",
-       false, false,
-       [](AgentConfig& c, const std::string& v) {
-         if (!parseHostPort(v)) return std::string("HOST:PORT, [IPv6]:PORT or :PORT");
-         c.admin_addr = v;
-         return std::string();
-       }},
-      {"track-peers", "TS_TRACK_PEERS", "BOOL", "false",
-       "Follow peer changes on the bus so peer counts stay live (costs more on big tailnets).",
-       true, false, boolSetter(&AgentConfig::track_peers)},
-      {"pod-uid", "POD_UID", "UID", "none", "Written as pod_uid (downward API metadata.uid).",
-       false, true, stringSetter(&AgentConfig::pod_uid)},
-      {"config", "TS_AGENT_CONFIG", "PATH", "none", "YAML config file (keys = flag names).", false,
-       true, stringSetter(&AgentConfig::config_file)},
-      {"log-format", "TS_LOG_FORMAT", "text|json", "text", "Log line format (stderr).", false,
-       false,
-       [](AgentConfig& c, const std::string& v) {
-         if (v == "text") {
-           c.log_format = LogFormat::Text;
-         } else if (v == "json") {
-           c.log_format = LogFormat::Json;
-         } else {
-           return std::string("text or json");
-         }
-         return std::string();
-       }},
-      {"log-level", "TS_LOG_LEVEL", "LEVEL", "info", "debug, info, warn or error.", false, false,
-       [](AgentConfig& c, const std::string& v) {
-         static const std::map<std::string, LogLevel> kLevels = {{"debug", LogLevel::Debug},
-                                                                 {"info", LogLevel::Info},
-                                                                 {"warn", LogLevel::Warn},
-                                                                 {"error", LogLevel::Error}};
-         const auto it = kLevels.find(v);
-         if (it == kLevels.end()) return std::string("debug, info, warn or error");
-         c.log_level = it->second;
-         return std::string();
-       }},
-      {"shutdown-timeout", "TS_SHUTDOWN_TIMEOUT", "DURATION", "10s",
-       "On SIGTERM/SIGINT/SIGHUP, how long to try to flush the pending identity (0s to 1h).", false,
-       false, durationSetter(&AgentConfig::shutdown_timeout, milliseconds(0), kMaxShortDuration)},
-      {"publish-wait", "TS_PUBLISH_WAIT", "MIN[:MAX]", "20ms:1s",
-       "Quiet window before a write: wait until no change for MIN, but never longer than MAX "
-       "after the first change (a single value means MIN:4*MIN). Each from 0s to 1h.",
-       false, false,
-       [](AgentConfig& c, const std::string& v) {
-         const std::string accepted =
-             "MIN:MAX durations from 0s to 1h with MIN <= MAX, like 20ms:1s";
-         const auto colon = v.find(':');
-         auto lo = parseDuration(v.substr(0, colon));
-         if (!lo || *lo > kMaxShortDuration) return accepted;
-         auto hi = colon == std::string::npos ? Result<milliseconds>(*lo * 4)
-                                              : parseDuration(v.substr(colon + 1));
-         if (!hi || *hi < *lo || *hi > kMaxShortDuration) return accepted;
-         c.publish_wait_min = *lo;
-         c.publish_wait_max = *hi;
-         return std::string();
-       }},
-      {"max-line-bytes", "TS_MAX_LINE_BYTES", "SIZE", "1Gi",
-       "Bus lines longer than this are skipped without being buffered (4096 to 16Gi).", false,
-       false,
-       [](AgentConfig& c, const std::string& v) {
-         const auto n = parseSize(v);
-         if (!n || *n < 4096 || *n > (16ull << 30)) {
-           return std::string("a size from 4096 to 16Gi, like 64Mi or 1Gi");
-         }
-         c.max_line_bytes = *n;
-         return std::string();
-       }},
-      {"bus-read-delay", "TS_BUS_READ_DELAY", "DURATION", "2ms",
-       "While bus lines come close together, wait up to this long before reading again, so a "
-       "burst costs one wakeup (a lone line is read at once). 0 = read every line at once; at "
-       "most 2ms (tailscaled's queue of 128 must not fill meanwhile).",
-       false, false,
-       [](AgentConfig& c, const std::string& v) {
-         const auto limit = std::chrono::duration_cast<milliseconds>(watcher::kMaxReadDelayLimit);
-         auto d = parseDuration(v);
-         if (!d || *d > limit) {
-           return "0 (off) or a duration up to " + durationText(limit) + ", like 2ms";
-         }
-         c.bus_read_delay = *d;
-         return std::string();
-       }},
-      {"start-mode", "TS_START_MODE", "MODE", "initial-status",
-       "initial-status (peer counts, O(N) per connect) or status-fetch (the self node from "
-       "/localapi/v0/status?peers=false: O(1) per connect for giant tailnets, no peer counts).",
-       false, false,
-       [](AgentConfig& c, const std::string& v) {
-         if (v == "initial-status") {
-           c.start_mode = watcher::StartMode::InitialStatus;
-         } else if (v == "status-fetch") {
-           c.start_mode = watcher::StartMode::StatusFetch;
-         } else {
-           return std::string("initial-status or status-fetch");
-         }
-         return std::string();
-       }},
-      {"service-account-dir", "TS_KUBE_SERVICE_ACCOUNT_DIR", "DIR",
-       "/var/run/secrets/kubernetes.io/serviceaccount",
-       "Service-account files (token, ca.crt, namespace) used in-cluster.", false, false,
-       pathSetter(&AgentConfig::service_account_dir)},
-      {"api-qps", "TS_KUBE_API_QPS", "QPS", "5",
-       "Client-side rate limit for API requests (0.01 to 1000000 requests per second).", false,
-       false,
-       [](AgentConfig& c, const std::string& v) {
-         char* end = nullptr;
-         errno = 0;
-         const double q = std::strtod(v.c_str(), &end);
-         // The lower bound keeps the limiter's wait (tokens owed / qps) finite and meaningful:
-         // 1e-300 would overflow it and disable the limit.
-         if (v.empty() || *end != '\0' || errno != 0 || !std::isfinite(q) || q < 0.01 || q > 1e6) {
-           return std::string("a number from 0.01 to 1000000, like 5 or 0.5");
-         }
-         c.api_qps = q;
-         return std::string();
-       }},
-      {"api-burst", "TS_KUBE_API_BURST", "N", "10", "Burst of the API rate limit (1 to 100000).",
-       false, false,
-       [](AgentConfig& c, const std::string& v) {
-         int n = 0;
-         const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-         if (ec != std::errc() || p != v.data() + v.size() || n < 1 || n > 100000) {
-           return std::string("an integer from 1 to 100000");
-         }
-         c.api_burst = n;
-         return std::string();
-       }},
-      {"insecure-skip-tls-verify", "TS_KUBE_INSECURE_SKIP_TLS_VERIFY", "BOOL", "false",
-       "Do not verify the API server's certificate (testing only; warns at every start).", true,
-       false, boolSetter(&AgentConfig::insecure_skip_tls_verify)},
-      {"create-objects", "TS_KUBE_CREATE_OBJECTS", "BOOL", "true",
-       "Create the Secret/ConfigMap when it does not exist (needs RBAC create).", true, false,
-       boolSetter(&AgentConfig::create_objects)},
-      {"clear-on-logout", "TS_CLEAR_ON_LOGOUT", "BOOL", "false",
-       "Delete the device keys when tailscaled is logged out (default: keep them, like "
-       "containerboot).",
-       true, false, boolSetter(&AgentConfig::clear_on_logout)},
-      {"drift-check-interval", "TS_KUBE_DRIFT_CHECK_INTERVAL", "DURATION", "60s",
-       "How often to re-read each target (one GET, plus up to 10% jitter) to repair keys someone "
-       "else deleted or changed; also done after every bus reconnect. 0 = only after a "
-       "reconnect; else 1s to 24h.",
-       false, false,
-       durationSetter(&AgentConfig::drift_check_interval, milliseconds(1'000),
-                      milliseconds(24 * 3'600'000), /*zero_ok=*/true)},
-      {"foreign-keys", "TS_KUBE_FOREIGN_KEYS", "skip|overwrite", "skip",
-       "What to do with a key of ours that another field manager owns (metadata.managedFields, "
-       "e.g. containerboot's device_fqdn in its own state Secret): skip = leave it to that "
-       "writer (warn once, ts_kube_agent_foreign_owned_keys); overwrite = write it anyway.",
-       false, false,
-       [](AgentConfig& c, const std::string& v) {
-         if (v == "skip") {
-           c.foreign_keys = ForeignKeyPolicy::Skip;
-         } else if (v == "overwrite") {
-           c.foreign_keys = ForeignKeyPolicy::Overwrite;
-         } else {
-           return std::string("skip or overwrite");
-         }
-         return std::string();
-       }},
+      {.name = "socket",
+       .env = "TS_SOCKET",
+       .value_name = "PATH",
+       .default_value = kDefaultTailscaledSocket,
+       .help = "tailscaled's LocalAPI unix socket.",
+       .rule = socketRule()},
+      {.name = "secret",
+       .env = "TS_KUBE_SECRET",
+       .value_name = "NAME",
+       .default_value = "tailscale",
+       .help = "Secret to publish the identity into; empty: no Secret target.",
+       .empty_allowed = true,
+       .rule = objectNameRule(&AgentConfig::secret, false)},
+      {.name = "configmap",
+       .env = "TS_KUBE_CONFIGMAP",
+       .value_name = "NAME",
+       .default_note = "none",
+       .help = "ConfigMap to publish the identity into; empty: no ConfigMap target.",
+       .empty_allowed = true,
+       .rule = objectNameRule(&AgentConfig::configmap, false)},
+      {.name = "namespace",
+       .env = "POD_NAMESPACE",
+       .value_name = "NS",
+       .default_note = "the service account's / the kubeconfig context's",
+       .help = "Namespace of the Secret and ConfigMap.",
+       .empty_allowed = true,
+       .rule = objectNameRule(&AgentConfig::namespace_name, true)},
+      {.name = "kubeconfig",
+       .env = "KUBECONFIG",
+       .value_name = "PATH",
+       .default_note = "none (in-cluster)",
+       .help = "kubeconfig file for running outside a cluster (a ':' list as in kubectl: empty "
+               "entries and missing files are skipped, exactly one file must remain).",
+       .empty_allowed = true,
+       .rule = stringRule(&AgentConfig::kubeconfig, "a path or a ':' list of paths")},
+      {.name = "context",
+       .env = "TS_KUBE_CONTEXT",
+       .value_name = "NAME",
+       .default_note = "the kubeconfig's current-context",
+       .help = "kubeconfig context to use.",
+       .empty_allowed = true,
+       .rule = stringRule(&AgentConfig::kube_context, "a context name")},
+      {.name = "admin-addr",
+       .env = "TS_LOCAL_ADDR_PORT",
+       .value_name = "HOST:PORT",
+       .default_value = "[::]:9002",
+       .help = "Address of the admin server (/metrics /livez /readyz /healthz); 127.0.0.1:9002 "
+               "keeps it on loopback, port 0 picks a free port.",
+       .rule = adminAddrRule()},
+      {.name = "track-peers",
+       .env = "TS_TRACK_PEERS",
+       .value_name = "BOOL",
+       .default_value = "false",
+       .help = "Follow peer changes on the bus so peer counts stay live (costs more on big "
+               "tailnets).",
+       .is_bool = true,
+       .rule = boolRule(&AgentConfig::track_peers)},
+      {.name = "pod-uid",
+       .env = "POD_UID",
+       .value_name = "UID",
+       .default_note = "none",
+       .help = "Written as pod_uid (downward API metadata.uid).",
+       .empty_allowed = true,
+       .rule = stringRule(&AgentConfig::pod_uid, "a UID")},
+      {.name = "config",
+       .env = "TS_AGENT_CONFIG",
+       .value_name = "PATH",
+       .default_note = "none",
+       .help = "YAML config file (keys = flag names).",
+       .empty_allowed = true,
+       .rule = stringRule(&AgentConfig::config_file, "a path")},
+      {.name = "log-format",
+       .env = "TS_LOG_FORMAT",
+       .value_name = "text|json",
+       .default_value = "text",
+       .help = "Log line format (stderr).",
+       .rule = choiceRule(&AgentConfig::log_format,
+                          {{"text", LogFormat::Text}, {"json", LogFormat::Json}})},
+      {.name = "log-level",
+       .env = "TS_LOG_LEVEL",
+       .value_name = "LEVEL",
+       .default_value = "info",
+       .help = "Least severe log level written.",
+       .rule = choiceRule(&AgentConfig::log_level, {{"debug", LogLevel::Debug},
+                                                    {"info", LogLevel::Info},
+                                                    {"warn", LogLevel::Warn},
+                                                    {"error", LogLevel::Error}})},
+      {.name = "shutdown-timeout",
+       .env = "TS_SHUTDOWN_TIMEOUT",
+       .value_name = "DURATION",
+       .default_value = "10s",
+       .help = "On SIGTERM/SIGINT/SIGHUP, how long to try to flush the pending identity.",
+       .rule = durationRule(&AgentConfig::shutdown_timeout, milliseconds(0), kMaxShortDuration)},
+      {.name = "publish-wait",
+       .env = "TS_PUBLISH_WAIT",
+       .value_name = "MIN[:MAX]",
+       .default_value = "20ms:1s",
+       .help = "Quiet window before a write: wait until no change for MIN, but never longer than "
+               "MAX after the first change (a single value means MIN:4*MIN).",
+       .rule = publishWaitRule()},
+      {.name = "max-line-bytes",
+       .env = "TS_MAX_LINE_BYTES",
+       .value_name = "SIZE",
+       .default_value = "1Gi",
+       .help = "Bus lines longer than this are skipped without being buffered.",
+       .rule = maxLineBytesRule()},
+      {.name = "bus-read-delay",
+       .env = "TS_BUS_READ_DELAY",
+       .value_name = "DURATION",
+       .default_value = "2ms",
+       .help = "While bus lines come close together, wait up to this long before reading again, "
+               "so a burst costs one wakeup (a lone line is read at once); 0 = read every line at "
+               "once.",
+       .rule = busReadDelayRule()},
+      {.name = "start-mode",
+       .env = "TS_START_MODE",
+       .value_name = "MODE",
+       .default_value = "initial-status",
+       .help = "initial-status (peer counts, O(N) per connect) or status-fetch (the self node "
+               "from /localapi/v0/status?peers=false: O(1) per connect for giant tailnets, no "
+               "peer counts).",
+       .rule = choiceRule(&AgentConfig::start_mode,
+                          {{"initial-status", watcher::StartMode::InitialStatus},
+                           {"status-fetch", watcher::StartMode::StatusFetch}})},
+      {.name = "service-account-dir",
+       .env = "TS_KUBE_SERVICE_ACCOUNT_DIR",
+       .value_name = "DIR",
+       .default_value = "/var/run/secrets/kubernetes.io/serviceaccount",
+       .help = "Service-account files (token, ca.crt, namespace) used in-cluster.",
+       .rule = pathRule(&AgentConfig::service_account_dir)},
+      {.name = "api-qps",
+       .env = "TS_KUBE_API_QPS",
+       .value_name = "QPS",
+       .default_value = "5",
+       .help = "Client-side rate limit for API requests (requests per second).",
+       .rule = apiQpsRule()},
+      {.name = "api-burst",
+       .env = "TS_KUBE_API_BURST",
+       .value_name = "N",
+       .default_value = "10",
+       .help = "Burst of the API rate limit.",
+       .rule = apiBurstRule()},
+      {.name = "insecure-skip-tls-verify",
+       .env = "TS_KUBE_INSECURE_SKIP_TLS_VERIFY",
+       .value_name = "BOOL",
+       .default_value = "false",
+       .help = "Do not verify the API server's certificate (testing only; warns at every start).",
+       .is_bool = true,
+       .rule = boolRule(&AgentConfig::insecure_skip_tls_verify)},
+      {.name = "create-objects",
+       .env = "TS_KUBE_CREATE_OBJECTS",
+       .value_name = "BOOL",
+       .default_value = "true",
+       .help = "Create the Secret/ConfigMap when it does not exist (needs RBAC create).",
+       .is_bool = true,
+       .rule = boolRule(&AgentConfig::create_objects)},
+      {.name = "clear-on-logout",
+       .env = "TS_CLEAR_ON_LOGOUT",
+       .value_name = "BOOL",
+       .default_value = "false",
+       .help = "Delete the device keys when tailscaled is logged out (default: keep them, like "
+               "containerboot).",
+       .is_bool = true,
+       .rule = boolRule(&AgentConfig::clear_on_logout)},
+      {.name = "drift-check-interval",
+       .env = "TS_KUBE_DRIFT_CHECK_INTERVAL",
+       .value_name = "DURATION",
+       .default_value = "60s",
+       .help = "How often to re-read each target (one GET, plus up to 10% jitter) to repair keys "
+               "someone else deleted or changed; also done after every bus reconnect. 0 = only "
+               "after a reconnect.",
+       .rule = durationRule(&AgentConfig::drift_check_interval, milliseconds(1'000),
+                            milliseconds(24 * 3'600'000), /*zero_ok=*/true)},
+      {.name = "foreign-keys",
+       .env = "TS_KUBE_FOREIGN_KEYS",
+       .value_name = "skip|overwrite",
+       .default_value = "skip",
+       .help = "What to do with a key of ours that another field manager owns "
+               "(metadata.managedFields, e.g. containerboot's device_fqdn in its own state "
+               "Secret): skip = leave it to that writer (warn once, "
+               "ts_kube_agent_foreign_owned_keys); overwrite = write it anyway.",
+       .rule = choiceRule(
+           &AgentConfig::foreign_keys,
+           {{"skip", ForeignKeyPolicy::Skip}, {"overwrite", ForeignKeyPolicy::Overwrite}})},
   };
   return kOptions;
 }
+
+std::string_view shownDefault(const OptionDef& o) {
+  return o.default_note.empty() ? o.default_value : o.default_note;
+}
+
+namespace {
 
 const OptionDef* findOption(std::string_view name) {
   for (const auto& o : options()) {
@@ -412,42 +518,11 @@ Result<KeySet> parseKeySet(const YAML::Node& node, const std::string& where) {
 // The whole config file, refused when it is not a regular file (a FIFO, /dev/zero, a directory)
 // or larger than kMaxConfigFileBytes, before reading more than that.
 Result<std::string> readConfigFile(const std::string& path) {
-  const auto limit_text = std::to_string(kMaxConfigFileBytes) + " bytes (1 MiB)";
-  // O_NONBLOCK: opening a FIFO must not wait for a writer.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) {
-    return Error{"cannot read config file " + path + ": " + std::strerror(errno) +
-                 "; check --config / TS_AGENT_CONFIG"};
-  }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    return Error{"cannot read config file " + path + ": " + std::strerror(errno)};
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return Error{"config file " + path +
-                 " is not a regular file; --config / TS_AGENT_CONFIG must name a YAML file of "
-                 "at most " +
-                 limit_text};
-  }
-  const auto tooLarge = [&] {
-    return Error{"config file " + path + " is larger than the limit of " + limit_text +
-                 "; --config / TS_AGENT_CONFIG must name a small YAML file"};
-  };
-  if (static_cast<uint64_t>(st.st_size) > kMaxConfigFileBytes) return tooLarge();
-  std::string text;
-  char buf[16 * 1024];
-  for (;;) {  // the file may grow after fstat: never read more than the limit + 1
-    const size_t want = std::min(sizeof buf, kMaxConfigFileBytes + 1 - text.size());
-    const ssize_t n = ::read(fd, buf, want);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error{"cannot read config file " + path + ": " + std::strerror(errno)};
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxConfigFileBytes) return tooLarge();
+  auto text = readFileContents(path, kMaxConfigFileBytes);
+  if (!text) {
+    return Error{"config file: " + text.error().message +
+                 "; --config / TS_AGENT_CONFIG must name a YAML file of at most " +
+                 std::to_string(kMaxConfigFileBytes) + " bytes (1 MiB)"};
   }
   return text;
 }
@@ -492,8 +567,8 @@ Status applyValue(AgentConfig& cfg, const SourcedValue& sv) {
   if (sv.value.empty() && !sv.def->empty_allowed) {
     return optionError(sv, "a value (" + std::string(sv.def->value_name) + ")");
   }
-  const std::string accepted = sv.def->set(cfg, sv.value);
-  if (!accepted.empty()) return optionError(sv, accepted);
+  const auto note = sv.def->rule.set(cfg, sv.value);
+  if (note) return optionError(sv, sv.def->rule.accepted + (note->empty() ? "" : "; " + *note));
   return {};
 }
 
@@ -589,8 +664,9 @@ std::string helpText() {
   for (const auto& o : options()) {
     out += "  --" + std::string(o.name) + " " + std::string(o.value_name) + "\n";
     out += wrapped(o.help, 6);
+    out += wrapped("accepts: " + o.rule.accepted, 6);
     out += "      env: " + (o.env.empty() ? std::string("none") : std::string(o.env)) +
-           "   default: " + std::string(o.default_text) + "\n";
+           "   default: " + std::string(shownDefault(o)) + "\n";
   }
   out +=
       "  --help      this text\n"

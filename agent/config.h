@@ -1,7 +1,9 @@
 #pragma once
 // AgentConfig and its parser. Every option has a flag, an environment variable (containerboot's
 // name where one exists) and a YAML key (the flag name without "--"); precedence is
-// flags > environment > YAML file (--config / TS_AGENT_CONFIG) > default.
+// flags > environment > YAML file (--config / TS_AGENT_CONFIG) > default. The options table
+// (options() below) is the one description of them: it drives parsing and --help, and tests hold
+// docs/OPERATIONS.md's table and the Helm chart to it.
 //
 //   auto parsed = parseConfig(args, systemEnv());
 //   if (!parsed) { std::cerr << parsed.error().message; return 2; }   // nothing touched yet
@@ -23,6 +25,7 @@
 #include "agent/identity.h"
 #include "common/log.h"
 #include "common/result.h"
+#include "common/tailscaled_socket.h"
 #include "watcher/watcher.h"
 
 namespace tsk::agent {
@@ -32,7 +35,7 @@ inline constexpr size_t kMaxConfigFileBytes = 1024 * 1024;
 inline constexpr size_t kMaxSocketPathBytes = 107;
 
 struct AgentConfig {
-  std::string socket = "/var/run/tailscale/tailscaled.sock";
+  std::string socket{kDefaultTailscaledSocket};
   std::string secret = "tailscale";  // "" = no Secret target
   std::string configmap;             // "" = no ConfigMap target
   std::string namespace_name;        // "" = the service account's / kubeconfig context's
@@ -62,7 +65,36 @@ struct AgentConfig {
   bool clear_on_logout = false;
   KeySet secret_keys = upstreamKeys();
   KeySet configmap_keys = upstreamKeys();
+
+  bool operator==(const AgentConfig&) const = default;
 };
+
+// What an option accepts and how it applies a value.
+struct OptionRule {
+  // What a value must be, with its bounds ("a duration from 0s to 1h, like 10s"): shown by
+  // --help and after "expected" in every error.
+  std::string accepted;
+  // Applies a value: nullopt when it is accepted, else a note for the error ("" = none).
+  std::function<std::optional<std::string>(AgentConfig&, const std::string&)> set;
+};
+
+// One row of the options table.
+struct OptionDef {
+  std::string_view name = {};           // the flag without "--"; also the config-file key
+  std::string_view env = {};            // the environment variable; "" = none
+  std::string_view value_name = {};     // --help: "--socket PATH"
+  std::string_view default_value = {};  // the default, as a value of the option ("" = empty)
+  std::string_view default_note = {};   // shown instead of default_value when that is not a value
+  std::string_view help = {};           // what it does (what it accepts is in rule.accepted)
+  bool is_bool = false;                 // may be given bare: --track-peers
+  bool empty_allowed = false;           // "" means something (--secret= : no Secret target)
+  OptionRule rule = {};
+};
+
+// Every option, in --help order.
+const std::vector<OptionDef>& options();
+// The default as --help and docs/OPERATIONS.md show it: default_note, else default_value.
+std::string_view shownDefault(const OptionDef& o);
 
 enum class ConfigAction { Run, Help, Version };
 

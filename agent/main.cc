@@ -1,18 +1,7 @@
 // ts-kube-agent: publishes this node's Tailscale identity into Kubernetes and serves metrics.
 //
-// Environment (flags win over these; a YAML file named by TS_AGENT_CONFIG is below both):
-//   TS_SOCKET            tailscaled LocalAPI socket   (/var/run/tailscale/tailscaled.sock)
-//   TS_KUBE_SECRET       Secret name, "" for none      (tailscale)
-//   TS_KUBE_CONFIGMAP    ConfigMap name                (none)
-//   POD_NAMESPACE        namespace                     (service account's / context's)
-//   KUBECONFIG           kubeconfig for out-of-cluster (none: in-cluster)
-//   TS_LOCAL_ADDR_PORT   admin server address          ([::]:9002)
-//   TS_TRACK_PEERS       live peer counts              (false)
-//   POD_UID              written as pod_uid            (none)
-//   TS_AGENT_CONFIG      YAML config file              (none)
-//   TS_LOG_FORMAT        text | json                   (text)
-//   TS_SHUTDOWN_TIMEOUT  flush deadline on SIGTERM     (10s)
-// and more: `ts-kube-agent --help` lists every option.
+// Its options (flags, environment variables, config-file keys) are the options table in
+// agent/config.cc: `ts-kube-agent --help` prints it, docs/OPERATIONS.md#configuration shows it.
 //
 // Signals: the first SIGTERM/SIGINT/SIGHUP stops watching and flushes the pending identity
 // within --shutdown-timeout; a second one during that flush exits at once, logging which keys of

@@ -49,7 +49,7 @@ struct ClusterConfig {
 // In-cluster: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT and the service-account dir
 // (token_file = <dir>/token, re-read; ca.crt the only trust root; namespace trimmed, "" if the
 // namespace file is missing so the caller needs one from elsewhere). Files that are not regular
-// or are too large (see read_file.h) are errors naming the file.
+// or are too large (see common/read_file.h) are errors naming the file.
 Result<ClusterConfig> loadInCluster(std::string_view sa_dir = kServiceAccountDir);
 // Out of cluster: a kubeconfig file; `context` empty = current-context. `path` may be a
 // ':'-separated list as in KUBECONFIG: empty entries and files that do not exist are skipped (as

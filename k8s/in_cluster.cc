@@ -4,24 +4,19 @@
 #include <filesystem>
 #include <string>
 
+#include "common/read_file.h"
+#include "common/text.h"
 #include "k8s/client.h"
-#include "k8s/read_file.h"
+#include "k8s/file_limits.h"
 #include "k8s/tls_material.h"
 #include "k8s/token_source.h"
 
 namespace tsk::k8s {
 namespace {
 
-std::string trimmed(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return "";
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return s.substr(first, last - first + 1);
-}
-
 std::string env(const char* name) {
   const char* v = std::getenv(name);
-  return v ? trimmed(v) : "";
+  return v ? std::string(trimSpace(v)) : "";
 }
 
 bool validPort(const std::string& port) {
@@ -65,10 +60,10 @@ Result<ClusterConfig> loadInCluster(std::string_view sa_dir_view) {
                  "; the pod has no service-account token mounted (automountServiceAccountToken: "
                  "false?): mount one, or pass --kubeconfig"};
   }
-  if (trimmed(*token).empty()) {
+  if (trimSpace(*token).empty()) {
     return Error{"service-account token " + cfg.token_file + " is empty; check the token mount"};
   }
-  if (auto valid = validateToken(trimmed(*token), "the service-account token " + cfg.token_file);
+  if (auto valid = validateToken(trimSpace(*token), "the service-account token " + cfg.token_file);
       !valid) {
     return valid.error();
   }
@@ -94,7 +89,7 @@ Result<ClusterConfig> loadInCluster(std::string_view sa_dir_view) {
       return Error{"service-account namespace: " + ns.error().message +
                    "; check the service-account volume"};
     }
-    cfg.namespace_name = trimmed(*ns);
+    cfg.namespace_name = std::string(trimSpace(*ns));
   }
   return cfg;
 }

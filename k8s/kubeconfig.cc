@@ -8,9 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "common/read_file.h"
 #include "k8s/base64.h"
 #include "k8s/client.h"
-#include "k8s/read_file.h"
+#include "k8s/file_limits.h"
 #include "k8s/tls_material.h"
 #include "k8s/token_source.h"
 

@@ -1,18 +1,11 @@
 #include "k8s/token_source.h"
 
-#include "k8s/read_file.h"
+#include "common/read_file.h"
+#include "common/text.h"
+#include "k8s/file_limits.h"
 
 namespace tsk::k8s {
-namespace {
-
-std::string trimmed(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return "";
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return s.substr(first, last - first + 1);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Status validateToken(std::string_view token, std::string_view origin) {
   for (size_t i = 0; i < token.size(); ++i) {
@@ -45,7 +38,7 @@ Result<std::string> TokenSource::readTokenFile() const {
     return Error{"bearer token: " + content.error().message +
                  "; check the service-account token mount (or the kubeconfig tokenFile path)"};
   }
-  std::string token = trimmed(*content);
+  std::string token(trimSpace(*content));
   if (token.empty()) {
     return Error{"bearer token file " + token_file_ +
                  " is empty; check the service-account token mount (or the kubeconfig tokenFile)"};

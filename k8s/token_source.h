@@ -3,7 +3,7 @@
 // changes; a token file (service-account `token`, kubeconfig `tokenFile`) is re-read at most every
 // `refresh` and at once after invalidate() (the client calls it on a 401), because kubelet
 // rotates bound tokens in place. The file must be a regular file of at most 64 KiB (see
-// read_file.h). If a later re-read fails (the file vanished, became a directory or a device,
+// common/read_file.h). If a later re-read fails (the file vanished, became a directory or a device,
 // grew too large, holds a character that cannot go into a header), the last good token is kept,
 // a warning naming the file and the reason is logged, and lastReadError() says what failed.
 // Thread-safe. Token values are never logged.

@@ -22,11 +22,6 @@
 
 namespace tsk::watcher {
 
-void UniqueFd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 // ---------------------------------------------------------------------------------------------
 // BodyDecoder
 
@@ -416,8 +411,9 @@ struct BusClient::Impl {
           return Error{p + " is " + *what +
                        ", not a unix socket, so the agent can never connect to it: --socket "
                        "(TS_SOCKET) must name the socket tailscaled creates (tailscaled "
-                       "--socket), e.g. /var/run/tailscale/tailscaled.sock; remove what is "
-                       "there or fix the path"};
+                       "--socket), e.g. " +
+                       std::string(kDefaultTailscaledSocket) +
+                       "; remove what is there or fix the path"};
         }
         return Error{"connection refused on " + p +
                      ": nothing is listening (tailscaled is stopped or restarting)"};

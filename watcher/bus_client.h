@@ -27,12 +27,14 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "common/tailscaled_socket.h"
+#include "common/unique_fd.h"
 #include "watcher/read_pacer.h"
 
 namespace tsk::watcher {
 
 struct BusClientOptions {
-  std::string socket_path = "/var/run/tailscale/tailscaled.sock";
+  std::string socket_path{kDefaultTailscaledSocket};
   std::chrono::milliseconds connect_timeout{5'000};
   // Deadline for the response head and for one-shot GET bodies (not for the watch body).
   std::chrono::milliseconds request_timeout{30'000};
@@ -118,33 +120,6 @@ class BodyDecoder {
   size_t line_bytes_ = 0;  // bytes of the current chunk-extension / trailer section
   uint64_t decoded_ = 0;
   std::string error_;
-};
-
-// UniqueFd: owns a file descriptor and closes it once (move-only).
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) reset(o.release());
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
 };
 
 // What the Watcher needs of a LocalAPI client: BusClient over the socket, or a fake in tests

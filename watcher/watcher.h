@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/tailscaled_socket.h"
 #include "watcher/bus_client.h"
 #include "watcher/events.h"
 #include "watcher/node_state_reducer.h"
@@ -34,7 +35,7 @@ namespace tsk::watcher {
 enum class StartMode { InitialStatus, StatusFetch };
 
 struct WatcherOptions {
-  std::string socket_path = "/var/run/tailscale/tailscaled.sock";  // for the BusClient
+  std::string socket_path{kDefaultTailscaledSocket};
   bool track_peers = false;  // adds NotifyPeerChanges|NotifyPeerPatches to the mask
   StartMode start_mode = StartMode::InitialStatus;
   uint64_t max_line_bytes = 1ull << 30;  // longer lines are skipped without buffering

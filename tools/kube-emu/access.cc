@@ -1,7 +1,6 @@
 #include "tools/kube-emu/access.h"
 
 #include <algorithm>
-#include <sstream>
 
 #include <yaml-cpp/yaml.h>
 
@@ -14,32 +13,6 @@ UserInfo anonymousUser() {
 }
 
 namespace {
-
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  const size_t e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
-}
-
-// Splits one CSV line, honouring double quotes (the groups column is quoted).
-std::vector<std::string> splitCsv(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool quoted = false;
-  for (char c : line) {
-    if (c == '"') {
-      quoted = !quoted;
-    } else if (c == ',' && !quoted) {
-      out.push_back(trim(cur));
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  out.push_back(trim(cur));
-  return out;
-}
 
 bool listMatches(const std::vector<std::string>& allowed, const std::string& value) {
   return std::any_of(allowed.begin(), allowed.end(),
@@ -78,33 +51,6 @@ Result<std::vector<std::string>> stringList(const json& j, const std::string& wh
 }
 
 }  // namespace
-
-Result<std::vector<TokenEntry>> parseTokenFile(const std::string& text) {
-  std::vector<TokenEntry> out;
-  std::istringstream in(text);
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    line = trim(line);
-    if (line.empty() || line[0] == '#') continue;
-    const auto cols = splitCsv(line);
-    if (cols.size() < 2 || cols[0].empty() || cols[1].empty()) {
-      return Error{"token file line " + std::to_string(lineno) +
-                   ": expected `token,user[,uid[,\"group1,group2\"]]`"};
-    }
-    TokenEntry e{cols[0], cols[1], {}};
-    if (cols.size() >= 4 && !cols[3].empty()) {
-      std::istringstream groups(cols[3]);
-      std::string g;
-      while (std::getline(groups, g, ',')) {
-        if (!trim(g).empty()) e.groups.push_back(trim(g));
-      }
-    }
-    out.push_back(std::move(e));
-  }
-  return out;
-}
 
 void TokenRegistry::add(const TokenEntry& entry) {
   std::lock_guard lock(mu_);

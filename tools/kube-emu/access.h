@@ -44,9 +44,6 @@ struct TokenEntry {
   std::vector<std::string> groups;
 };
 
-// Parses a token file; errors name the line.
-Result<std::vector<TokenEntry>> parseTokenFile(const std::string& text);
-
 class TokenRegistry {
  public:
   void add(const TokenEntry& entry);

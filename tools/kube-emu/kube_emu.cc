@@ -19,7 +19,6 @@
 
 #include "tools/kube-emu/discovery.h"
 #include "tools/kube-emu/object_rules.h"
-#include "tools/kube-emu/protobuf.h"
 
 namespace tsk::kube_emu {
 
@@ -471,30 +470,15 @@ ApiResponse KubeEmu::serve(const httplib::Request& req, RequestContext& ctx) {
     return req.method == "GET" ? ApiResponse{200, versionInfo(), {}} : methodNotAllowed();
   }
   const auto segments = splitPath(path);
-  if (!segments.empty() && segments[0] == "openapi") {
-    if (user.anonymous()) return forbiddenPath(user.name, lower(req.method), path);
-    if (req.method != "GET") return methodNotAllowed();
-    if (segments.size() == 2 && segments[1] == "v3") return {200, openApiV3Index(), {}};
-    if (segments.size() == 4 && segments[1] == "v3" && segments[2] == "api" &&
-        segments[3] == "v1") {
-      return {200, openApiV3CoreV1(), {}};
-    }
-    return pathNotFound();
-  }
   const bool is_core = !segments.empty() && segments[0] == "api";
   const bool is_groups = !segments.empty() && segments[0] == "apis";
   const bool is_resource = is_core && segments.size() >= 3 && segments[1] == "v1";
-  const bool is_ssar = is_groups && segments.size() == 4 && segments[1] == "authorization.k8s.io" &&
-                       segments[2] == "v1" && segments[3] == "selfsubjectaccessreviews";
   if (is_resource) return serveResource(req, ctx, segments);
   if (!is_core && !is_groups) {
     if (user.anonymous()) return forbiddenPath(user.name, lower(req.method), path);
     return pathNotFound();
   }
   if (user.anonymous()) return forbiddenPath(user.name, lower(req.method), path);
-  if (is_ssar) {
-    return req.method == "POST" ? serveAccessReview(req, user) : methodNotAllowed();
-  }
   if (req.method != "GET") return methodNotAllowed();
   const std::string server_address = opts_.listen_host + ":" + std::to_string(port_);
   if (is_core && segments.size() == 1) return {200, apiVersions(server_address), {}};
@@ -502,23 +486,12 @@ ApiResponse KubeEmu::serve(const httplib::Request& req, RequestContext& ctx) {
     return {200, coreV1ResourceList(), {}};
   }
   if (is_groups && segments.size() == 1) return {200, apiGroupList(), {}};
-  if (is_groups && segments.size() == 2 && segments[1] == "authorization.k8s.io") {
-    json group = authorizationGroup();
-    group["kind"] = "APIGroup";
-    group["apiVersion"] = "v1";
-    return {200, group, {}};
-  }
-  if (is_groups && segments.size() == 3 && segments[1] == "authorization.k8s.io" &&
-      segments[2] == "v1") {
-    return {200, authorizationV1ResourceList(), {}};
-  }
   return pathNotFound();
 }
 
 ApiResponse KubeEmu::serveResource(const httplib::Request& req, RequestContext& ctx,
                                    const std::vector<std::string>& segments) {
-  // segments: api v1 <resource> | api v1 namespaces <ns> [<resource> [<name>]]
-  //           | api v1 <resource> <name> (cluster-scoped: namespaces)
+  // segments: api v1 <resource> (every namespace) | api v1 namespaces <ns> <resource> [<name>]
   const UserInfo& user = *ctx.user;
   std::string ns;
   std::string name;
@@ -530,14 +503,10 @@ ApiResponse KubeEmu::serveResource(const httplib::Request& req, RequestContext& 
     if (segments.size() > 6) return pathNotFound();
   } else {
     plural = segments[2];
-    if (segments.size() >= 4) name = segments[3];
-    if (segments.size() > 4) return pathNotFound();
+    if (segments.size() > 3) return pathNotFound();
   }
   const auto resource = resourceFromPlural(plural);
   if (!resource) return pathNotFound();
-  const ResourceInfo& info = resourceInfo(*resource);
-  if (!info.namespaced && !ns.empty()) return pathNotFound();
-  if (info.namespaced && ns.empty() && !name.empty()) return pathNotFound();
 
   const bool collection = name.empty();
   std::string verb;
@@ -545,7 +514,7 @@ ApiResponse KubeEmu::serveResource(const httplib::Request& req, RequestContext& 
   if (m == "GET") {
     const std::string watch = req.get_param_value("watch");
     verb = collection ? (watch == "true" || watch == "1" ? "watch" : "list") : "get";
-  } else if (m == "POST" && collection && (ns.size() > 0 || !info.namespaced)) {
+  } else if (m == "POST" && collection && !ns.empty()) {
     verb = "create";
   } else if (m == "PUT" && !collection) {
     verb = "update";
@@ -556,10 +525,8 @@ ApiResponse KubeEmu::serveResource(const httplib::Request& req, RequestContext& 
   } else {
     return methodNotAllowed();
   }
-  // For namespaces, RBAC sees the namespace's own name as the namespace (like RequestInfo).
-  const std::string authz_ns = *resource == Resource::kNamespaces ? name : ns;
-  if (!authz_.allows(user, verb, plural, authz_ns, name)) {
-    return forbidden(user.name, verb, plural, authz_ns, name);
+  if (!authz_.allows(user, verb, plural, ns, name)) {
+    return forbidden(user.name, verb, plural, ns, name);
   }
   if (verb == "watch") {
     return statusResponse(405, "MethodNotAllowed",
@@ -573,68 +540,26 @@ ApiResponse KubeEmu::serveResource(const httplib::Request& req, RequestContext& 
     const std::string agent = req.get_header_value("User-Agent");
     wopts.field_manager = agent.substr(0, agent.find('/'));
   }
-  wopts.dry_run = req.get_param_value("dryRun") == "All";
-  const bool table = wantsTable(req.get_header_value("Accept"));
-  const std::string include = req.has_param("includeObject") ? req.get_param_value("includeObject")
-                                                             : std::string("Metadata");
-
-  if (verb == "get" || verb == "list") {
-    ApiResponse r = verb == "get" ? store_.get(*resource, ns, name)
-                                  : store_.list(*resource, ns,
-                                                {req.get_param_value("labelSelector"),
-                                                 req.get_param_value("fieldSelector")});
-    if (table && r.ok()) r.body = toTable(*resource, r.body, include, clock_.wallNow());
-    return r;
+  for (const char* unserved : {"dryRun", "labelSelector", "fieldSelector"}) {
+    if (req.has_param(unserved)) {
+      return badRequest(std::string("kube-emu does not implement ?") + unserved +
+                        "; test that against a real kube-apiserver");
+    }
   }
-  if (verb == "delete") return store_.remove(*resource, ns, name, wopts);
+
+  if (verb == "get") return store_.get(*resource, ns, name);
+  if (verb == "list") return store_.list(*resource, ns);
+  if (verb == "delete") return store_.remove(*resource, ns, name);
   if (verb == "patch") {
-    const std::string content_type = req.get_header_value("Content-Type");
-    const auto type = patchTypeFromContentType(content_type);
-    if (!type) return unsupportedMediaType();
-    return store_.patch(*resource, ns, name, *type, req.body, wopts);
+    if (!isStrategicMergePatch(req.get_header_value("Content-Type"))) {
+      return unsupportedMediaType();
+    }
+    return store_.patch(*resource, ns, name, req.body, wopts);
   }
   const std::string media = mediaType(req.get_header_value("Content-Type"));
-  if (media == kProtobufMediaType) {
-    auto decoded = decodeKubernetesProtobuf(req.body);
-    if (!decoded) return badRequest(decoded.error().message);
-    const std::string body = decoded->dump();
-    if (verb == "create") return store_.create(*resource, ns, body, wopts);
-    return store_.replace(*resource, ns, name, body, wopts);
-  }
   if (!media.empty() && media != "application/json") return unsupportedMediaType();
   if (verb == "create") return store_.create(*resource, ns, req.body, wopts);
   return store_.replace(*resource, ns, name, req.body, wopts);
-}
-
-ApiResponse KubeEmu::serveAccessReview(const httplib::Request& req, const UserInfo& user) {
-  json review;
-  if (mediaType(req.get_header_value("Content-Type")) == kProtobufMediaType) {
-    auto decoded = decodeKubernetesProtobuf(req.body);
-    if (!decoded) return badRequest(decoded.error().message);
-    review = std::move(*decoded);
-  } else {
-    review = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  }
-  if (review.is_discarded() || !review.is_object() || !review.contains("spec") ||
-      !review["spec"].is_object()) {
-    return badRequest("SelfSubjectAccessReview: the body must be a JSON object with a spec");
-  }
-  const json attrs = review["spec"].value("resourceAttributes", json::object());
-  if (!attrs.is_object()) {
-    return badRequest("SelfSubjectAccessReview: spec.resourceAttributes must be an object");
-  }
-  const std::string verb = attrs.value("verb", "");
-  const std::string resource = attrs.value("resource", "");
-  const bool core_group = attrs.value("group", "") == "";
-  const bool allowed =
-      core_group &&
-      authz_.allows(user, verb, resource, attrs.value("namespace", ""), attrs.value("name", ""));
-  review["kind"] = "SelfSubjectAccessReview";
-  review["apiVersion"] = "authorization.k8s.io/v1";
-  review["metadata"] = {{"creationTimestamp", nullptr}};
-  review["status"] = {{"allowed", allowed}};
-  if (allowed) review["status"]["reason"] = "allowed by a kube-emu RBAC rule";
-  return {201, review, {}};
 }
 
 // ---- control API --------------------------------------------------------------------------
@@ -785,14 +710,14 @@ ApiResponse KubeEmu::controlObjects(const httplib::Request& req) {
   }
   const auto resource = resourceFromPlural(body.value("resource", ""));
   if (!resource) {
-    return controlError("objects: \"resource\" must be secrets, configmaps or namespaces");
+    return controlError("objects: \"resource\" must be secrets or configmaps");
   }
   const std::string ns = body.value("namespace", "");
   json obj = body["object"];
   if (obj.contains("metadata") && obj["metadata"].is_object()) {
     obj["metadata"].erase("resourceVersion");
   }
-  const WriteOptions wopts{"kube-emu-control", false};
+  const WriteOptions wopts{"kube-emu-control"};
   ApiResponse r = store_.create(*resource, ns, obj.dump(), wopts);
   if (r.code == 409 && obj.contains("metadata")) {
     r = store_.replace(*resource, ns, obj["metadata"].value("name", ""), obj.dump(), wopts);

@@ -1,9 +1,11 @@
 #pragma once
 // KubeEmu: an HTTPS Kubernetes API-server emulator for tests and demos (README.md#layout).
-// Core/v1 Secrets and ConfigMaps in namespaces (GET, list, POST, PUT, PATCH strategic-merge /
-// merge / JSON patch, DELETE), resourceVersion and 409, bearer tokens and client certificates
-// (401), per-name RBAC (403), discovery and Table output for kubectl, fault injection and a
-// request log. Errors are kube-apiserver `Status` bodies with the same reasons and messages.
+// Core/v1 Secrets and ConfigMaps in namespaces (GET, list, POST, PUT, PATCH strategic-merge,
+// DELETE), resourceVersion and 409, managedFields, bearer tokens and client certificates (401),
+// per-name RBAC (403), the discovery kubectl needs, fault injection and a request log: what the
+// agent's fast tests, the soak and reliability tests and the demo use. Errors are kube-apiserver
+// `Status` bodies with the same reasons and messages. Everything else (protobuf, Tables,
+// selectors, other patch types, dry runs, access reviews) is tested on a real kube-apiserver.
 //
 //   KubeEmu emu({.cert_file = pki.serverCert(), .key_file = pki.serverKey(),
 //                .tokens = {{"t0k", "system:serviceaccount:ns:agent", {}}},
@@ -109,7 +111,6 @@ class KubeEmu {
   ApiResponse serve(const httplib::Request& req, RequestContext& ctx);
   ApiResponse serveResource(const httplib::Request& req, RequestContext& ctx,
                             const std::vector<std::string>& segments);
-  ApiResponse serveAccessReview(const httplib::Request& req, const UserInfo& user);
   std::optional<UserInfo> authenticate(const httplib::Request& req) const;
   void dropConnection(const httplib::Request& req) const;
   ApiResponse controlFaults(const httplib::Request& req);

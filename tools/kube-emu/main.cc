@@ -1,18 +1,17 @@
-// kube-emu: an HTTPS Kubernetes API-server emulator (Secrets, ConfigMaps, Namespaces) with
+// kube-emu: an HTTPS Kubernetes API-server emulator (Secrets, ConfigMaps) with
 // bearer tokens, per-name RBAC, fault injection and a request log, for tests and the demo.
 // Run with --help for the flags; README.md in this directory documents the control API.
 #include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/log.h"
+#include "common/read_file.h"
 #include "tools/kube-emu/certgen.h"
 #include "tools/kube-emu/kube_emu.h"
 #include "tools/kube-emu/object_rules.h"
@@ -26,17 +25,15 @@ namespace emu = tsk::kube_emu;
 
 constexpr const char* kUsage = R"(usage: kube-emu [flags]
 
-An HTTPS Kubernetes API-server emulator: core/v1 Secrets, ConfigMaps and Namespaces; GET, list,
-POST, PUT, DELETE and PATCH (strategic-merge, merge, JSON patch); bearer tokens and client
-certificates; per-name RBAC; discovery and tables for kubectl; fault injection and a request log.
+An HTTPS Kubernetes API-server emulator: core/v1 Secrets and ConfigMaps; GET, list,
+POST, PUT, DELETE and PATCH (strategic-merge); bearer tokens and client certificates; per-name
+RBAC; the discovery kubectl needs; fault injection and a request log.
 
 Flags:
   --listen HOST:PORT         API listener (HTTPS). Default 127.0.0.1:0 (any free port).
   --cert FILE                Server certificate chain (PEM).
   --key FILE                 Server private key (PEM).
   --client-ca FILE           Accept client certificates signed by this CA (CN = user, O = groups).
-  --tokens FILE              Bearer tokens, lines `token,user[,uid[,"group1,group2"]]`
-                             (kube-apiserver --token-auth-file format; # comments).
   --token TOKEN=USER         Add one bearer token (repeatable).
   --rbac FILE                RBAC rules, JSON or YAML:
                                {adminUsers: [admin], rules: [{users: [u], verbs: [get, patch],
@@ -50,13 +47,9 @@ Flags:
   --control-port-file FILE   Write the control port number to FILE once listening.
   --gen-certs DIR            Generate a CA, server, client and test certificates into DIR and
                              serve with DIR/server.crt, DIR/server.key, client CA DIR/ca.crt.
-  --gen-certs-only           With --gen-certs: write the files and exit.
-  --server-name NAME         Extra DNS name or IP for the generated server certificate
-                             (repeatable).
-  --kubeconfig-out FILE      Write a kubeconfig for this emulator: CA from --gen-certs (or
-                             --kubeconfig-ca), the first token of an --allow-all-user, else the
+  --kubeconfig-out FILE      With --gen-certs: write a kubeconfig for this emulator: CA
+                             DIR/ca.crt, the first token of an --allow-all-user, else the
                              generated admin client certificate.
-  --kubeconfig-ca FILE       CA certificate for --kubeconfig-out when not using --gen-certs.
   --threads N                Concurrent connections (default 16).
   --log-level LEVEL          debug (one line per request) or info (default).
   --help                     This text.
@@ -96,11 +89,9 @@ Result<HostPort> parseHostPort(const std::string& flag, const std::string& s) {
 }
 
 Result<std::string> readFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{flag + ": cannot read " + path};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto text = tsk::readFileContents(path, std::size_t{1} << 20);
+  if (!text) return Error{flag + ": " + text.error().message};
+  return text;
 }
 
 struct Config {
@@ -108,10 +99,7 @@ struct Config {
   std::string port_file;
   std::string control_port_file;
   std::string gen_certs_dir;
-  bool gen_certs_only = false;
-  std::vector<std::string> server_names;
   std::string kubeconfig_out;
-  std::string kubeconfig_ca;
   bool debug = false;
 };
 
@@ -137,27 +125,10 @@ Result<Config> parseFlags(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       std::exit(0);
     }
-    if (flag == "--gen-certs-only") {
-      c.gen_certs_only = true;
-      continue;
-    }
-    static const std::set<std::string> kValueFlags = {"--listen",
-                                                      "--cert",
-                                                      "--key",
-                                                      "--client-ca",
-                                                      "--tokens",
-                                                      "--token",
-                                                      "--rbac",
-                                                      "--allow-all-user",
-                                                      "--control-addr",
-                                                      "--port-file",
-                                                      "--control-port-file",
-                                                      "--gen-certs",
-                                                      "--server-name",
-                                                      "--kubeconfig-out",
-                                                      "--kubeconfig-ca",
-                                                      "--threads",
-                                                      "--log-level"};
+    static const std::set<std::string> kValueFlags = {
+        "--listen",    "--cert",           "--key",          "--client-ca", "--token",
+        "--rbac",      "--allow-all-user", "--control-addr", "--port-file", "--control-port-file",
+        "--gen-certs", "--kubeconfig-out", "--threads",      "--log-level"};
     if (!kValueFlags.contains(flag)) return Error{"unknown flag " + flag + " (see --help)"};
     auto v = take();
     if (!v) return v.error();
@@ -172,12 +143,6 @@ Result<Config> parseFlags(int argc, char** argv) {
       c.opts.key_file = *v;
     } else if (flag == "--client-ca") {
       c.opts.client_ca_file = *v;
-    } else if (flag == "--tokens") {
-      auto text = readFile(flag, *v);
-      if (!text) return text.error();
-      auto entries = emu::parseTokenFile(*text);
-      if (!entries) return Error{*v + ": " + entries.error().message};
-      c.opts.tokens.insert(c.opts.tokens.end(), entries->begin(), entries->end());
     } else if (flag == "--token") {
       const size_t eq = v->find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == v->size()) {
@@ -206,12 +171,8 @@ Result<Config> parseFlags(int argc, char** argv) {
       c.control_port_file = *v;
     } else if (flag == "--gen-certs") {
       c.gen_certs_dir = *v;
-    } else if (flag == "--server-name") {
-      c.server_names.push_back(*v);
     } else if (flag == "--kubeconfig-out") {
       c.kubeconfig_out = *v;
-    } else if (flag == "--kubeconfig-ca") {
-      c.kubeconfig_ca = *v;
     } else if (flag == "--threads") {
       c.opts.threads = std::atoi(v->c_str());
       if (c.opts.threads < 2) return Error{"--threads: expected a number >= 2"};
@@ -240,12 +201,8 @@ std::string kubeconfig(const std::string& server, const std::string& ca_pem,
 }
 
 Status writeKubeconfig(const Config& c, const emu::KubeEmu& server) {
-  const std::string ca_file =
-      !c.kubeconfig_ca.empty() ? c.kubeconfig_ca : c.gen_certs_dir + "/ca.crt";
-  if (c.kubeconfig_ca.empty() && c.gen_certs_dir.empty()) {
-    return Error{"--kubeconfig-out needs --gen-certs or --kubeconfig-ca"};
-  }
-  auto ca = readFile("--kubeconfig-out", ca_file);
+  if (c.gen_certs_dir.empty()) return Error{"--kubeconfig-out needs --gen-certs"};
+  auto ca = readFile("--kubeconfig-out", c.gen_certs_dir + "/ca.crt");
   if (!ca) return ca.error();
   std::string token;
   for (const auto& t : c.opts.tokens) {
@@ -256,11 +213,6 @@ Status writeKubeconfig(const Config& c, const emu::KubeEmu& server) {
   std::string cert;
   std::string key;
   if (token.empty()) {
-    if (c.gen_certs_dir.empty()) {
-      return Error{
-          "--kubeconfig-out: no token of an --allow-all-user and no generated client "
-          "certificate; add --token T=admin --allow-all-user admin"};
-    }
     auto cf = readFile("--kubeconfig-out", c.gen_certs_dir + "/client.crt");
     auto kf = readFile("--kubeconfig-out", c.gen_certs_dir + "/client.key");
     if (!cf) return cf.error();
@@ -284,14 +236,10 @@ int main(int argc, char** argv) {
   tsk::Logger logger(stderr, tsk::LogFormat::Text,
                      c.debug ? tsk::LogLevel::Debug : tsk::LogLevel::Info);
   if (!c.gen_certs_dir.empty()) {
-    auto set = emu::writeCertSet(c.gen_certs_dir, c.server_names);
+    auto set = emu::writeCertSet(c.gen_certs_dir, {});
     if (!set) {
       std::fprintf(stderr, "kube-emu: %s\n", set.error().message.c_str());
       return 1;
-    }
-    if (c.gen_certs_only) {
-      std::printf("certificates written to %s\n", set->dir.c_str());
-      return 0;
     }
     if (c.opts.cert_file.empty()) c.opts.cert_file = set->server_cert;
     if (c.opts.key_file.empty()) c.opts.key_file = set->server_key;

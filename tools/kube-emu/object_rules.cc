@@ -14,23 +14,6 @@ namespace {
 
 constexpr size_t kMaxDataBytes = 1024 * 1024;
 
-std::string goTypeName(const json& v) {
-  switch (v.type()) {
-    case json::value_t::array:
-      return "array";
-    case json::value_t::string:
-      return "string";
-    case json::value_t::boolean:
-      return "bool";
-    case json::value_t::object:
-      return "object";
-    case json::value_t::null:
-      return "null";
-    default:
-      return "number";
-  }
-}
-
 ApiResponse cannotBeHandled(Resource r, const std::string& why) {
   const std::string kind(resourceInfo(r).kind);
   return badRequest(kind + " in version \"v1\" cannot be handled as a " + kind + ": " + why);
@@ -202,12 +185,24 @@ const char* kDnsSubdomainHelp =
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
     "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
     "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const char* kDnsLabelHelp =
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
-    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
-    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-
 }  // namespace
+
+std::string goTypeName(const json& v) {
+  switch (v.type()) {
+    case json::value_t::array:
+      return "array";
+    case json::value_t::string:
+      return "string";
+    case json::value_t::boolean:
+      return "bool";
+    case json::value_t::object:
+      return "object";
+    case json::value_t::null:
+      return "null";
+    default:
+      return "number";
+  }
+}
 
 std::string goFormat(const json& v) {
   switch (v.type()) {
@@ -235,17 +230,6 @@ std::string goFormat(const json& v) {
   }
 }
 
-bool isValidDnsLabel(const std::string& name) {
-  if (name.empty() || name.size() > 63) return false;
-  if (!std::isalnum(static_cast<unsigned char>(name.front())) ||
-      !std::isalnum(static_cast<unsigned char>(name.back()))) {
-    return false;
-  }
-  return std::all_of(name.begin(), name.end(), [](unsigned char c) {
-    return (std::islower(c) || std::isdigit(c) || c == '-');
-  });
-}
-
 bool isValidDnsSubdomain(const std::string& name) {
   if (name.empty() || name.size() > 253) return false;
   size_t start = 0;
@@ -263,16 +247,6 @@ bool isValidDnsSubdomain(const std::string& name) {
     if (dot == std::string::npos) return true;
     start = dot + 1;
   }
-}
-
-std::string uidFromName(const std::string& name) {
-  const uint64_t h = std::hash<std::string>{}(name);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-8%03x-%012llx", static_cast<unsigned>(h >> 32),
-                static_cast<unsigned>((h >> 16) & 0xffff), static_cast<unsigned>(h & 0xfff),
-                static_cast<unsigned>((h >> 4) & 0xfff),
-                static_cast<unsigned long long>(h & 0xffffffffffffULL));
-  return buf;
 }
 
 long invalidBase64Offset(const std::string& s) {
@@ -363,7 +337,7 @@ DecodeResult decodeObject(Resource r, const std::string& body) {
   }
   out["metadata"] = std::move(meta);
   if (in.contains("immutable") && !in["immutable"].is_null()) {
-    if (!in["immutable"].is_boolean() || r == Resource::kNamespaces) {
+    if (!in["immutable"].is_boolean()) {
       result.response = cannotBeHandled(
           r, unmarshalError(in["immutable"], std::string(info.kind) + ".immutable", "bool"));
       return result;
@@ -378,10 +352,6 @@ DecodeResult decodeObject(Resource r, const std::string& body) {
     case Resource::kConfigMaps:
       err = decodeConfigMap(in, out);
       break;
-    case Resource::kNamespaces:
-      out["spec"] = in.value("spec", json{{"finalizers", {"kubernetes"}}});
-      out["status"] = json{{"phase", "Active"}};
-      break;
   }
   if (err) {
     result.response = *err;
@@ -391,9 +361,7 @@ DecodeResult decodeObject(Resource r, const std::string& body) {
   return result;
 }
 
-std::optional<ApiResponse> checkNamespaceMatches(Resource r, const std::string& ns,
-                                                 const json& obj) {
-  if (r == Resource::kNamespaces) return std::nullopt;
+std::optional<ApiResponse> checkNamespaceMatches(const std::string& ns, const json& obj) {
   const auto& meta = obj["metadata"];
   if (meta.contains("namespace") && meta["namespace"] != "" && meta["namespace"] != ns) {
     return badRequest(
@@ -409,11 +377,9 @@ std::vector<FieldCause> validateObject(Resource r, const json& obj) {
   if (name.empty()) {
     causes.push_back({"metadata.name", "FieldValueRequired",
                       "Required value: name or generateName is required"});
-  } else if (r == Resource::kNamespaces ? !isValidDnsLabel(name) : !isValidDnsSubdomain(name)) {
-    causes.push_back(invalidValue("metadata.name", name,
-                                  r == Resource::kNamespaces ? kDnsLabelHelp : kDnsSubdomainHelp));
+  } else if (!isValidDnsSubdomain(name)) {
+    causes.push_back(invalidValue("metadata.name", name, kDnsSubdomainHelp));
   }
-  if (r == Resource::kNamespaces) return causes;
   if (obj.contains("data")) validateKeys(obj["data"], "data", causes);
   if (obj.contains("binaryData")) validateKeys(obj["binaryData"], "binaryData", causes);
   if (r == Resource::kConfigMaps && obj.contains("data") && obj.contains("binaryData")) {
@@ -452,142 +418,6 @@ std::vector<FieldCause> validateUpdate(Resource r, const json& previous, const j
     }
   }
   return causes;
-}
-
-// ---- selectors ----------------------------------------------------------------------------
-
-namespace {
-
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  const size_t e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
-}
-
-std::vector<std::string> splitTopLevel(const std::string& s) {
-  std::vector<std::string> parts;
-  int depth = 0;
-  std::string cur;
-  for (char c : s) {
-    if (c == '(') ++depth;
-    if (c == ')') --depth;
-    if (c == ',' && depth == 0) {
-      parts.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  parts.push_back(cur);
-  return parts;
-}
-
-std::optional<std::string> fieldValue(const json& obj, const std::string& field) {
-  if (field == "metadata.name") return obj["metadata"].value("name", "");
-  if (field == "metadata.namespace") return obj["metadata"].value("namespace", "");
-  if (field == "type") return obj.value("type", "");
-  if (field == "status.phase")
-    return obj.contains("status") ? obj["status"].value("phase", "") : "";
-  return std::nullopt;
-}
-
-}  // namespace
-
-bool Selector::matches(const json& obj) const {
-  for (const auto& req : reqs_) {
-    std::optional<std::string> value;
-    if (fields_) {
-      value = fieldValue(obj, req.key);
-    } else if (obj.contains("metadata") && obj["metadata"].contains("labels") &&
-               obj["metadata"]["labels"].contains(req.key)) {
-      value = obj["metadata"]["labels"][req.key].get<std::string>();
-    }
-    const bool in_values =
-        value && std::find(req.values.begin(), req.values.end(), *value) != req.values.end();
-    switch (req.op) {
-      case Requirement::Op::kEquals:
-      case Requirement::Op::kIn:
-        if (!in_values) return false;
-        break;
-      case Requirement::Op::kNotEquals:
-      case Requirement::Op::kNotIn:
-        if (in_values) return false;
-        break;
-      case Requirement::Op::kExists:
-        if (!value) return false;
-        break;
-      case Requirement::Op::kNotExists:
-        if (value) return false;
-        break;
-    }
-  }
-  return true;
-}
-
-Result<Selector> parseLabelSelector(const std::string& s) {
-  std::vector<Selector::Requirement> reqs;
-  if (trim(s).empty()) return Selector(reqs, false);
-  using Op = Selector::Requirement::Op;
-  for (const auto& raw : splitTopLevel(s)) {
-    const std::string part = trim(raw);
-    if (part.empty()) return Error{"unable to parse requirement: found '', expected: identifier"};
-    Selector::Requirement req;
-    if (size_t p = part.find("!="); p != std::string::npos) {
-      req = {trim(part.substr(0, p)), Op::kNotEquals, {trim(part.substr(p + 2))}};
-    } else if (size_t p2 = part.find("=="); p2 != std::string::npos) {
-      req = {trim(part.substr(0, p2)), Op::kEquals, {trim(part.substr(p2 + 2))}};
-    } else if (size_t p3 = part.find('='); p3 != std::string::npos) {
-      req = {trim(part.substr(0, p3)), Op::kEquals, {trim(part.substr(p3 + 1))}};
-    } else if (size_t p4 = part.find(" notin ");
-               p4 != std::string::npos || (p4 = part.find(" in ")) != std::string::npos) {
-      const bool notin = part.compare(p4, 7, " notin ") == 0;
-      const size_t open = part.find('(', p4);
-      const size_t close = part.rfind(')');
-      if (open == std::string::npos || close == std::string::npos || close < open) {
-        return Error{"unable to parse requirement: " + part + ": expected a (value,...) list"};
-      }
-      req.key = trim(part.substr(0, p4));
-      req.op = notin ? Op::kNotIn : Op::kIn;
-      for (const auto& v : splitTopLevel(part.substr(open + 1, close - open - 1))) {
-        req.values.push_back(trim(v));
-      }
-    } else if (part[0] == '!') {
-      req = {trim(part.substr(1)), Op::kNotExists, {}};
-    } else {
-      req = {part, Op::kExists, {}};
-    }
-    if (req.key.empty()) {
-      return Error{"unable to parse requirement: " + part + ": the label key is empty"};
-    }
-    reqs.push_back(std::move(req));
-  }
-  return Selector(std::move(reqs), false);
-}
-
-Result<Selector> parseFieldSelector(Resource r, const std::string& s) {
-  std::vector<Selector::Requirement> reqs;
-  if (trim(s).empty()) return Selector(reqs, true);
-  using Op = Selector::Requirement::Op;
-  for (const auto& raw : splitTopLevel(s)) {
-    const std::string part = trim(raw);
-    Selector::Requirement req;
-    if (size_t p = part.find("!="); p != std::string::npos) {
-      req = {trim(part.substr(0, p)), Op::kNotEquals, {trim(part.substr(p + 2))}};
-    } else if (size_t p2 = part.find("=="); p2 != std::string::npos) {
-      req = {trim(part.substr(0, p2)), Op::kEquals, {trim(part.substr(p2 + 2))}};
-    } else if (size_t p3 = part.find('='); p3 != std::string::npos) {
-      req = {trim(part.substr(0, p3)), Op::kEquals, {trim(part.substr(p3 + 1))}};
-    } else {
-      return Error{"invalid selector: '" + s + "'; can't understand '" + part + "'"};
-    }
-    const bool known = req.key == "metadata.name" || req.key == "metadata.namespace" ||
-                       (r == Resource::kSecrets && req.key == "type") ||
-                       (r == Resource::kNamespaces && req.key == "status.phase");
-    if (!known) return Error{"field label not supported: " + req.key};
-    reqs.push_back(std::move(req));
-  }
-  return Selector(std::move(reqs), true);
 }
 
 // ---- managedFields ------------------------------------------------------------------------

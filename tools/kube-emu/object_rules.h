@@ -1,8 +1,8 @@
 #pragma once
-// What kube-apiserver checks and fills in for core/v1 Secrets, ConfigMaps and Namespaces:
+// What kube-apiserver checks and fills in for core/v1 Secrets and ConfigMaps:
 // decoding (400 "... cannot be handled as a Secret: ..."), field validation (422 Invalid with
-// causes), Secret stringData folded into base64 data, label and field selectors, and
-// metadata.managedFields bookkeeping per field manager.
+// causes), Secret stringData folded into base64 data, and metadata.managedFields bookkeeping per
+// field manager. (No label or field selectors: lists are not filtered.)
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,43 +24,22 @@ struct DecodeResult {
 // Parses and normalizes a request body the way the API server's decoder would.
 DecodeResult decodeObject(Resource r, const std::string& body);
 // 400 if metadata.namespace is set and differs from the namespace in the URL.
-std::optional<ApiResponse> checkNamespaceMatches(Resource r, const std::string& ns,
-                                                 const nlohmann::json& obj);
+std::optional<ApiResponse> checkNamespaceMatches(const std::string& ns, const nlohmann::json& obj);
 std::vector<FieldCause> validateObject(Resource r, const nlohmann::json& obj);
 std::vector<FieldCause> validateUpdate(Resource r, const nlohmann::json& previous,
                                        const nlohmann::json& updated);
 
+// How Go's encoding/json names a JSON value's type in an unmarshal error: "string", "array"...
+std::string goTypeName(const nlohmann::json& v);
 // A JSON value printed the way Go's fmt %v prints the decoded interface{}: map[k:v k2:v2].
 std::string goFormat(const nlohmann::json& v);
 
-bool isValidDnsLabel(const std::string& name);
 bool isValidDnsSubdomain(const std::string& name);
-// A stable UUID-shaped id derived from a name (implicit namespaces).
-std::string uidFromName(const std::string& name);
 
 // -1 when `s` is valid standard base64 (padding required), else the offset of the first bad
 // byte, as Go's "illegal base64 data at input byte N".
 long invalidBase64Offset(const std::string& s);
 std::string base64Encode(const std::string& bytes);
-
-class Selector {
- public:
-  struct Requirement {
-    std::string key;
-    enum class Op { kEquals, kNotEquals, kExists, kNotExists, kIn, kNotIn } op;
-    std::vector<std::string> values;
-  };
-  explicit Selector(std::vector<Requirement> reqs, bool fields)
-      : reqs_(std::move(reqs)), fields_(fields) {}
-  bool matches(const nlohmann::json& obj) const;
-
- private:
-  std::vector<Requirement> reqs_;
-  bool fields_;
-};
-
-Result<Selector> parseLabelSelector(const std::string& s);
-Result<Selector> parseFieldSelector(Resource r, const std::string& s);
 
 // Updates obj.metadata.managedFields: the fields this write changed now belong to `manager`.
 void recordManagedFields(nlohmann::json& obj, const nlohmann::json* previous,

@@ -1,5 +1,7 @@
 #include "tools/kube-emu/patch.h"
 
+#include "tools/kube-emu/object_rules.h"
+
 #include <algorithm>
 #include <optional>
 
@@ -9,28 +11,8 @@ using nlohmann::json;
 
 namespace {
 
-std::string goTypeName(const json& v) {
-  switch (v.type()) {
-    case json::value_t::array:
-      return "array";
-    case json::value_t::string:
-      return "string";
-    case json::value_t::boolean:
-      return "bool";
-    case json::value_t::null:
-      return "null";
-    case json::value_t::object:
-      return "object";
-    default:
-      return "number";
-  }
-}
-
 Error badPatch(const std::string& message) {
   return Error{message, 400};
-}
-Error unprocessable(const std::string& message) {
-  return Error{message, 422};
 }
 
 // ---- strategic merge ----------------------------------------------------------------------
@@ -152,104 +134,14 @@ Result<json> mergeMap(const json& original, const json& patch) {
   return out;
 }
 
-// ---- JSON patch ---------------------------------------------------------------------------
-
-Result<json::json_pointer> pointer(const json& op, const char* member) {
-  auto it = op.find(member);
-  if (it == op.end() || !it->is_string()) {
-    return unprocessable(op.value("op", "?") + " operation missing " + member);
-  }
-  try {
-    return json::json_pointer(it->get<std::string>());
-  } catch (const json::exception&) {
-    return unprocessable("invalid JSON pointer: " + it->get<std::string>());
-  }
-}
-
-std::string lastToken(const json::json_pointer& p) {
-  return p.empty() ? "" : p.back();
-}
-
-Status applyOneJsonPatchOp(json& doc, const json& op) {
-  const std::string name = op.value("op", "");
-  auto path = pointer(op, "path");
-  if (!path) return path.error();
-  const std::string path_str = path->to_string();
-  const auto parentExists = [&](const json::json_pointer& p) {
-    return p.empty() || doc.contains(p.parent_pointer());
-  };
-  try {
-    if (name == "test") {
-      if (!op.contains("value")) return unprocessable("test operation missing value");
-      if (!doc.contains(*path) || doc.at(*path) != op["value"]) {
-        return unprocessable("testing value " + path_str + " failed: test failed");
-      }
-      return {};
-    }
-    if (name == "remove") {
-      if (!doc.contains(*path)) {
-        return unprocessable("Unable to remove nonexistent key: " + lastToken(*path) +
-                             ": missing value");
-      }
-      doc = doc.patch(json::array({op}));
-      return {};
-    }
-    if (name == "replace") {
-      if (!op.contains("value")) return unprocessable("replace operation missing value");
-      if (!doc.contains(*path)) {
-        // Like kube-apiserver's json-patch: replacing a missing key of an object adds it.
-        const bool parent_is_object = !path->empty() && doc.contains(path->parent_pointer()) &&
-                                      doc.at(path->parent_pointer()).is_object();
-        if (!parent_is_object) {
-          return unprocessable("replace operation does not apply: doc is missing key: " + path_str +
-                               ": missing value");
-        }
-        doc[*path] = op["value"];
-        return {};
-      }
-      doc = doc.patch(json::array({op}));
-      return {};
-    }
-    if (name == "add") {
-      if (!op.contains("value")) return unprocessable("add operation missing value");
-      if (!parentExists(*path)) {
-        return unprocessable("add operation does not apply: doc is missing path: \"" + path_str +
-                             "\": missing value");
-      }
-      doc = doc.patch(json::array({op}));
-      return {};
-    }
-    if (name == "move" || name == "copy") {
-      auto from = pointer(op, "from");
-      if (!from) return from.error();
-      if (!doc.contains(*from)) {
-        return unprocessable(name + " operation does not apply: doc is missing from path: " +
-                             from->to_string() + ": missing value");
-      }
-      if (!parentExists(*path)) {
-        return unprocessable(name + " operation does not apply: doc is missing destination " +
-                             "path: " + path_str + ": missing value");
-      }
-      doc = doc.patch(json::array({op}));
-      return {};
-    }
-  } catch (const json::exception& e) {
-    return unprocessable(name + " operation does not apply: " + e.what());
-  }
-  return unprocessable("Unexpected kind: " + name);
-}
-
 }  // namespace
 
-std::optional<PatchType> patchTypeFromContentType(const std::string& content_type) {
+bool isStrategicMergePatch(const std::string& content_type) {
   std::string media = content_type.substr(0, content_type.find(';'));
   media.erase(std::remove(media.begin(), media.end(), ' '), media.end());
   std::transform(media.begin(), media.end(), media.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (media == "application/strategic-merge-patch+json") return PatchType::kStrategicMerge;
-  if (media == "application/merge-patch+json") return PatchType::kMerge;
-  if (media == "application/json-patch+json") return PatchType::kJson;
-  return std::nullopt;
+  return media == "application/strategic-merge-patch+json";
 }
 
 Result<json> applyStrategicMergePatch(const json& original, const json& patch) {
@@ -263,48 +155,12 @@ Result<json> applyStrategicMergePatch(const json& original, const json& patch) {
   return merged;
 }
 
-Result<json> applyMergePatch(const json& original, const json& patch) {
-  if (!patch.is_object()) {
-    return badPatch("json: cannot unmarshal " + goTypeName(patch) +
-                    " into Go value of type map[string]interface {}");
-  }
-  json out = original;
-  out.merge_patch(patch);
-  return out;
-}
-
-Result<json> applyJsonPatch(const json& original, const json& patch) {
-  if (!patch.is_array()) {
-    return badPatch("json: cannot unmarshal " + goTypeName(patch) +
-                    " into Go value of type jsonpatch.Patch");
-  }
-  for (const auto& op : patch) {
-    if (!op.is_object()) {
-      return badPatch("json: cannot unmarshal " + goTypeName(op) +
-                      " into Go value of type jsonpatch.Operation");
-    }
-  }
-  json doc = original;
-  for (const auto& op : patch) {
-    if (auto st = applyOneJsonPatchOp(doc, op); !st) return st.error();
-  }
-  return doc;
-}
-
-Result<json> applyPatch(PatchType type, const json& original, const std::string& patch_body) {
+Result<json> applyPatch(const json& original, const std::string& patch_body) {
   json patch = json::parse(patch_body, nullptr, /*allow_exceptions=*/false);
   if (patch.is_discarded()) {
     return badPatch("error decoding patch: invalid JSON in the request body");
   }
-  switch (type) {
-    case PatchType::kStrategicMerge:
-      return applyStrategicMergePatch(original, patch);
-    case PatchType::kMerge:
-      return applyMergePatch(original, patch);
-    case PatchType::kJson:
-      return applyJsonPatch(original, patch);
-  }
-  return badPatch("unknown patch type");
+  return applyStrategicMergePatch(original, patch);
 }
 
 }  // namespace tsk::kube_emu

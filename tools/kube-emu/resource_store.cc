@@ -15,9 +15,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr ResourceInfo kSecrets{"secrets", "Secret", "SecretList", true};
-constexpr ResourceInfo kConfigMaps{"configmaps", "ConfigMap", "ConfigMapList", true};
-constexpr ResourceInfo kNamespaces{"namespaces", "Namespace", "NamespaceList", false};
+constexpr ResourceInfo kSecrets{"secrets", "Secret", "SecretList"};
+constexpr ResourceInfo kConfigMaps{"configmaps", "ConfigMap", "ConfigMapList"};
 
 std::string metaString(const json& obj, const char* field) {
   const auto m = obj.find("metadata");
@@ -34,8 +33,6 @@ const ResourceInfo& resourceInfo(Resource r) {
       return kSecrets;
     case Resource::kConfigMaps:
       return kConfigMaps;
-    case Resource::kNamespaces:
-      return kNamespaces;
   }
   return kSecrets;
 }
@@ -43,7 +40,6 @@ const ResourceInfo& resourceInfo(Resource r) {
 std::optional<Resource> resourceFromPlural(std::string_view plural) {
   if (plural == "secrets") return Resource::kSecrets;
   if (plural == "configmaps") return Resource::kConfigMaps;
-  if (plural == "namespaces") return Resource::kNamespaces;
   return std::nullopt;
 }
 
@@ -56,23 +52,7 @@ std::string formatRfc3339(Clock::Wall t) {
   return buf;
 }
 
-std::optional<Clock::Wall> parseRfc3339(const std::string& s) {
-  std::tm tm{};
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-  if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &sec) != 6) {
-    return std::nullopt;
-  }
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = sec;
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
-}
-
-ResourceStore::ResourceStore(Clock& clock)
-    : clock_(clock), rng_(std::random_device{}()), start_time_(formatRfc3339(clock.wallNow())) {}
+ResourceStore::ResourceStore(Clock& clock) : clock_(clock), rng_(std::random_device{}()) {}
 
 std::string ResourceStore::now() const {
   return formatRfc3339(clock_.wallNow());
@@ -90,23 +70,10 @@ std::string ResourceStore::newUid() {
   return buf;
 }
 
-json ResourceStore::implicitNamespace(const std::string& name) const {
-  return json{{"kind", "Namespace"},
-              {"apiVersion", "v1"},
-              {"metadata",
-               {{"name", name},
-                {"uid", uidFromName(name)},
-                {"resourceVersion", "1"},
-                {"creationTimestamp", start_time_},
-                {"labels", {{"kubernetes.io/metadata.name", name}}}}},
-              {"spec", {{"finalizers", {"kubernetes"}}}},
-              {"status", {{"phase", "Active"}}}};
-}
-
 std::optional<json> ResourceStore::find(Resource r, const std::string& ns,
                                         const std::string& name) const {
   std::lock_guard lock(mu_);
-  const auto it = objects_.find({r, r == Resource::kNamespaces ? "" : ns, name});
+  const auto it = objects_.find({r, ns, name});
   if (it == objects_.end()) return std::nullopt;
   return it->second;
 }
@@ -114,48 +81,25 @@ std::optional<json> ResourceStore::find(Resource r, const std::string& ns,
 ApiResponse ResourceStore::get(Resource r, const std::string& ns, const std::string& name) const {
   const ResourceInfo& info = resourceInfo(r);
   if (auto obj = find(r, ns, name)) return ApiResponse{200, *obj, {}};
-  if (r == Resource::kNamespaces && isValidDnsLabel(name)) {
-    return ApiResponse{200, implicitNamespace(name), {}};
-  }
   return notFound(info.plural, name);
 }
 
-ApiResponse ResourceStore::list(Resource r, const std::string& ns, const ListOptions& opts) const {
+ApiResponse ResourceStore::list(Resource r, const std::string& ns) const {
   const ResourceInfo& info = resourceInfo(r);
-  auto labels = parseLabelSelector(opts.label_selector);
-  if (!labels) return badRequest(labels.error().message);
-  auto fields = parseFieldSelector(r, opts.field_selector);
-  if (!fields) return badRequest(fields.error().message);
 
   std::vector<json> items;
   uint64_t revision = 0;
   {
     std::lock_guard lock(mu_);
     revision = revision_;
-    std::set<std::string> namespaces_seen;
     for (const auto& [key, obj] : objects_) {
       const auto& [kr, kns, kname] = key;
-      if (r == Resource::kNamespaces && kr == Resource::kNamespaces) namespaces_seen.insert(kname);
       if (kr != r || (!ns.empty() && kns != ns)) continue;
       items.push_back(obj);
-    }
-    if (r == Resource::kNamespaces) {
-      // Namespaces in use exist implicitly, like "default".
-      std::set<std::string> implicit = {"default", "kube-system"};
-      for (const auto& [key, obj] : objects_) {
-        if (std::get<0>(key) != Resource::kNamespaces) implicit.insert(std::get<1>(key));
-      }
-      for (const auto& n : implicit) {
-        if (!namespaces_seen.contains(n)) items.push_back(implicitNamespace(n));
-      }
-      std::sort(items.begin(), items.end(), [](const json& a, const json& b) {
-        return metaString(a, "name") < metaString(b, "name");
-      });
     }
   }
   json out_items = json::array();
   for (auto& item : items) {
-    if (!labels->matches(item) || !fields->matches(item)) continue;
     item.erase("kind");
     item.erase("apiVersion");
     out_items.push_back(std::move(item));
@@ -175,7 +119,7 @@ ApiResponse ResourceStore::create(Resource r, const std::string& ns, const std::
   if (!decoded.ok()) return decoded.response;
   json obj = std::move(decoded.object);
   json& meta = obj["metadata"];
-  if (auto err = checkNamespaceMatches(r, ns, obj)) return *err;
+  if (auto err = checkNamespaceMatches(ns, obj)) return *err;
   if (meta.contains("resourceVersion") && !metaString(obj, "resourceVersion").empty()) {
     return internalError("resourceVersion should not be set on objects to be created");
   }
@@ -187,12 +131,12 @@ ApiResponse ResourceStore::create(Resource r, const std::string& ns, const std::
     for (int i = 0; i < 5; ++i) name += kAlphabet[rng_() % (sizeof kAlphabet - 1)];
   }
   meta["name"] = name;
-  if (r != Resource::kNamespaces) meta["namespace"] = ns;
+  meta["namespace"] = ns;
   if (auto causes = validateObject(r, obj); !causes.empty()) {
     return invalid(info.kind, name, causes);
   }
   std::lock_guard lock(mu_);
-  const Key key{r, r == Resource::kNamespaces ? "" : ns, name};
+  const Key key{r, ns, name};
   if (objects_.contains(key)) return alreadyExists(info.plural, name);
   meta["uid"] = newUid();
   meta["creationTimestamp"] = now();
@@ -205,18 +149,18 @@ ApiResponse ResourceStore::replace(Resource r, const std::string& ns, const std:
   auto decoded = decodeObject(r, body);
   if (!decoded.ok()) return decoded.response;
   json obj = std::move(decoded.object);
-  if (auto err = checkNamespaceMatches(r, ns, obj)) return *err;
+  if (auto err = checkNamespaceMatches(ns, obj)) return *err;
   const std::string body_name = metaString(obj, "name");
   if (body_name != name) {
     return badRequest("the name of the object (" + body_name +
                       ") does not match the name on the URL (" + name + ")");
   }
-  if (r != Resource::kNamespaces) obj["metadata"]["namespace"] = ns;
+  obj["metadata"]["namespace"] = ns;
   if (auto causes = validateObject(r, obj); !causes.empty()) {
     return invalid(info.kind, name, causes);
   }
   std::lock_guard lock(mu_);
-  const auto it = objects_.find({r, r == Resource::kNamespaces ? "" : ns, name});
+  const auto it = objects_.find({r, ns, name});
   if (it == objects_.end()) return notFound(info.plural, name);
   const json previous = it->second;
   const std::string wanted_rv = metaString(obj, "resourceVersion");
@@ -232,26 +176,16 @@ ApiResponse ResourceStore::replace(Resource r, const std::string& ns, const std:
 }
 
 ApiResponse ResourceStore::patch(Resource r, const std::string& ns, const std::string& name,
-                                 PatchType type, const std::string& body,
-                                 const WriteOptions& opts) {
+                                 const std::string& body, const WriteOptions& opts) {
   const ResourceInfo& info = resourceInfo(r);
   std::lock_guard lock(mu_);
-  const auto it = objects_.find({r, r == Resource::kNamespaces ? "" : ns, name});
+  const auto it = objects_.find({r, ns, name});
   if (it == objects_.end()) return notFound(info.plural, name);
   const json previous = it->second;
-  auto patched = applyPatch(type, previous, body);
-  if (!patched) {
-    const Error& e = patched.error();
-    // kube-apiserver answers a JSON patch that does not apply with this generic text only.
-    if (e.code == 422) {
-      return statusResponse(422, "Invalid",
-                            "the server rejected our request due to an error in our request",
-                            json::object());
-    }
-    return badRequest(e.message);
-  }
+  auto patched = applyPatch(previous, body);
+  if (!patched) return badRequest(patched.error().message);
   auto decoded = decodeObject(r, patched->dump());
-  if (!decoded.ok() && type == PatchType::kStrategicMerge) {
+  if (!decoded.ok()) {
     // The strategic-merge path reports decoding errors as an Invalid "patch" field holding the
     // patch printed the way Go prints a map.
     const std::string kind(info.kind);
@@ -264,13 +198,12 @@ ApiResponse ResourceStore::patch(Resource r, const std::string& ns, const std::s
         {{"patch", "FieldValueInvalid",
           "Invalid value: \"" + goFormat(patch_json) + "\": error decoding from json: " + why}});
   }
-  if (!decoded.ok()) return decoded.response;
   json obj = std::move(decoded.object);
   if (metaString(obj, "name") != name) {
     return badRequest("the name of the object (" + metaString(obj, "name") +
                       ") does not match the name on the URL (" + name + ")");
   }
-  if (auto err = checkNamespaceMatches(r, ns, obj)) return *err;
+  if (auto err = checkNamespaceMatches(ns, obj)) return *err;
   if (metaString(obj, "resourceVersion") != metaString(previous, "resourceVersion") ||
       metaString(obj, "uid") != metaString(previous, "uid")) {
     return conflict(info.plural, name);
@@ -285,22 +218,19 @@ ApiResponse ResourceStore::patch(Resource r, const std::string& ns, const std::s
   return store(r, ns, name, std::move(obj), &previous, opts, 200);
 }
 
-ApiResponse ResourceStore::remove(Resource r, const std::string& ns, const std::string& name,
-                                  const WriteOptions& opts) {
+ApiResponse ResourceStore::remove(Resource r, const std::string& ns, const std::string& name) {
   const ResourceInfo& info = resourceInfo(r);
   std::lock_guard lock(mu_);
-  const auto it = objects_.find({r, r == Resource::kNamespaces ? "" : ns, name});
+  const auto it = objects_.find({r, ns, name});
   if (it == objects_.end()) return notFound(info.plural, name);
   const json details = {
       {"name", name}, {"kind", std::string(info.plural)}, {"uid", metaString(it->second, "uid")}};
-  if (!opts.dry_run) {
-    objects_.erase(it);
-    ++revision_;
-  }
+  objects_.erase(it);
+  ++revision_;
   return statusSuccess(details);
 }
 
-// Called with mu_ held: stamps resourceVersion and managedFields, stores unless dry-run.
+// Called with mu_ held: stamps resourceVersion and managedFields, stores.
 ApiResponse ResourceStore::store(Resource r, const std::string& ns, const std::string& name,
                                  json obj, const json* previous, const WriteOptions& opts,
                                  int success_code) {
@@ -313,12 +243,8 @@ ApiResponse ResourceStore::store(Resource r, const std::string& ns, const std::s
     return ApiResponse{success_code, *previous, {}};
   }
   obj["metadata"]["resourceVersion"] = std::to_string(revision_ + 1);
-  if (opts.dry_run) {
-    if (previous == nullptr) obj["metadata"].erase("resourceVersion");  // as the real server
-    return ApiResponse{success_code, obj, {}};
-  }
   ++revision_;
-  objects_[{r, r == Resource::kNamespaces ? "" : ns, name}] = obj;
+  objects_[{r, ns, name}] = obj;
   return ApiResponse{success_code, std::move(obj), {}};
 }
 
@@ -326,7 +252,6 @@ json ResourceStore::dump() const {
   std::lock_guard lock(mu_);
   json out = {{"secrets", json::array()},
               {"configmaps", json::array()},
-              {"namespaces", json::array()},
               {"resourceVersion", std::to_string(revision_)}};
   for (const auto& [key, obj] : objects_) {
     out[std::string(resourceInfo(std::get<0>(key)).plural)].push_back(obj);

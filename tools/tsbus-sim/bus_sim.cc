@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "tools/tsbus-sim/http_wire.h"
 #include "watcher/daemon_version.h"
 
@@ -86,31 +87,6 @@ std::string stateName(int s) {
   return "Unknown";
 }
 
-// Owns a file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 // Thrown by a sink when the connection died mid-message, to abandon a streamed generator.
 struct WriteAborted {};
 
@@ -161,7 +137,7 @@ struct Session {
 
 struct Connection {
   uint64_t id = 0;
-  Fd fd;
+  UniqueFd fd;
   std::thread thread;
   std::atomic<bool> done{false};
   bool killed = false;               // guarded by Impl::mu
@@ -221,8 +197,8 @@ struct BusSim::Impl {
 
   // Listener (guarded by listener_mu; opened/closed by start, restart and stop).
   std::mutex listener_mu;
-  Fd listen_fd;
-  Fd accept_wake;
+  UniqueFd listen_fd;
+  UniqueFd accept_wake;
   std::thread accept_thread;
   std::atomic<bool> listening{false};
 
@@ -282,14 +258,14 @@ struct BusSim::Impl {
       if (!S_ISSOCK(st.st_mode)) {
         return Error{path + " exists and is not a socket: choose another --socket"};
       }
-      Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
       if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
         return Error{"something is already listening on " + path +
                      ": stop it or choose another --socket"};
       }
       ::unlink(path.c_str());  // a stale socket, as tailscaled does
     }
-    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd.valid()) return Error{std::string("socket: ") + std::strerror(errno)};
     if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
       return Error{"cannot bind " + path + ": " + std::strerror(errno)};
@@ -300,7 +276,7 @@ struct BusSim::Impl {
     }
     std::lock_guard lock(listener_mu);
     listen_fd = std::move(fd);
-    accept_wake = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    accept_wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     listening = true;
     accept_thread = std::thread([this] { acceptLoop(); });
     return {};
@@ -335,7 +311,7 @@ struct BusSim::Impl {
       }
       auto conn = std::make_unique<Connection>();
       conn->id = next_conn_id++;
-      conn->fd = Fd(cfd);
+      conn->fd = UniqueFd(cfd);
       Connection* c = conn.get();
       ++connections_total;
       conns.emplace(c->id, std::move(conn));

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "tests/fuzz/targets/fuzz_targets.h"
+#include "tests/support/util/temp_dir.h"
 
 namespace tsk::fuzz {
 
@@ -78,34 +79,11 @@ bool isValidUtf8(std::string_view s) {
   return true;
 }
 
-namespace {
-
-// Owns the scratch directory: created on first use, removed when the process exits normally.
-class ScratchDir {
- public:
-  ScratchDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/tsk-fuzz-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-}  // namespace
-
+// Created on first use, removed when the process exits normally.
 const std::string& scratchDir() {
-  static const ScratchDir dir;
-  return dir.path();
+  static const testing::TempDir dir("tsk-fuzz");
+  static const std::string path = dir.path().string();
+  return path;
 }
 
 }  // namespace tsk::fuzz

@@ -555,7 +555,7 @@ TEST_F(AgentE2E, ConfigurationErrorExitsTwoBeforeTouchingAnything) {
 TEST_F(AgentE2E, DeletedSecretMakesTheAgentUnreadyUntilTheDriftCheckRecreatesIt) {
   auto& agent = startSynced({"--drift-check-interval=1s"});
   emu().setRbac(agentPolicy({"get", "patch"}));  // no create for now
-  ASSERT_LT(emu().store().remove(kube_emu::Resource::kSecrets, kNs, kSecret, {}).code, 300);
+  ASSERT_LT(emu().store().remove(kube_emu::Resource::kSecrets, kNs, kSecret).code, 300);
   std::string reason;
   ASSERT_TRUE(eventually([&] {
     return readyzStatus(agent, &reason) == 503 &&
@@ -579,7 +579,7 @@ TEST_F(AgentE2E, DeletedSecretMakesTheAgentUnreadyUntilTheDriftCheckRecreatesIt)
 TEST_F(AgentE2E, KeyOverwrittenBySomeoneElseIsRepairedAfterABusReconnect) {
   auto& agent = startSynced({"--drift-check-interval=0", "--foreign-keys=overwrite"});
   const auto overwritten = emu().store().patch(
-      kube_emu::Resource::kSecrets, kNs, kSecret, kube_emu::PatchType::kStrategicMerge,
+      kube_emu::Resource::kSecrets, kNs, kSecret,
       R"({"data":{"device_fqdn":")" + k8s::base64Encode("evil.example.") + R"("}})",
       {"someone-else"});
   ASSERT_LT(overwritten.code, 300);

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/util/eventually.h"
 #include "tools/kube-emu/kube_emu.h"
 #include "tools/tsbus-sim/bus_sim.h"
 
@@ -69,16 +70,7 @@ class AgentProcess {
   int admin_port_ = 0;
 };
 
-// Polls `cond` until it holds or `timeout` passes.
-template <typename F>
-bool eventually(F cond, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return cond();
-}
+using tsk::testing::eventually;  // tests/support/util/eventually.h
 
 struct HttpResult {
   int status = 0;  // 0: no answer

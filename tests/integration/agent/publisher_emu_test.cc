@@ -386,7 +386,7 @@ constexpr milliseconds kPastDriftCheck{66'001};
 
 TEST_F(PublisherTest, DeletedSecretIsRecreatedAtTheNextDriftCheck) {
   startSynced(options());
-  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
+  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state").code < 300);
   ASSERT_TRUE(storedSecret().empty());
   advance(kPastDriftCheck);
   ASSERT_TRUE(settled([&] { return secretStatus().drift_repairs == 1; }));
@@ -403,11 +403,11 @@ TEST_F(PublisherTest, KeysOverwrittenBySomeoneElseAreRewrittenAndOnlyThose) {
   o.write_policy.foreign = ForeignKeyPolicy::Overwrite;  // the key is then someone else's
   startSynced(o);
   // Another client (its own field manager) changes one of our keys and adds one of its own.
-  const auto patched = emu_->store().patch(
-      kube_emu::Resource::kSecrets, kNs, "ts-state", kube_emu::PatchType::kStrategicMerge,
-      R"({"data":{"device_id":")" + k8s::base64Encode("evil") + R"(","theirs":")" +
-          k8s::base64Encode("x") + R"("}})",
-      {"someone-else"});
+  const auto patched =
+      emu_->store().patch(kube_emu::Resource::kSecrets, kNs, "ts-state",
+                          R"({"data":{"device_id":")" + k8s::base64Encode("evil") +
+                              R"(","theirs":")" + k8s::base64Encode("x") + R"("}})",
+                          {"someone-else"});
   ASSERT_LT(patched.code, 300) << patched.body;
   const size_t patches_before = requests("PATCH").size();
   advance(kPastDriftCheck);
@@ -502,7 +502,7 @@ TEST_F(PublisherTest, DriftThatCannotBeRepairedKeepsItOutOfSyncSayingWhy) {
   o.create_objects = false;
   seedSecret({});
   startSynced(o);
-  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
+  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state").code < 300);
   advance(kPastDriftCheck);
   ASSERT_TRUE(settled([&] { return !secretStatus().in_sync; }));
   EXPECT_NE(secretStatus().last_error.find("does not exist"), std::string::npos)
@@ -519,7 +519,7 @@ TEST_F(PublisherTest, DriftThatCannotBeRepairedKeepsItOutOfSyncSayingWhy) {
 
 TEST_F(PublisherTest, CheckSoonRepairsWithoutWaitingForTheInterval) {
   startSynced(options());
-  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state", {}).code < 300);
+  ASSERT_TRUE(emu_->store().remove(kube_emu::Resource::kSecrets, kNs, "ts-state").code < 300);
   publisher_->checkSoon();  // what the agent calls after a bus reconnect; the clock stays put
   ASSERT_TRUE(settled([&] { return secretStatus().drift_repairs == 1; }));
   EXPECT_EQ(storedSecret().at("device_id"), "n0");

@@ -5,9 +5,10 @@ chart's objects (native sidecars and regular containers) and the kustomize base'
 a fresh namespace with kubectl's strict (server-side field) validation, then the RBAC is
 exercised for real with the service account's own token from the TokenRequest API: patch of the
 named Secret allowed, anything else forbidden. Both layouts (docs/OPERATIONS.md, "Layouts"): (a)
-the agent's own Secret beside tailscaled's state Secret, (b) the agent in the state Secret. The
-metrics NetworkPolicy is created too. ServiceMonitor/PodMonitor/PrometheusRule need the
-Prometheus Operator's CRDs: not here (test_chart.py checks them rendered)."""
+the agent's own Secret beside tailscaled's state Secret, (b) the agent in the state Secret.
+Re-applying the pre-created Secrets (an upgrade) keeps the keys written into them. The metrics
+NetworkPolicy is created too. ServiceMonitor/PodMonitor/PrometheusRule need the Prometheus
+Operator's CRDs: not here (test_chart.py checks them rendered)."""
 
 import base64
 import json
@@ -194,6 +195,27 @@ class RealApiServer(unittest.TestCase):
                                      ("patch", "configmaps/other", "no")):
             p = self.kubectl("auth", "can-i", verb, resource, "-n", ns, "--as", who, check=False)
             self.assertEqual(p.stdout.strip(), want, f"{verb} {resource}")
+
+    def test_reapplying_the_precreated_secrets_keeps_the_written_keys(self):
+        """The agent's keys in its Secret, tailscaled's state in its own: an upgrade (or a
+        second kubectl apply) of the empty pre-created Secrets keeps both (layout (a))."""
+        ns = self.fresh_namespace()
+        objs = [o for o in objects(helm_render(name="upg", namespace=ns))
+                if o["kind"] == "Secret"]
+        self.assertEqual(sorted(o["metadata"]["name"] for o in objs),
+                         ["upg-ts-kube-agent", "upg-ts-kube-agent-identity"])
+        stream = json.dumps({"apiVersion": "v1", "kind": "List", "items": objs})
+        self.kubectl("apply", "-n", ns, "-f", "-", stdin=stream)
+        written = {"upg-ts-kube-agent-identity":
+                   {"device_fqdn": base64.b64encode(b"demo.tail3f9a2c.ts.net.").decode()},
+                   "upg-ts-kube-agent": {"_machinekey": base64.b64encode(b"state").decode()}}
+        for name, data in written.items():
+            self.kubectl("patch", "secret", name, "-n", ns, "--type=strategic",
+                         "-p", json.dumps({"data": data}))
+        self.kubectl("apply", "-n", ns, "-f", "-", stdin=stream)
+        for name, data in written.items():
+            got = json.loads(self.kubectl("get", "secret", name, "-n", ns, "-o", "json").stdout)
+            self.assertEqual(got["data"], data, name)
 
     def test_kustomize_base_is_accepted_and_rbac_holds(self):
         ns = self.fresh_namespace()

@@ -737,15 +737,33 @@ class ChartMetadata(unittest.TestCase):
             "metrics.networkPolicy.enabled": "true"}, check=False), list)
 
 
-def agent_option_names():
-    """The agent's config-file keys, read from agent/config.cc: its options (but "config")
-    and the key-set keys."""
+def agent_options():
+    """(name, env) of every row of the agent's options table (agent/config.cc options(), the one
+    description of its flags, environment variables and config-file keys)."""
     text = read_text(os.path.join(SOURCE_DIR, "agent", "config.cc"))
     body = text[text.index("const std::vector<OptionDef>& options()"):
-                text.index("const OptionDef* findOption")]
-    names = re.findall(r'^      \{"([a-z-]+)", "[A-Z_]+",', body, re.M)
+                text.index("std::string_view shownDefault")]
+    rows = re.findall(r'\.name = "([a-z-]+)",\s*\.env = "([A-Z_]*)"', body)
+    assert len(rows) == body.count(".name = "), "an option row this parser does not read"
+    return rows
+
+
+def agent_option_names():
+    """The agent's config-file keys: its options (but "config") and the key-set keys."""
+    text = read_text(os.path.join(SOURCE_DIR, "agent", "config.cc"))
     keysets = re.search(r"kKeySetYamlKeys = \{([^}]*)\}", text)[1]
-    return [n for n in names if n != "config"] + re.findall(r'"([a-z-]+)"', keysets)
+    return ([n for n, _ in agent_options() if n != "config"]
+            + re.findall(r'"([a-z-]+)"', keysets))
+
+
+def chart_agent_env_names():
+    """Every environment variable name the chart's agent container template can render, in any
+    branch (templates/_helpers.tpl, define "ts-kube-agent.sidecarContainer"; extraEnv aside)."""
+    text = read_text(os.path.join(CHART_DIR, "templates", "_helpers.tpl"))
+    start = text.index('{{- define "ts-kube-agent.sidecarContainer" -}}')
+    block = text[start:text.index("{{- end }}\n\n{{- define", start)]
+    env = block[block.index("  env:\n"):block.index("\n  {{- with $v.envFrom }}")]
+    return re.findall(r"^    - name: ([A-Z_]+)$", env, re.M)
 
 
 def agent_identity_keys():
@@ -781,6 +799,23 @@ class FailFast(unittest.TestCase):
         for t in ("secret", "configMap"):
             self.assertEqual(props["targets"]["properties"][t]["properties"]["keys"]["items"]
                              ["enum"], agent_identity_keys())
+
+    def test_every_variable_the_chart_sets_is_an_agent_option(self):
+        agent_env = {env for _, env in agent_options() if env}
+        names = chart_agent_env_names()
+        self.assertIn("TS_AGENT_CONFIG", names)  # the parser sees the conditional ones too
+        self.assertEqual([n for n in names if n not in agent_env], [])
+        # And what a render with every target and a config file actually sets.
+        objs = render(values={"targets.configMap.enabled": "true",
+                              "targets.secret.keys": "{device_id}",
+                              "config.publish-wait": "50ms:2s"})
+        for d in find(objs, "Deployment"):
+            rendered = [e["name"] for e in container(pod_spec(d), AGENT_CONTAINER)["env"]]
+            self.assertIn("TS_AGENT_CONFIG", rendered)
+            self.assertEqual([n for n in rendered if n not in agent_env], [])
+        cfg = yaml_to_json(one(objs, "ConfigMap", FULLNAME + "-config")["data"]["config.yaml"],
+                           is_text=True)[0]
+        self.assertEqual([k for k in cfg if k not in agent_option_names()], [])
 
     def test_unknown_identity_key(self):
         self.refused({"targets.secret.keys": "{device_id,device_name}"},

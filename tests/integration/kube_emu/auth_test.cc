@@ -100,25 +100,5 @@ TEST_F(KubeEmuAuth, DiscoveryNeedsAuthenticationButVersionDoesNot) {
   EXPECT_EQ(call("GET", "/api", kAgentToken).status, 200);
 }
 
-TEST_F(KubeEmuAuth, SelfSubjectAccessReviewAnswersFromTheRules) {
-  const auto review = [&](const std::string& verb, const std::string& name) {
-    const json body = {{"apiVersion", "authorization.k8s.io/v1"},
-                       {"kind", "SelfSubjectAccessReview"},
-                       {"spec",
-                        {{"resourceAttributes",
-                          {{"namespace", "tailscale"},
-                           {"verb", verb},
-                           {"resource", "secrets"},
-                           {"name", name}}}}}};
-    const Reply r = call("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-                         kAgentToken, body.dump());
-    EXPECT_EQ(r.status, 201) << r.raw;
-    return r.body["status"]["allowed"].get<bool>();
-  };
-  EXPECT_TRUE(review("patch", "ts-state"));
-  EXPECT_FALSE(review("patch", "other"));
-  EXPECT_FALSE(review("delete", "ts-state"));
-}
-
 }  // namespace
 }  // namespace tsk::kube_emu

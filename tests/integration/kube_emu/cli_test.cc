@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/kube_emu/child_process.h"
+#include "tests/support/util/temp_dir.h"
 
 namespace tsk::kube_emu {
 namespace {
@@ -21,15 +22,6 @@ constexpr std::chrono::seconds kDeadline{20};
 
 class KubeEmuCli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string templ = std::filesystem::temp_directory_path().string() + "/kube-emu-cli-XXXXXX";
-    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-    dir_ = templ;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
   std::unique_ptr<ChildProcess> run(std::vector<std::string> args) const {
     args.insert(args.begin(), KUBE_EMU_BINARY);
     return std::make_unique<ChildProcess>(args, std::vector<std::string>{});
@@ -38,7 +30,8 @@ class KubeEmuCli : public ::testing::Test {
     std::ifstream in(path);
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
-  std::string dir_;
+  tsk::testing::TempDir tmp_{"kube-emu-cli"};
+  std::string dir_ = tmp_.path();
 };
 
 TEST_F(KubeEmuCli, HelpListsEveryFlag) {
@@ -46,9 +39,9 @@ TEST_F(KubeEmuCli, HelpListsEveryFlag) {
   ASSERT_TRUE(p->started()) << p->error();
   EXPECT_EQ(p->wait(), 0);
   for (const char* flag :
-       {"--listen", "--cert", "--key", "--client-ca", "--tokens", "--token", "--rbac",
-        "--allow-all-user", "--control-addr", "--port-file", "--control-port-file", "--gen-certs",
-        "--gen-certs-only", "--server-name", "--kubeconfig-out", "--threads", "--log-level"}) {
+       {"--listen", "--cert", "--key", "--client-ca", "--token", "--rbac", "--allow-all-user",
+        "--control-addr", "--port-file", "--control-port-file", "--gen-certs", "--kubeconfig-out",
+        "--threads", "--log-level"}) {
     EXPECT_NE(p->output().find(flag), std::string::npos) << flag;
   }
 }
@@ -80,14 +73,12 @@ TEST_F(KubeEmuCli, BadRbacFileNamesTheFileAndTheKey) {
 
 TEST_F(KubeEmuCli, ServesWithGeneratedCertificatesAndIsDrivenByTheControlApi) {
   const std::string certs = dir_ + "/certs";
-  const std::string tokens = dir_ + "/tokens.csv";
-  std::ofstream(tokens) << "# token,user,uid,groups\nagent-token,agent,uid-1,\"team\"\n";
   const std::string rbac = dir_ + "/rbac.json";
-  std::ofstream(rbac) << R"({"rules":[{"groups":["team"],"verbs":["get","list"],)"
+  std::ofstream(rbac) << R"({"rules":[{"users":["agent"],"verbs":["get","list"],)"
                       << R"("resources":["secrets"]}]})";
   auto p = run({"--gen-certs", certs, "--token", "admin-token=admin", "--allow-all-user", "admin",
-                "--tokens", tokens, "--rbac", rbac, "--control-addr", "127.0.0.1:0", "--port-file",
-                dir_ + "/api.port", "--control-port-file", dir_ + "/control.port",
+                "--token", "agent-token=agent", "--rbac", rbac, "--control-addr", "127.0.0.1:0",
+                "--port-file", dir_ + "/api.port", "--control-port-file", dir_ + "/control.port",
                 "--kubeconfig-out", dir_ + "/kubeconfig"});
   ASSERT_TRUE(p->started()) << p->error();
   std::smatch m;
@@ -119,7 +110,7 @@ TEST_F(KubeEmuCli, ServesWithGeneratedCertificatesAndIsDrivenByTheControlApi) {
   const httplib::Headers agent = {{"Authorization", "Bearer agent-token"}};
   auto listed = api.Get("/api/v1/namespaces/ns/secrets", agent);
   ASSERT_TRUE(listed) << httplib::to_string(listed.error());
-  EXPECT_EQ(listed->status, 200) << listed->body;  // granted to the group from the tokens file
+  EXPECT_EQ(listed->status, 200) << listed->body;  // granted by the RBAC file
   auto denied = api.Delete("/api/v1/namespaces/ns/secrets/x", agent);
   ASSERT_TRUE(denied);
   EXPECT_EQ(denied->status, 403);
@@ -138,20 +129,6 @@ TEST_F(KubeEmuCli, ServesWithGeneratedCertificatesAndIsDrivenByTheControlApi) {
 
   p->signal(SIGTERM);
   EXPECT_EQ(p->wait(), 0) << p->output();
-}
-
-TEST_F(KubeEmuCli, GenCertsOnlyWritesTheSetAndExits) {
-  auto p = run({"--gen-certs", dir_ + "/only", "--gen-certs-only", "--server-name",
-                "kubernetes.default.svc", "--server-name", "10.96.0.1"});
-  EXPECT_EQ(p->wait(), 0) << p->output();
-  EXPECT_TRUE(std::filesystem::exists(dir_ + "/only/server.crt"));
-  auto text = ChildProcess({"/usr/bin/openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
-                            dir_ + "/only/server.crt"},
-                           {});
-  EXPECT_EQ(text.wait(), 0) << text.output();
-  EXPECT_NE(text.output().find("DNS:kubernetes.default.svc"), std::string::npos) << text.output();
-  EXPECT_NE(text.output().find("IP Address:10.96.0.1"), std::string::npos) << text.output();
-  EXPECT_NE(text.output().find("IP Address:0:0:0:0:0:0:0:1"), std::string::npos) << text.output();
 }
 
 }  // namespace

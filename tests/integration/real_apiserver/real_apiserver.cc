@@ -11,6 +11,8 @@
 #include <random>
 #include <sstream>
 
+#include "common/unique_fd.h"
+
 namespace tsk::testing {
 namespace {
 
@@ -25,21 +27,6 @@ std::map<std::string, std::string> parseEnvFile(const std::string& text) {
   }
   return vars;
 }
-
-// Owns an open file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 
@@ -98,9 +85,9 @@ CommandOutput runCommand(const std::vector<std::string>& argv_in,
   for (auto& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
 
-  Fd in_fd(::open(in_path.c_str(), O_RDONLY | O_CLOEXEC));
-  Fd out_fd(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  Fd err_fd(::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd in_fd(::open(in_path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd out_fd(::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd err_fd(::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   CommandOutput result;
   if (in_fd.get() < 0 || out_fd.get() < 0 || err_fd.get() < 0) {
     result.err = "cannot open the stdio files for " + argv_in[0] + " in " + io.path().string();
@@ -128,20 +115,6 @@ CommandOutput runCommand(const std::vector<std::string>& argv_in,
     result.err = argv_in[0] + " not found on PATH; install it (scripts/install-deps.sh)";
   }
   return result;
-}
-
-TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/tsk-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    throw std::runtime_error("mkdtemp failed for " + tmpl);
-  }
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
 }
 
 std::string readFile(const std::filesystem::path& path) {

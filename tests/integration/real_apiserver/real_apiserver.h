@@ -5,13 +5,14 @@
 //   auto server = RealApiServer::load();          // reads DIR/env; fails the test if absent
 //   Kubectl kubectl(server->admin_kubeconfig, server->kubectl);  // kubectl v1.37.2, as admin
 //   auto out = kubectl.run({"get", "secret", "x", "-n", ns, "-o", "json"});
-//   TempDir dir;                                  // removed with everything in it
+//   TempDir dir;                                  // tests/support/util/temp_dir.h
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
+#include "tests/support/util/temp_dir.h"
 
 namespace tsk::testing {
 
@@ -55,19 +56,6 @@ class Kubectl {
  private:
   std::string kubeconfig_;
   std::string kubectl_;
-};
-
-// A fresh directory under $TMPDIR (or /tmp), removed recursively on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
 };
 
 std::string readFile(const std::filesystem::path& path);

@@ -84,7 +84,7 @@ class SecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {
     tsbus_sim::SimOptions so;
-    so.socket_path = dir_.path() + "/tailscaled.sock";
+    so.socket_path = dir_.file("tailscaled.sock");
     so.peers = 10;
     sim_ = std::make_unique<tsbus_sim::BusSim>(so);
     auto st = sim_->start();
@@ -112,12 +112,12 @@ class SecurityTest : public ::testing::Test {
     sa_ = std::make_unique<ServiceAccountDir>(ca_pem, ns, kToken);
     AgentProcess::Options o;
     o.binary = TSK_AGENT_BIN;
-    o.args = {"--socket",    dir_.path() + "/tailscaled.sock", "--admin-addr",
-              "127.0.0.1:0", "--service-account-dir",          sa_->path()};
+    o.args = {"--socket",    dir_.file("tailscaled.sock"), "--admin-addr",
+              "127.0.0.1:0", "--service-account-dir",      sa_->path()};
     o.args.insert(o.args.end(), extra_args.begin(), extra_args.end());
     o.env = inClusterEnv(emu_->port());
     for (auto& [k, v] : extra_env) o.env[k] = v;
-    o.log_path = dir_.path() + "/agent-" + std::to_string(++agents_started_) + ".log";
+    o.log_path = dir_.file("agent-") + std::to_string(++agents_started_) + ".log";
     return std::make_unique<AgentProcess>(o);
   }
 
@@ -143,8 +143,8 @@ TEST_F(SecurityTest, AgentRefusesAnApiServerSignedByAnotherCaAndNeverSendsTheTok
   auto agent = startAgent(TestPki::readFile(pki().otherCaCert()), {"--secret", "ts-state"});
   const int admin = agent->adminPort();
   ASSERT_GT(admin, 0) << agent->log();
-  ASSERT_TRUE(
-      waitFor([&] { return agent->log().find("TLS verification") != std::string::npos; }, 30s))
+  ASSERT_TRUE(eventually([&] { return agent->log().find("TLS verification") != std::string::npos; },
+                         30s, 50ms))
       << "no clear TLS error in the log:\n"
       << agent->log();
   const std::string log = agent->log();
@@ -163,8 +163,8 @@ TEST_F(SecurityTest, AgentRefusesACertificateForAnotherHostName) {
   startEmu(pki().wrongHostCert(), pki().wrongHostKey());
   auto agent = startAgent(pki().caPem(), {"--secret", "ts-state"});
   ASSERT_GT(agent->adminPort(), 0) << agent->log();
-  ASSERT_TRUE(
-      waitFor([&] { return agent->log().find("TLS verification") != std::string::npos; }, 30s))
+  ASSERT_TRUE(eventually([&] { return agent->log().find("TLS verification") != std::string::npos; },
+                         30s, 50ms))
       << agent->log();
   EXPECT_NE(agent->log().find("127.0.0.1"), std::string::npos)
       << "the error should name the host that did not match:\n"
@@ -179,7 +179,7 @@ TEST_F(SecurityTest, InsecureSkipTlsVerifyWorksOnlyWhenAskedAndWarnsAtEveryStart
     auto agent = startAgent(wrong_ca, {"--secret", "ts-state", "--insecure-skip-tls-verify"});
     const int admin = agent->adminPort();
     ASSERT_GT(admin, 0) << agent->log();
-    ASSERT_TRUE(waitFor([&] { return published("ts-state"); }, 30s))
+    ASSERT_TRUE(eventually([&] { return published("ts-state"); }, 30s, 50ms))
         << "start " << start << ": nothing published with verification off:\n"
         << agent->log();
     const std::string log = agent->log();
@@ -204,13 +204,13 @@ TEST_F(SecurityTest, InsecureSkipTlsVerifyWorksOnlyWhenAskedAndWarnsAtEveryStart
   // The variable is the same explicit switch, with the same warning.
   auto agent = startAgent(wrong_ca, {"--secret", "ts-state-env"},
                           {{"TS_KUBE_INSECURE_SKIP_TLS_VERIFY", "true"}});
-  ASSERT_TRUE(waitFor([&] { return published("ts-state-env"); }, 30s)) << agent->log();
+  ASSERT_TRUE(eventually([&] { return published("ts-state-env"); }, 30s, 50ms)) << agent->log();
   EXPECT_NE(agent->log().find("insecure-skip-tls-verify"), std::string::npos) << agent->log();
 }
 
 TEST_F(SecurityTest, KubeconfigInsecureSkipTlsVerifyAloneIsRefused) {
   startEmu(pki().serverCert(), pki().serverKey());
-  const std::string kubeconfig = dir_.path() + "/kubeconfig";
+  const std::string kubeconfig = dir_.file("kubeconfig");
   std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
                                "clusters:\n- name: k\n  cluster:\n    server: "
                             << emu_->url()
@@ -221,12 +221,12 @@ TEST_F(SecurityTest, KubeconfigInsecureSkipTlsVerifyAloneIsRefused) {
                                "namespace: tailscale}\n";
   AgentProcess::Options o;
   o.binary = TSK_AGENT_BIN;
-  o.args = {"--socket",     dir_.path() + "/tailscaled.sock",
+  o.args = {"--socket",     dir_.file("tailscaled.sock"),
             "--admin-addr", "127.0.0.1:0",
             "--kubeconfig", kubeconfig,
             "--secret",     "s"};
   o.env = inClusterEnv(emu_->port());
-  o.log_path = dir_.path() + "/kubeconfig-agent.log";
+  o.log_path = dir_.file("kubeconfig-agent.log");
   AgentProcess agent(o);
   const auto code = agent.waitExit(30s);
   ASSERT_TRUE(code.has_value()) << "the agent ran with an unverifiable kubeconfig:\n"
@@ -331,7 +331,7 @@ class AdminServerTest : public SecurityTest {
     agent_ = startAgent(pki().caPem(), {"--secret", "ts-state"});
     admin_ = agent_->adminPort();
     ASSERT_GT(admin_, 0) << agent_->log();
-    ASSERT_TRUE(waitFor([&] { return httpGet(admin_, "/livez").status == 200; }, 30s));
+    ASSERT_TRUE(eventually([&] { return httpGet(admin_, "/livez").status == 200; }, 30s, 50ms));
   }
   std::unique_ptr<AgentProcess> agent_;
   int admin_ = -1;
@@ -612,7 +612,7 @@ class LeastPrivilegeTest : public SecurityTest {
     env["POD_NAMESPACE"] = ns;
     env["POD_UID"] = "0d6c1c2e-5b1e-4b8f-9a39-000000000001";
     if (env.count("TS_AGENT_CONFIG")) {  // mounted from the chart's ConfigMap in a pod
-      env["TS_AGENT_CONFIG"] = dir_.path() + "/config.yaml";
+      env["TS_AGENT_CONFIG"] = dir_.file("config.yaml");
       writeFileAtomically(env["TS_AGENT_CONFIG"], r.config_file);
     }
     auto agent = startAgent(pki().caPem(), {}, env, ns);
@@ -630,13 +630,13 @@ class LeastPrivilegeTest : public SecurityTest {
       return log.find("forbidden") != std::string::npos ||
              log.find("may not create") != std::string::npos;
     };
-    waitFor([&] { return done() || failed(); }, 30s);
+    eventually([&] { return done() || failed(); }, 30s, 50ms);
     if (done()) {
       // Restart from what the server holds, and follow an identity change.
       tsbus_sim::IdentityUpdate u;
       u.name = "least-privilege-" + std::to_string(++changes_) + ".ts.net.";
       sim_->selfChange(u);
-      waitFor([&] { return done() || failed(); }, 30s);
+      eventually([&] { return done() || failed(); }, 30s, 50ms);
       o.worked = done();
     }
     o.log = agent->log();
@@ -714,7 +714,7 @@ TEST_F(LeastPrivilegeTest, HelmChartRoleWithCreatedConfigMapIsTheLeastThatWorks)
   const char* bin_dir_env = std::getenv("TSK_CONTROL_PLANE_BIN_DIR");
   std::string bin_dir = bin_dir_env != nullptr ? bin_dir_env : "";
   if (bin_dir.empty()) {
-    const std::string bin_dir_file = dir_.path() + "/bin-dir";
+    const std::string bin_dir_file = dir_.file("bin-dir");
     const std::string check =
         std::string(TSK_SOURCE_DIR) + "/scripts/real-apiserver/build.sh --check > " + bin_dir_file;
     ASSERT_EQ(std::system(check.c_str()), 0)
@@ -724,7 +724,7 @@ TEST_F(LeastPrivilegeTest, HelmChartRoleWithCreatedConfigMapIsTheLeastThatWorks)
       bin_dir.pop_back();
     }
   }
-  const std::string out = dir_.path() + "/rendered.yaml";
+  const std::string out = dir_.file("rendered.yaml");
   const std::string cmd = bin_dir + "/helm template ts-kube-agent " + TSK_SOURCE_DIR +
                           "/deploy/helm/ts-kube-agent --namespace tailscale" +
                           " --set targets.configMap.enabled=true" +

@@ -20,16 +20,6 @@ namespace tsk::testing {
 
 namespace fs = std::filesystem;
 
-bool waitFor(const std::function<bool()>& cond, std::chrono::milliseconds deadline,
-             std::chrono::milliseconds poll) {
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  for (;;) {
-    if (cond()) return true;
-    if (std::chrono::steady_clock::now() >= end) return false;
-    std::this_thread::sleep_for(poll);
-  }
-}
-
 HttpResult httpGet(int port, const std::string& path, std::chrono::milliseconds timeout) {
   httplib::Client client("127.0.0.1", port);
   client.set_connection_timeout(timeout);
@@ -38,18 +28,6 @@ HttpResult httpGet(int port, const std::string& path, std::chrono::milliseconds 
   auto res = client.Get(path.c_str());
   if (!res) return {};
   return {res->status, res->body};
-}
-
-TempDir::TempDir(const std::string& prefix) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = pattern;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
 }
 
 void writeFileAtomically(const std::string& path, const std::string& contents) {
@@ -72,13 +50,13 @@ std::string readWholeFile(const std::string& path) {
 ServiceAccountDir::ServiceAccountDir(const std::string& ca_pem, const std::string& ns,
                                      const std::string& token)
     : dir_("tsk-sa") {
-  writeFileAtomically(dir_.path() + "/ca.crt", ca_pem);
-  writeFileAtomically(dir_.path() + "/namespace", ns);
-  writeFileAtomically(dir_.path() + "/token", token);
+  writeFileAtomically(dir_.file("ca.crt"), ca_pem);
+  writeFileAtomically(dir_.file("namespace"), ns);
+  writeFileAtomically(dir_.file("token"), token);
 }
 
 void ServiceAccountDir::rotateToken(const std::string& token) {
-  writeFileAtomically(dir_.path() + "/token", token);
+  writeFileAtomically(dir_.file("token"), token);
 }
 
 std::map<std::string, std::string> inClusterEnv(int api_port) {
@@ -153,7 +131,7 @@ bool AgentProcess::running() {
 }
 
 std::optional<int> AgentProcess::waitExit(std::chrono::milliseconds deadline) {
-  waitFor([&] { return exitCode().has_value(); }, deadline, 20ms);
+  eventually([&] { return exitCode().has_value(); }, deadline, 20ms);
   return exit_code_;
 }
 
@@ -168,7 +146,7 @@ std::string AgentProcess::log() const {
 int AgentProcess::adminPort(std::chrono::milliseconds deadline) {
   static const std::regex kListening(R"(admin server listening[^\n]*addr="?[^ "\n]*:(\d+))");
   int port = -1;
-  waitFor(
+  eventually(
       [&] {
         std::smatch m;
         const std::string text = log();
@@ -178,7 +156,7 @@ int AgentProcess::adminPort(std::chrono::milliseconds deadline) {
         }
         return !running();
       },
-      deadline);
+      deadline, 50ms);
   return port;
 }
 

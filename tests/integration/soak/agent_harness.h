@@ -7,7 +7,7 @@
 //   ServiceAccountDir  a temp dir shaped like /var/run/secrets/kubernetes.io/serviceaccount
 //                      (token, ca.crt, namespace); rotateToken() replaces the token atomically.
 //   httpGet            one GET on 127.0.0.1:port (status 0 when the request failed).
-//   waitFor            polls a condition until it holds or a generous deadline passes.
+//   (TempDir and eventually: tests/support/util.)
 //
 //   ServiceAccountDir sa(pki.caPem(), "tailscale", "token-1");
 //   AgentProcess agent({.binary = TSK_AGENT_BIN,
@@ -16,7 +16,7 @@
 //                       .env = inClusterEnv(emu.port()),
 //                       .log_path = dir + "/agent.log"});
 //   const int admin = agent.adminPort();
-//   ASSERT_TRUE(waitFor([&] { return httpGet(admin, "/readyz").status == 200; }, 30s));
+//   ASSERT_TRUE(eventually([&] { return httpGet(admin, "/readyz").status == 200; }, 30s, 50ms));
 #include <sys/types.h>
 
 #include <chrono>
@@ -26,13 +26,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/util/eventually.h"
+#include "tests/support/util/temp_dir.h"
+
 namespace tsk::testing {
 
 using namespace std::chrono_literals;
-
-// Polls `cond` every `poll` until it is true (returns true) or `deadline` has passed (false).
-bool waitFor(const std::function<bool()>& cond, std::chrono::milliseconds deadline,
-             std::chrono::milliseconds poll = 50ms);
 
 struct HttpResult {
   int status = 0;  // 0: no response (refused, reset, timeout)
@@ -41,19 +40,6 @@ struct HttpResult {
 HttpResult httpGet(int port, const std::string& path,
                    std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
 
-// A fresh directory under $TMPDIR, removed (recursively) on destruction.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix = "tsk-test");
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // Writes `contents` to `path` through a temp file and rename (readers never see half a file).
 void writeFileAtomically(const std::string& path, const std::string& contents);
 std::string readWholeFile(const std::string& path);
@@ -61,7 +47,7 @@ std::string readWholeFile(const std::string& path);
 class ServiceAccountDir {
  public:
   ServiceAccountDir(const std::string& ca_pem, const std::string& ns, const std::string& token);
-  const std::string& path() const { return dir_.path(); }
+  std::string path() const { return dir_.path().string(); }
   void rotateToken(const std::string& token);  // what kubelet does for bound tokens
 
  private:

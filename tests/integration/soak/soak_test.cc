@@ -196,7 +196,7 @@ class SoakRun {
     ASSERT_EQ(r.code, 201) << r.body.dump();
 
     tsbus_sim::SimOptions so;
-    so.socket_path = dir_.path() + "/tailscaled.sock";
+    so.socket_path = dir_.file("tailscaled.sock");
     so.peers = 200;
     so.seed = seed_;
     sim_ = std::make_unique<tsbus_sim::BusSim>(so);
@@ -212,7 +212,7 @@ class SoakRun {
     AgentProcess::Options o;
     o.binary = TSK_AGENT_BIN;
     o.args = {"--socket",
-              dir_.path() + "/tailscaled.sock",
+              dir_.file("tailscaled.sock"),
               "--secret",
               kSecret,
               "--configmap",
@@ -263,7 +263,7 @@ class SoakRun {
   }
 
   void warmUp() {
-    const bool ready = waitFor(
+    const bool ready = eventually(
         [&] {
           return holds(storedData(*emu_, kube_emu::Resource::kSecrets, kSecret),
                        expectedFor(last_identity_)) &&
@@ -385,13 +385,13 @@ class SoakRun {
     emu_->setRandomFaults({});
     emu_->clearFaults();
     sim_->setChurnRate(0);
-    ASSERT_TRUE(waitFor([&] { return sim_->stats().listening; }, 10s))
+    ASSERT_TRUE(eventually([&] { return sim_->stats().listening; }, 10s, 50ms))
         << "tsbus-sim did not come back from its last restart";
     newIdentity();  // the last identity the simulator publishes
     const Published want = expectedFor(last_identity_);
     const auto t0 = Clock::now();
     auto next_observe = Clock::now();
-    converged_ = waitFor(
+    converged_ = eventually(
         [&] {
           if (Clock::now() >= next_observe) {  // one sample a second, as in the fault phase
             observe(true);

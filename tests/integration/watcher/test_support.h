@@ -1,7 +1,7 @@
 #pragma once
-// Helpers for the watcher integration tests: a temporary directory for sockets, polling with a
-// generous deadline (never a fixed sleep), and reading whole lines from a bus body with a
-// watchdog so a missing line fails the test instead of hanging it.
+// Helpers for the watcher integration tests: reading whole lines from a bus body with a watchdog
+// so a missing line fails the test instead of hanging it; and the shared TempDir and eventually
+// (tests/support/util).
 #include <stdlib.h>
 
 #include <chrono>
@@ -13,37 +13,11 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/util/eventually.h"
+#include "tests/support/util/temp_dir.h"
 #include "watcher/bus_client.h"
 
 namespace tsk::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tsk-bus-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Polls `done` until it holds or `limit` passes. Returns whether it held.
-inline bool eventually(const std::function<bool()>& done,
-                       std::chrono::milliseconds limit = std::chrono::seconds(20)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return done();
-}
 
 // Reads the open watch body of `client` until `n` complete lines arrived (or the body ended, or
 // `limit` passed: then the client is stopped). Returns the lines without their '\n'.

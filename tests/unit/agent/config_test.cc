@@ -6,7 +6,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
+#include <set>
+#include <sstream>
+
+#include "tests/support/util/temp_dir.h"
 
 namespace tsk::agent {
 namespace {
@@ -24,17 +29,13 @@ EnvLookup envOf(std::map<std::string, std::string> vars) {
 // A YAML file in a fresh temp dir, removed with the object.
 class TempYaml {
  public:
-  explicit TempYaml(const std::string& text) {
-    char tmpl[] = "/tmp/agent-config-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    path_ = dir_ + "/agent.yaml";
+  explicit TempYaml(const std::string& text) : path_(dir_.file("agent.yaml")) {
     std::ofstream(path_) << text;
   }
-  ~TempYaml() { std::filesystem::remove_all(dir_); }
   const std::string& path() const { return path_; }
 
  private:
-  std::string dir_;
+  tsk::testing::TempDir dir_{"agent-config"};
   std::string path_;
 };
 
@@ -193,7 +194,8 @@ TEST(Config, NonRegularConfigFilesAreRefusedWithoutReadingThem) {
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   for (const std::string& path : {std::string("/dev/zero"), fifo, dir}) {
     const auto err = parseError({"--config", path});
-    EXPECT_NE(err.find("config file " + path + " is not a regular file"), std::string::npos) << err;
+    EXPECT_NE(err.find("config file: cannot read " + path + ": "), std::string::npos) << err;
+    EXPECT_NE(err.find(", not a regular file"), std::string::npos) << err;
     EXPECT_NE(err.find(std::to_string(kMaxConfigFileBytes)), std::string::npos) << err;
   }
   const auto from_env = parseError({}, {{"TS_AGENT_CONFIG", "/dev/zero"}});
@@ -401,6 +403,98 @@ TEST(Config, HelpListsEveryOptionWithEnvAndDefault) {
                         "secret-keys"}) {
     EXPECT_NE(help.find(s), std::string::npos) << s;
   }
+}
+
+// The options table's defaults are AgentConfig's: each default_value, applied to a default
+// AgentConfig, is accepted and changes nothing (so --help and the docs show the real default).
+TEST(Config, EveryTableDefaultIsAgentConfigsDefault) {
+  for (const auto& o : options()) {
+    SCOPED_TRACE(std::string(o.name));
+    EXPECT_TRUE(o.default_note.empty() || o.default_value.empty())
+        << "a row has a default value or a note, not both";
+    AgentConfig c;
+    EXPECT_EQ(o.rule.set(c, std::string(o.default_value)), std::nullopt);
+    EXPECT_TRUE(c == AgentConfig{});
+    EXPECT_FALSE(o.rule.accepted.empty());
+    EXPECT_FALSE(shownDefault(o).empty());
+  }
+}
+
+TEST(Config, HelpShowsEveryRowOfTheTable) {
+  const auto help = helpText();
+  for (const auto& o : options()) {
+    const std::string head = "  --" + std::string(o.name) + " " + std::string(o.value_name) + "\n";
+    const auto at = help.find(head);
+    ASSERT_NE(at, std::string::npos) << o.name;
+    const auto row = help.substr(at, help.find("\n  --", at + 1) - at);
+    EXPECT_NE(row.find("env: " + std::string(o.env)), std::string::npos) << row;
+    EXPECT_NE(row.find("default: " + std::string(shownDefault(o))), std::string::npos) << row;
+    // The accepted values (with their bounds), wrapped like the rest.
+    std::string flat;
+    for (const char ch : row) flat += ch == '\n' ? ' ' : ch;
+    while (flat.find("  ") != std::string::npos) flat.replace(flat.find("  "), 2, " ");
+    EXPECT_NE(flat.find("accepts: " + o.rule.accepted), std::string::npos) << row;
+  }
+}
+
+std::string readSourceFile(const std::string& relative) {
+  std::ifstream in(std::string(TSK_SOURCE_DIR) + "/" + relative);
+  EXPECT_TRUE(in.good()) << relative;
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string unticked(std::string s) {
+  std::erase(s, '`');
+  return s;
+}
+
+// docs/OPERATIONS.md's options table lists exactly the table's options, in its order, with the
+// same environment variable and default.
+TEST(Config, OperationsDocTableMatchesTheOptionsTable) {
+  const std::string doc = readSourceFile("docs/OPERATIONS.md");
+  const auto start = doc.find("| flag | env | default | meaning |\n|---|---|---|---|\n");
+  ASSERT_NE(start, std::string::npos) << "docs/OPERATIONS.md has no options table";
+  std::istringstream rows(doc.substr(doc.find("|---|", start)));
+  std::string line;
+  std::getline(rows, line);  // |---|---|---|---|
+  struct DocRow {
+    std::string flag, env, default_text;
+  };
+  std::vector<DocRow> documented;
+  while (std::getline(rows, line) && line.starts_with("|")) {
+    std::vector<std::string> cells;
+    std::istringstream cs(line.substr(1));
+    std::string cell;
+    while (std::getline(cs, cell, '|')) {
+      cells.push_back(cell.substr(cell.find_first_not_of(' '),
+                                  cell.find_last_not_of(' ') - cell.find_first_not_of(' ') + 1));
+    }
+    ASSERT_GE(cells.size(), 4u) << line;
+    documented.push_back({unticked(cells[0]), unticked(cells[1]), unticked(cells[2])});
+  }
+  std::vector<std::string> doc_flags, table_flags;
+  for (const auto& r : documented) doc_flags.push_back(r.flag);
+  for (const auto& o : options()) table_flags.push_back("--" + std::string(o.name));
+  ASSERT_EQ(doc_flags, table_flags) << "docs/OPERATIONS.md's rows differ from the table";
+  for (size_t i = 0; i < documented.size(); ++i) {
+    const auto& o = options()[i];
+    EXPECT_EQ(documented[i].env, o.env.empty() ? "none" : std::string(o.env)) << o.name;
+    EXPECT_EQ(documented[i].default_text, shownDefault(o)) << o.name;
+  }
+  // And the list of variables for which set-but-empty counts.
+  const auto said = doc.find("counts only where empty means something (");
+  ASSERT_NE(said, std::string::npos);
+  const auto list = doc.substr(said, doc.find(')', said) - said);
+  std::set<std::string> doc_empty, table_empty;
+  for (size_t p = list.find('`'); p != std::string::npos; p = list.find('`', p + 1)) {
+    const auto end = list.find('`', p + 1);
+    doc_empty.insert(list.substr(p + 1, end - p - 1));
+    p = end;
+  }
+  for (const auto& o : options()) {
+    if (o.empty_allowed) table_empty.insert(std::string(o.env));
+  }
+  EXPECT_EQ(doc_empty, table_empty);
 }
 
 TEST(Config, DurationsParseGoStyle) {

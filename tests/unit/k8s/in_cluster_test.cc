@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "k8s/client.h"
+#include "tests/support/util/temp_dir.h"
 #include "tests/unit/k8s/test_pki.h"
 
 namespace tsk::k8s {
@@ -42,14 +43,10 @@ class ScopedEnv {
 class InClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "tsk-sa-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
     write("token", "sa-token\n");
     write("ca.crt", testPki().ca_pem);
     write("namespace", "tailscale\n");
   }
-  void TearDown() override { fs::remove_all(dir_); }
   void write(const std::string& name, const std::string& content) {
     std::ofstream(dir_ / name, std::ios::binary) << content;
   }
@@ -57,7 +54,8 @@ class InClusterTest : public ::testing::Test {
     return r.ok() ? std::string("(no error)") : r.error().message;
   }
 
-  fs::path dir_;
+  tsk::testing::TempDir tmp_{"tsk-sa"};
+  fs::path dir_ = tmp_.path();
   ScopedEnv host_{"KUBERNETES_SERVICE_HOST", "10.96.0.1"};
   ScopedEnv port_{"KUBERNETES_SERVICE_PORT", "443"};
 };

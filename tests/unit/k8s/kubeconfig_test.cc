@@ -6,6 +6,7 @@
 
 #include "k8s/base64.h"
 #include "k8s/client.h"
+#include "tests/support/util/temp_dir.h"
 #include "tests/unit/k8s/test_pki.h"
 
 namespace tsk::k8s {
@@ -15,13 +16,7 @@ namespace fs = std::filesystem;
 
 class KubeconfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "tsk-kubeconfig-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    path_ = (dir_ / "config").string();
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  void SetUp() override { path_ = (dir_ / "config").string(); }
 
   void writeFile(const std::string& name, const std::string& content) {
     fs::create_directories((dir_ / name).parent_path());
@@ -44,7 +39,8 @@ class KubeconfigTest : public ::testing::Test {
 
   static std::string caData() { return base64Encode(testPki().ca_pem); }
 
-  fs::path dir_;
+  tsk::testing::TempDir tmp_{"tsk-kubeconfig"};
+  fs::path dir_ = tmp_.path();
   std::string path_;
 };
 

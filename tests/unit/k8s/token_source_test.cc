@@ -1,4 +1,5 @@
 #include "k8s/token_source.h"
+#include "tests/support/util/temp_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -15,19 +16,14 @@ using std::chrono::seconds;
 
 class TokenSourceTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "tsk-token-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    file_ = (dir_ / "token").string();
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  void SetUp() override { file_ = (dir_ / "token").string(); }
   void writeToken(const std::string& text) {
     std::ofstream(file_ + ".tmp") << text;
     fs::rename(file_ + ".tmp", file_);  // atomic, like kubelet's symlink swap
   }
 
-  fs::path dir_;
+  tsk::testing::TempDir tmp_{"tsk-token"};
+  fs::path dir_ = tmp_.path();
   std::string file_;
   ManualClock clock_;
 };

@@ -1,4 +1,4 @@
-#include "k8s/read_file.h"
+#include "common/read_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -8,23 +8,10 @@
 #include <cerrno>
 #include <cstring>
 
-namespace tsk::k8s {
+#include "common/unique_fd.h"
+
+namespace tsk {
 namespace {
-
-// Closes the descriptor on every return path.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 std::string sizeText(std::size_t bytes) {
   constexpr std::size_t kKiB = 1024;
@@ -70,7 +57,7 @@ Result<std::string> readFileContents(const std::string& path, std::size_t max_by
   if (::stat(path.c_str(), &st) != 0) return errnoFailure(path, errno);
   if (!S_ISREG(st.st_mode)) return notRegular(path, st.st_mode, max_bytes);
 
-  const FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (fd.get() < 0) return errnoFailure(path, errno);
   if (::fstat(fd.get(), &st) != 0) return errnoFailure(path, errno);
   if (!S_ISREG(st.st_mode)) return notRegular(path, st.st_mode, max_bytes);
@@ -96,4 +83,4 @@ Result<std::string> readFileContents(const std::string& path, std::size_t max_by
   return tooLarge(path, "over", max_bytes);
 }
 
-}  // namespace tsk::k8s
+}  // namespace tsk

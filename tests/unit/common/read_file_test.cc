@@ -1,4 +1,5 @@
-#include "k8s/read_file.h"
+#include "common/read_file.h"
+#include "tests/support/util/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -7,19 +8,17 @@
 #include <filesystem>
 #include <fstream>
 
-namespace tsk::k8s {
+namespace tsk {
 namespace {
 
 namespace fs = std::filesystem;
 
+// The limits the agent and the k8s module read with.
+constexpr std::size_t kMaxConfigFileBytes = std::size_t{1} << 20;
+constexpr std::size_t kMaxTokenFileBytes = std::size_t{64} << 10;
+
 class ReadFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "tsk-read-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string write(const std::string& name, const std::string& content) {
     const std::string path = (dir_ / name).string();
     std::ofstream(path, std::ios::binary) << content;
@@ -30,7 +29,8 @@ class ReadFileTest : public ::testing::Test {
     return r.ok() ? "(read " + std::to_string(r->size()) + " bytes)" : r.error().message;
   }
 
-  fs::path dir_;
+  tsk::testing::TempDir tmp_{"tsk-read"};
+  fs::path dir_ = tmp_.path();
 };
 
 TEST_F(ReadFileTest, ReadsARegularFileWhole) {
@@ -106,4 +106,4 @@ TEST_F(ReadFileTest, StopsAtTheLimitWhenTheSizeIsNotKnownInAdvance) {
 }
 
 }  // namespace
-}  // namespace tsk::k8s
+}  // namespace tsk
