@@ -197,7 +197,10 @@ $(tail -n 20 "$CACHE/containerboot-build.log")"
   ctx=$(mktemp -d)
   trap 'rm -rf "$ctx"' RETURN
   mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/etc/ssl/certs" "$ctx/rootfs/tmp" "$ctx/rootfs/var/lib/tailscale"
+  # The chart runs tailscaled as uid 1000 on a writable root (containerboot writes under /tmp
+  # and /var/lib): both world-writable, /tmp sticky.
   chmod 1777 "$ctx/rootfs/tmp"
+  chmod 0777 "$ctx/rootfs/var/lib/tailscale"
   cp "$bin/tailscaled" "$bin/tailscale" "$gobin/containerboot" "$ctx/rootfs/usr/local/bin/"
   for b in tailscaled tailscale containerboot; do
     if ldd "$ctx/rootfs/usr/local/bin/$b" >/dev/null 2>&1; then
