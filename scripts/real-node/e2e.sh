@@ -438,6 +438,22 @@ ID=$(decode device_id)
 IPS=$(decode device_ips)
 log "Secret $NS/$SECRET: device_id=$ID device_fqdn=$FQDN device_ips=$IPS"
 [[ "$FQDN" == e2e-node.* ]] || fail "identity" "kubectl get secret $SECRET" "device_fqdn '$FQDN' is not e2e-node.<tailnet>"
+# The agent wrote them (containerboot may write the same keys): the API server records the
+# field manager of each key, and the agent's is ts-kube-agent (k8s/client.h).
+kc -n "$NS" get secret "$SECRET" -o json >"$LOGS/secret.json"
+agent_keys=$(python3 -c '
+import json, sys
+obj = json.load(open(sys.argv[1]))
+keys = set()
+for m in obj["metadata"].get("managedFields", []):
+    if m.get("manager") == "ts-kube-agent":
+        keys |= {k[2:] for k in m.get("fieldsV1", {}).get("f:data", {})}
+print(" ".join(sorted(keys)))' "$LOGS/secret.json")
+for k in device_id device_fqdn device_ips; do
+  [[ " $agent_keys " == *" $k "* ]] || fail "identity written by the agent" \
+    "kubectl get secret $SECRET -o json (managedFields)" \
+    "key $k is not managed by ts-kube-agent (its keys: '$agent_keys')" "$LOGS/secret.json"
+done
 # realts-control's view of the same node: its StableID and addresses.
 curl -fsS "$REALTS_ADMIN_URL/nodes" >"$LOGS/realts-nodes.json" ||
   fail "realts-control /nodes" "curl $REALTS_ADMIN_URL/nodes" "the admin API did not answer"
