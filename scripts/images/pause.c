@@ -10,7 +10,9 @@
 
 static volatile sig_atomic_t stop_signal = 0;
 
-static void on_stop(int sig) { stop_signal = sig; }
+static void on_stop(int sig) {
+  stop_signal = sig;
+}
 
 static void on_child(int sig) {
   (void)sig;
