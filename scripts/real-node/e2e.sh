@@ -274,6 +274,8 @@ state = "$CTRD/state"
   [plugins.'io.containerd.cri.v1.runtime']
     tolerate_missing_hugetlb_controller = true
     disable_hugetlb_controller = true
+    # The pods' network namespaces under DIR too (teardown unmounts everything below DIR).
+    netns_mounts_under_state_dir = true
     [plugins.'io.containerd.cri.v1.runtime'.containerd]
       default_runtime_name = 'runc'
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
@@ -340,6 +342,7 @@ authorization: {mode: AlwaysAllow}
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 maxPods: 20
+podLogsDir: $DIR/pod-logs
 serializeImagePulls: false
 # A shared build machine: never evict for disk or memory pressure during a test run.
 evictionHard: {memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
