@@ -195,6 +195,9 @@ rc=0
 source "$DIR/images.env"
 
 teardown # whatever an earlier run left
+# A fresh node each run: no pods, images or IP leases of an earlier one (teardown unmounted all).
+rm -rf "$DIR/kubelet" "$DIR/kubelet-pki" "$DIR/containerd" "$DIR/cni" "$DIR/pod-logs" \
+  "$DIR/scheduler-pki" "$DIR/realts.env"
 if [[ $keep -eq 0 ]]; then trap teardown EXIT; fi
 : >"$DIR/pids"
 record() { echo "$1 $2" >>"$DIR/pids"; }
