@@ -164,14 +164,23 @@ TS_VERSION=1.102.5
 TS_IMAGE="tsk-tailscaled:v$TS_VERSION"
 build_tailscaled() {
   local bin gobin go key
-  bin=$("$ROOT/scripts/real-tailscale/build.sh" --check 2>/dev/null | tail -n1) ||
-    skip "the real-tailscale cache is not ready (scripts/real-tailscale/build.sh --check); build it first"
+  # scripts/real-tailscale/build.sh prints the cached bin dir at once, or builds it (as the
+  # real_tailscaled suite's fixture does); while another run holds its lock, skip instead of
+  # waiting for that build.
+  local lock="${TSK_REALTS_CACHE:-/var/cache/ts-kube-agent/real-tailscale}/.build.lock"
+  if [[ -e "$lock" ]] && ! flock -n "$lock" true; then
+    skip "scripts/real-tailscale/build.sh is building tailscaled now ($lock is held); try again when it is done"
+  fi
+  bin=$("$ROOT/scripts/real-tailscale/build.sh" 2>"$CACHE/real-tailscale.log" | tail -n1)
+  [[ -x "$bin/tailscaled" ]] || skip "scripts/real-tailscale/build.sh gave no tailscaled: $(tail -n3 "$CACHE/real-tailscale.log")"
   go=${TSK_GO:-/usr/local/go/bin/go}
   # containerboot (the upstream image's entrypoint: it starts tailscaled, runs `tailscale up`
-  # and keeps the node state in the TS_KUBE_SECRET Secret) is a command of the same pinned
-  # module, tools/realts; its go.sum covers it. Built with real-tailscale's flags into a cache
-  # of its own; the Go build cache is real-tailscale's, so the shared packages are not rebuilt.
-  key=$( (cat "$ROOT/tools/realts/go.mod" "$ROOT/tools/realts/go.sum" && sed -n '/^# ---- tailscaled/,/^# ---- end tailscaled/p' "$0" &&
+  # and keeps the node state in the TS_KUBE_SECRET Secret) from tools/go/containerboot, the same
+  # tailscale.com as tools/realts plus the k8s.io modules it needs. Built with real-tailscale's
+  # flags into a cache of its own; the Go build cache is real-tailscale's, so the packages it
+  # shares with tailscaled are not compiled again.
+  local mod="$ROOT/tools/go/containerboot"
+  key=$( (cat "$mod/go.mod" "$mod/go.sum" && sed -n '/^# ---- tailscaled/,/^# ---- end tailscaled/p' "$0" &&
     "$go" version && sha256sum "$bin/tailscaled" "$bin/tailscale") | sha256sum | cut -c1-16)
   if have_image "$TS_IMAGE" && [[ "$("$DOCKER" image inspect -f '{{index .Config.Labels "tsk.key"}}' "$TS_IMAGE")" == "$key" ]]; then
     log "tailscaled $TS_IMAGE present ($(size_of "$TS_IMAGE")); not rebuilt"
@@ -183,7 +192,7 @@ build_tailscaled() {
     rm -rf "$gobin.partial"
     mkdir -p "$gobin.partial"
     (
-      cd "$ROOT/tools/realts"
+      cd "$mod"
       export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 \
         GOCACHE="${TSK_REALTS_CACHE:-/var/cache/ts-kube-agent/real-tailscale}/gocache"
       nice -n 10 "$go" build -trimpath -o "$gobin.partial/" \

@@ -181,8 +181,15 @@ CP_BIN=$("$ROOT/scripts/real-apiserver/build.sh" --check 2>/dev/null) ||
   skip "the control plane is not built: scripts/real-apiserver/build.sh (cached afterwards)"
 NODE_BIN=$("$HERE/build.sh" --check 2>/dev/null) ||
   skip "the kubelet and containerd are not built: scripts/real-node/build.sh (cached afterwards)"
-TS_BIN=$("$ROOT/scripts/real-tailscale/build.sh" --check 2>/dev/null | tail -n1) ||
-  skip "tailscaled is not built: scripts/real-tailscale/build.sh (cached afterwards)"
+# scripts/real-tailscale/build.sh has no --check: it prints the cached bin dir or builds. Skip
+# while another run holds its lock (a build in progress) rather than wait for it.
+TS_LOCK="${TSK_REALTS_CACHE:-/var/cache/ts-kube-agent/real-tailscale}/.build.lock"
+if [[ -e "$TS_LOCK" ]] && ! flock -n "$TS_LOCK" true; then
+  skip "tailscaled is being built (scripts/real-tailscale/build.sh holds $TS_LOCK)"
+fi
+TS_BIN=$("$ROOT/scripts/real-tailscale/build.sh" 2>"$LOGS/real-tailscale.log" | tail -n1) || true
+[[ -x "$TS_BIN/realts-control" ]] ||
+  fail "tailscaled build" "scripts/real-tailscale/build.sh" "no bin dir" "$LOGS/real-tailscale.log"
 KUBECTL="$CP_BIN/kubectl"
 HELM="$CP_BIN/helm"
 
