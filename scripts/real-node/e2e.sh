@@ -407,6 +407,9 @@ deployment:
       - {name: TS_ASSUME_NETWORK_UP_FOR_TEST, value: "1"}
       - {name: TS_DISABLE_PORTMAPPER, value: "1"}
       - {name: TS_NO_LOGS_NO_SUPPORT, value: "true"}
+      # containerboot's API client defaults to https://kubernetes.default.svc (kube/kubeclient
+      # client.go defaultURL); there is no cluster DNS here: the Service's env address instead.
+      - {name: TS_KUBERNETES_READ_API_SERVER_ADDRESS_FROM_ENV, value: "true"}
   app:
     image: docker.io/library/$TSK_IMAGE_PAUSE
 EOF
