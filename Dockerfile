@@ -26,7 +26,16 @@ COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN scripts/install-deps.sh --build-only \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null \
  && rm -rf /var/lib/apt/lists/*
-COPY . .
+# Only what the build reads, so that a change elsewhere (deploy/, scripts/, docs/) keeps the
+# build layer cached.
+COPY CMakeLists.txt ./
+COPY common common/
+COPY watcher watcher/
+COPY k8s k8s/
+COPY agent agent/
+COPY tools tools/
+COPY tests tests/
+COPY scripts/images/runtime-rootfs.sh scripts/images/
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DTSK_BENCH=OFF \
       -DCMAKE_RUNTIME_OUTPUT_DIRECTORY=/out \
  && cmake --build /build --target ts-kube-agent -j"$(nproc)" \

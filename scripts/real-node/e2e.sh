@@ -373,13 +373,23 @@ node_ready() {
 TAIL_LINES=40 await "node $NODE Ready" $KUBELET_PID "$LOGS/kubelet.log" node_ready
 log "node $NODE is Ready"
 
-# ---- the tailnet: realts-control on the bridge address, reachable from the pods -----------------
-setsid "$TS_BIN/realts-control" --host "$GATEWAY" --env-file "$DIR/realts.env" \
+# ---- the tailnet: realts-control, reachable from the pods ----------------------------------------
+# realts-control listens on loopback only (its --host must be a loopback address). The pods
+# reach its control port at the bridge address through a DNAT to 127.0.0.1, which the kernel
+# routes only with route_localnet on the bridge. Its DERP and STUN servers stay unreachable
+# from the pods (the DERP map names 127.0.0.1): logging in and the netmap need only control.
+setsid "$TS_BIN/realts-control" --env-file "$DIR/realts.env" \
   >"$LOGS/realts-control.log" 2>&1 </dev/null &
 record realts-control $!
 await "realts-control" $! "$LOGS/realts-control.log" test -s "$DIR/realts.env"
 # shellcheck disable=SC1091
 source "$DIR/realts.env"
+CONTROL_PORT=${REALTS_CONTROL_URL##*:}
+CONTROL_PORT=${CONTROL_PORT%%/*}
+step route-localnet sysctl -w "net.ipv4.conf.$BRIDGE.route_localnet=1"
+ipt nat PREROUTING -s "$POD_SUBNET" -d "$GATEWAY/32" -p tcp --dport "$CONTROL_PORT" -j DNAT \
+  --to-destination "127.0.0.1:$CONTROL_PORT"
+POD_CONTROL_URL="http://$GATEWAY:$CONTROL_PORT"
 
 # ---- helm install the chart ---------------------------------------------------------------------
 step namespace kc create namespace "$NS"
@@ -402,7 +412,7 @@ deployment:
     hostname: e2e-node
     # realts-control registers every node itself: no auth key.
     authKeySecret: {name: ""}
-    extraArgs: "--login-server=$REALTS_CONTROL_URL"
+    extraArgs: "--login-server=$POD_CONTROL_URL"
     extraEnv:
       - {name: TS_ASSUME_NETWORK_UP_FOR_TEST, value: "1"}
       - {name: TS_DISABLE_PORTMAPPER, value: "1"}

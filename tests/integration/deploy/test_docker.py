@@ -116,6 +116,18 @@ class Stages(unittest.TestCase):
         self.assertIn("-DCMAKE_BUILD_TYPE=Release", runs)
         self.assertRegex(runs, r"cmake --build \S+ --target ts-kube-agent")
 
+    def test_builder_copies_every_top_level_source_the_build_reads(self):
+        # CMakeLists.txt adds these directories; a missing COPY fails the image build only.
+        copies = " ".join(a for i, a in self.builder if i == "COPY")
+        for src in ("CMakeLists.txt", "common", "watcher", "k8s", "agent", "tools", "tests",
+                    "scripts/images/runtime-rootfs.sh"):
+            self.assertRegex(copies, rf"(^| ){re.escape(src)} ", src)
+        top = read_text(os.path.join(SOURCE_DIR, "CMakeLists.txt"))
+        for d in re.findall(r"foreach\(dir ([^)]*)\)", top):
+            for name in d.split():
+                if not name.startswith("$"):
+                    self.assertIn(f"{name} {name}/", copies, name)
+
     def test_builder_assembles_the_runtime_rootfs_with_the_tested_script(self):
         runs = " ".join(a for i, a in self.builder if i == "RUN")
         self.assertIn("strip /out/ts-kube-agent", runs)
