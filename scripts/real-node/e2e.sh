@@ -245,8 +245,11 @@ EOF
 # ---- control plane: scripts/real-apiserver/start.sh, reachable from the pods -----------------
 # The API server listens on every address (start.sh binds 127.0.0.1; the last flag wins) and
 # the pods reach it as the `kubernetes` Service, 10.96.0.1:443, through a DNAT rule (what
-# kube-proxy would do). Its certificate names 10.96.0.1, so in-cluster TLS verifies.
-TSK_APISERVER_EXTRA_ARGS="--bind-address=0.0.0.0" \
+# kube-proxy would do). Its certificate names 10.96.0.1, so in-cluster TLS verifies. For
+# `kubectl logs` it reaches the kubelet at the node's InternalIP (no DNS knows the node's name)
+# with the admin client certificate (start.sh writes it before starting the API server).
+TSK_APISERVER_EXTRA_ARGS="--bind-address=0.0.0.0 --kubelet-preferred-address-types=InternalIP \
+--kubelet-client-certificate=$DIR/cp/pki/admin.crt --kubelet-client-key=$DIR/cp/pki/admin.key" \
   step control-plane "$ROOT/scripts/real-apiserver/start.sh" "$DIR/cp"
 # shellcheck disable=SC1091
 source "$DIR/cp/env"
@@ -268,6 +271,16 @@ await "kube-scheduler /healthz" $! "$LOGS/kube-scheduler.log" \
 # ---- containerd ----------------------------------------------------------------------------------
 CTRD="$DIR/containerd"
 mkdir -p "$CTRD"
+# The kubelet asks for oom_score_adj -998 for every pod sandbox; lowering it needs
+# CAP_SYS_RESOURCE. Where this process's bounding set lacks it (a container-like sandbox), runc
+# init fails with "failed to update /proc/self/oom_score_adj: Permission denied" (seen as
+# "can't get final child's PID from pipe: EOF"); containerd's restrict_oom_score_adj then clamps
+# the value to its own.
+restrict_oom=false
+if ((((16#$(awk '/^CapBnd:/ {print $2}' /proc/self/status)) >> 24) & 1)); then :; else
+  restrict_oom=true
+  log "CAP_SYS_RESOURCE is not in this process's bounding set: containerd restrict_oom_score_adj = true"
+fi
 cat >"$CTRD/config.toml" <<EOF
 version = 3
 root = "$CTRD/root"
@@ -284,6 +297,7 @@ state = "$CTRD/state"
   [plugins.'io.containerd.cri.v1.runtime']
     tolerate_missing_hugetlb_controller = true
     disable_hugetlb_controller = true
+    restrict_oom_score_adj = $restrict_oom
     # The pods' network namespaces under DIR too (teardown unmounts everything below DIR).
     netns_mounts_under_state_dir = true
     [plugins.'io.containerd.cri.v1.runtime'.containerd]
@@ -466,7 +480,7 @@ log "Secret $NS/$SECRET: device_id=$ID device_fqdn=$FQDN device_ips=$IPS"
 [[ "$FQDN" == e2e-node.* ]] || fail "identity" "kubectl get secret $SECRET" "device_fqdn '$FQDN' is not e2e-node.<tailnet>"
 # The agent wrote them (containerboot may write the same keys): the API server records the
 # field manager of each key, and the agent's is ts-kube-agent (k8s/client.h).
-kc -n "$NS" get secret "$SECRET" -o json >"$LOGS/secret.json"
+kc -n "$NS" get secret "$SECRET" -o json --show-managed-fields >"$LOGS/secret.json"
 agent_keys=$(python3 -c '
 import json, sys
 obj = json.load(open(sys.argv[1]))
