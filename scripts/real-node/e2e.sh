@@ -157,6 +157,22 @@ teardown() {
     done <"$DIR/iptables.rules"
     rm -f "$DIR/iptables.rules"
   fi
+  # The kubelet's own iptables chains (pkg/kubelet/kubelet_network_linux.go: KUBE-FIREWALL
+  # against martian localnet traffic, the canary and hint chains), when this run started it.
+  if [[ -f "$DIR/kubelet.started" ]]; then
+    local ipt6 tbl chain
+    for ipt6 in iptables ip6tables; do
+      for chain in INPUT OUTPUT; do
+        while "$ipt6" -t filter -D "$chain" -j KUBE-FIREWALL 2>/dev/null; do :; done
+      done
+      for tbl in filter nat mangle; do
+        for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+          "$ipt6" -t "$tbl" -F "$chain" 2>/dev/null && "$ipt6" -t "$tbl" -X "$chain" 2>/dev/null || true
+        done
+      done
+    done
+    rm -f "$DIR/kubelet.started"
+  fi
   if [[ -f "$DIR/bridge.created" ]]; then
     ip link del "$BRIDGE" 2>/dev/null || true
     rm -f "$DIR/bridge.created"
@@ -379,6 +395,7 @@ setsid "$NODE_BIN/kubelet" --config "$DIR/kubelet-config.yaml" --kubeconfig "$AD
   --node-ip "$GATEWAY" --v=2 >"$LOGS/kubelet.log" 2>&1 </dev/null &
 KUBELET_PID=$!
 record kubelet $KUBELET_PID
+touch "$DIR/kubelet.started"
 TAIL_LINES=40 await "kubelet /healthz" $KUBELET_PID "$LOGS/kubelet.log" \
   curl -fsS --max-time 2 "http://127.0.0.1:$HEALTHZ_PORT/healthz"
 node_ready() {
