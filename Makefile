@@ -6,7 +6,7 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-unit asan tsan demo bench bench-fleet bench-real fuzz soak format format-check clean
+.PHONY: all deps build test test-unit asan tsan demo bench bench-fleet bench-real fuzz soak format format-check clean images e2e-node
 
 all: build
 
@@ -65,6 +65,22 @@ bench-real: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS) --target ts-kube-agent dom-agent
 	scripts/real-tailscale/build.sh >/dev/null
 	python3 scripts/bench/real_tailscaled.py --build $(BUILD) $(BENCH_REAL_ARGS)
+
+# The container images without a registry (debootstrap base, the Dockerfile, pause, tailscaled);
+# cached by key, Docker's layer cache for the agent. See docs/E2E-NODE.md.
+images:
+	scripts/images/build.sh
+
+# The chart's pod on this machine: control plane + containerd + kubelet (Go builds, cached),
+# the local images, helm install; passes when the pod is Ready and the Secret holds the
+# identity. E2E_NODE_ARGS=--keep leaves the cluster running. See docs/E2E-NODE.md.
+E2E_NODE_ARGS ?=
+e2e-node:
+	scripts/real-apiserver/build.sh >/dev/null
+	scripts/real-tailscale/build.sh >/dev/null
+	scripts/real-node/build.sh >/dev/null
+	scripts/images/build.sh
+	scripts/real-node/e2e.sh $(E2E_NODE_ARGS)
 
 fuzz: deps
 	scripts/fuzz.sh

@@ -1,0 +1,523 @@
+#!/usr/bin/env bash
+# Runs the chart's pod on this machine, for real: a one-node cluster (the control plane of
+# scripts/real-apiserver plus kube-scheduler, containerd v2.4.2 with Debian's runc and CNI
+# plugins, and the kubelet v1.37.2 of scripts/real-node/build.sh), the images of
+# scripts/images/build.sh imported into containerd (nothing is pulled), realts-control as the
+# tailnet's control server, then `helm install` of deploy/helm/ts-kube-agent. Passes when the
+# pod is Ready (tailscaled logged in through containerboot, the agent's /readyz) and the agent
+# has written the node's identity (device_id, device_fqdn, device_ips) into the Secret.
+#
+# Every step is logged; a failing step prints `FAILED: <step>`, the exact command, its exit
+# status and the last lines of its output or of the component's log, and the script exits 1.
+# A missing prerequisite (not root, no Docker Engine, a Go cache not built yet) exits 77.
+#
+# Usage: scripts/real-node/e2e.sh [--keep] [DIR]
+#   DIR     work dir: configs, logs, the kubelet and containerd roots (default /tmp/tsk-e2e-node)
+#   --keep  leave the cluster running (stop it later with scripts/real-node/e2e.sh --stop DIR)
+#   --stop  stop what a --keep run left running in DIR and exit
+# Environment: TSK_E2E_NODE_TIMEOUT seconds to wait for each condition (default 180).
+# See docs/E2E-NODE.md.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+TIMEOUT="${TSK_E2E_NODE_TIMEOUT:-180}"
+NODE=tsk-node
+NS=tsk-e2e
+RELEASE=e2e
+SECRET=e2e-identity # the agent's Secret target, which also holds tailscaled's state
+BRIDGE=tsk0
+POD_SUBNET=10.244.0.0/24
+GATEWAY=10.244.0.1
+SERVICE_IP=10.96.0.1 # the `kubernetes` Service (start.sh: --service-cluster-ip-range=10.96.0.0/12)
+
+keep=0
+stop_only=0
+DIR=/tmp/tsk-e2e-node
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --keep) keep=1 ;;
+    --stop) stop_only=1 ;;
+    -h | --help)
+      sed -n '2,20p' "$0"
+      exit 0
+      ;;
+    -*)
+      echo "e2e.sh: unknown option $1" >&2
+      exit 2
+      ;;
+    *) DIR="$1" ;;
+  esac
+  shift
+done
+mkdir -p "$DIR"
+DIR="$(cd "$DIR" && pwd)"
+LOGS="$DIR/logs"
+mkdir -p "$LOGS"
+
+log() { echo "e2e-node: $*" >&2; }
+skip() {
+  echo "e2e-node: SKIP: $*" >&2
+  exit 77
+}
+# fail STEP COMMAND REASON [LOGFILE]
+fail() {
+  {
+    echo "e2e-node: FAILED: $1"
+    echo "  command: $2"
+    echo "  why:     $3"
+    if [[ -n "${4:-}" && -f "$4" ]]; then
+      echo "  last lines of $4:"
+      tail -n "${TAIL_LINES:-25}" "$4" | sed 's/^/    /'
+    fi
+  } >&2
+  exit 1
+}
+# step NAME CMD...: runs CMD with its output in $LOGS/NAME.log; on failure: fail with it.
+step() {
+  local name=$1
+  shift
+  log "$name: $*"
+  local rc=0
+  "$@" >"$LOGS/$name.log" 2>&1 || rc=$?
+  [[ $rc -eq 0 ]] || fail "$name" "$*" "exit status $rc" "$LOGS/$name.log"
+}
+# await WHAT PID LOGFILE CMD...: polls CMD until it succeeds; fails when PID died or on timeout.
+await() {
+  local what=$1 pid=$2 logfile=$3
+  shift 3
+  local deadline=$(($(date +%s) + TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      fail "$what" "$*" "the process (pid $pid) exited" "$logfile"
+    fi
+    (($(date +%s) < deadline)) || fail "$what" "$*" "not true after ${TIMEOUT} s" "$logfile"
+    sleep 0.5
+  done
+}
+
+port_is_free() { [[ -z "$(ss -Htan "sport = :$1" 2>/dev/null)" ]]; }
+pick_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    port_is_free "$p" && {
+      echo "$p"
+      return
+    }
+  done
+  fail "pick a port" "ss -Htan" "no free TCP port found"
+}
+
+# ---- teardown: only what this script started, by the pids it recorded ----------------------
+ours() { [[ -r "/proc/$1/cmdline" ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF "$DIR/"; }
+stop_pid() {
+  local pid=$1
+  ours "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+teardown() {
+  log "stopping the node in $DIR"
+  local name pid
+  if [[ -f "$DIR/pids" ]]; then
+    # kubelet first (so it restarts nothing), then every container containerd runs, then
+    # containerd, scheduler and realts-control.
+    pid=$(awk '$1 == "kubelet" {print $2}' "$DIR/pids")
+    [[ -n "$pid" ]] && stop_pid "$pid"
+    if [[ -S "$DIR/containerd/containerd.sock" && -x "${NODE_BIN:-}/ctr" ]]; then
+      local ctr=("$NODE_BIN/ctr" --address "$DIR/containerd/containerd.sock" -n k8s.io)
+      for task in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
+        "${ctr[@]}" tasks kill -s SIGKILL "$task" >/dev/null 2>&1 || true
+      done
+      for task in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
+        "${ctr[@]}" tasks delete -f "$task" >/dev/null 2>&1 || true
+      done
+    fi
+    while read -r name pid; do
+      [[ "$name" == kubelet ]] || stop_pid "$pid"
+    done < <(tac "$DIR/pids")
+    rm -f "$DIR/pids"
+  fi
+  # The shims outlive containerd by design; ours are the ones whose command line names DIR.
+  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $DIR/" || true); do stop_pid "$pid"; done
+  if [[ -f "$DIR/cp/env" ]]; then "$ROOT/scripts/real-apiserver/stop.sh" "$DIR/cp" || true; fi
+  # Mounts under DIR (the kubelet's pod volumes, containerd's snapshots and netns), deepest first.
+  awk -v d="$DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  if [[ -f "$DIR/iptables.rules" ]]; then
+    while read -r table rule; do
+      # shellcheck disable=SC2086
+      iptables -t "$table" -D $rule 2>/dev/null || true
+    done <"$DIR/iptables.rules"
+    rm -f "$DIR/iptables.rules"
+  fi
+  # The kubelet's own iptables chains (pkg/kubelet/kubelet_network_linux.go: KUBE-FIREWALL
+  # against martian localnet traffic, the canary and hint chains), when this run started it.
+  if [[ -f "$DIR/kubelet.started" ]]; then
+    local ipt6 tbl chain
+    for ipt6 in iptables ip6tables; do
+      for chain in INPUT OUTPUT; do
+        while "$ipt6" -t filter -D "$chain" -j KUBE-FIREWALL 2>/dev/null; do :; done
+      done
+      for tbl in filter nat mangle; do
+        for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+          "$ipt6" -t "$tbl" -F "$chain" 2>/dev/null && "$ipt6" -t "$tbl" -X "$chain" 2>/dev/null || true
+        done
+      done
+    done
+    rm -f "$DIR/kubelet.started"
+  fi
+  if [[ -f "$DIR/bridge.created" ]]; then
+    ip link del "$BRIDGE" 2>/dev/null || true
+    rm -f "$DIR/bridge.created"
+  fi
+}
+NODE_BIN=""
+if [[ $stop_only -eq 1 ]]; then
+  NODE_BIN=$("$HERE/build.sh" --check 2>/dev/null) || true
+  teardown
+  exit 0
+fi
+
+# ---- prerequisites ----------------------------------------------------------------------------
+[[ $(id -u) -eq 0 ]] || skip "needs root (containerd, kubelet, mounts, iptables, a bridge)"
+for c in docker iptables ip ss mount umount openssl curl runc; do
+  command -v "$c" >/dev/null || skip "$c not found (runc: apt-get install runc)"
+done
+for p in bridge host-local loopback; do
+  [[ -x "/usr/lib/cni/$p" ]] || skip "/usr/lib/cni/$p missing: apt-get install containernetworking-plugins"
+done
+CP_BIN=$("$ROOT/scripts/real-apiserver/build.sh" --check 2>/dev/null) ||
+  skip "the control plane is not built: scripts/real-apiserver/build.sh (cached afterwards)"
+NODE_BIN=$("$HERE/build.sh" --check 2>/dev/null) ||
+  skip "the kubelet and containerd are not built: scripts/real-node/build.sh (cached afterwards)"
+# scripts/real-tailscale/build.sh has no --check: it prints the cached bin dir or builds. Skip
+# while another run holds its lock (a build in progress) rather than wait for it.
+TS_LOCK="${TSK_REALTS_CACHE:-/var/cache/ts-kube-agent/real-tailscale}/.build.lock"
+if [[ -e "$TS_LOCK" ]] && ! flock -n "$TS_LOCK" true; then
+  skip "tailscaled is being built (scripts/real-tailscale/build.sh holds $TS_LOCK)"
+fi
+TS_BIN=$("$ROOT/scripts/real-tailscale/build.sh" 2>"$LOGS/real-tailscale.log" | tail -n1) || true
+[[ -x "$TS_BIN/realts-control" ]] ||
+  fail "tailscaled build" "scripts/real-tailscale/build.sh" "no bin dir" "$LOGS/real-tailscale.log"
+KUBECTL="$CP_BIN/kubectl"
+HELM="$CP_BIN/helm"
+
+rc=0
+"$ROOT/scripts/images/build.sh" --print-env "$DIR/images.env" 2>"$LOGS/images.log" || rc=$?
+[[ $rc -eq 77 ]] && skip "images: $(grep -o 'SKIP: .*' "$LOGS/images.log" | tail -n1)"
+[[ $rc -eq 0 ]] || fail "build the images" "scripts/images/build.sh --print-env $DIR/images.env" \
+  "exit status $rc" "$LOGS/images.log"
+# shellcheck disable=SC1091
+source "$DIR/images.env"
+
+teardown # whatever an earlier run left
+# A fresh node each run: no pods, images or IP leases of an earlier one (teardown unmounted all).
+rm -rf "$DIR/kubelet" "$DIR/kubelet-pki" "$DIR/containerd" "$DIR/cni" "$DIR/pod-logs" \
+  "$DIR/scheduler-pki" "$DIR/realts.env"
+if [[ $keep -eq 0 ]]; then trap teardown EXIT; fi
+: >"$DIR/pids"
+record() { echo "$1 $2" >>"$DIR/pids"; }
+: >"$DIR/iptables.rules"
+ipt() { # TABLE RULE...: iptables -t TABLE -I RULE, remembered for teardown
+  local table=$1
+  shift
+  iptables -t "$table" -C "$@" 2>/dev/null || iptables -t "$table" -I "$@" ||
+    fail "iptables rule" "iptables -t $table -I $*" "iptables refused the rule"
+  echo "$table $*" >>"$DIR/iptables.rules"
+}
+
+# ---- the pod network: a bridge the CNI bridge plugin adopts -----------------------------------
+if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+  step bridge ip link add "$BRIDGE" type bridge
+  touch "$DIR/bridge.created"
+fi
+ip addr show dev "$BRIDGE" | grep -qF "inet $GATEWAY/" || step bridge-addr ip addr add "$GATEWAY/24" dev "$BRIDGE"
+step bridge-up ip link set "$BRIDGE" up
+mkdir -p "$DIR/cni/net.d"
+cat >"$DIR/cni/net.d/10-tsk.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "tsk",
+  "plugins": [
+    {
+      "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "mtu": 1400,
+      "ipam": {
+        "type": "host-local", "dataDir": "$DIR/cni/ipam",
+        "ranges": [[{"subnet": "$POD_SUBNET", "gateway": "$GATEWAY"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    }
+  ]
+}
+EOF
+
+# ---- control plane: scripts/real-apiserver/start.sh, reachable from the pods -----------------
+# The API server listens on every address (start.sh binds 127.0.0.1; the last flag wins) and
+# the pods reach it as the `kubernetes` Service, 10.96.0.1:443, through a DNAT rule (what
+# kube-proxy would do). Its certificate names 10.96.0.1, so in-cluster TLS verifies. For
+# `kubectl logs` it reaches the kubelet at the node's InternalIP (no DNS knows the node's name)
+# with the admin client certificate (start.sh writes it before starting the API server).
+TSK_APISERVER_EXTRA_ARGS="--bind-address=0.0.0.0 --kubelet-preferred-address-types=InternalIP \
+--kubelet-client-certificate=$DIR/cp/pki/admin.crt --kubelet-client-key=$DIR/cp/pki/admin.key" \
+  step control-plane "$ROOT/scripts/real-apiserver/start.sh" "$DIR/cp"
+# shellcheck disable=SC1091
+source "$DIR/cp/env"
+ADMIN_KC="$DIR/cp/admin-cert.kubeconfig"
+kc() { "$KUBECTL" --kubeconfig "$ADMIN_KC" "$@"; }
+ipt nat PREROUTING -s "$POD_SUBNET" -d "$SERVICE_IP/32" -p tcp --dport 443 -j DNAT \
+  --to-destination "$GATEWAY:$TSK_APISERVER_PORT"
+ipt filter INPUT -i "$BRIDGE" -j ACCEPT
+
+SCHED_PORT=$(pick_port)
+log "kube-scheduler on 127.0.0.1:$SCHED_PORT"
+setsid "$CP_BIN/kube-scheduler" --kubeconfig "$ADMIN_KC" --authentication-kubeconfig "$ADMIN_KC" \
+  --authorization-kubeconfig "$ADMIN_KC" --leader-elect=false --bind-address=127.0.0.1 \
+  --secure-port "$SCHED_PORT" --cert-dir "$DIR/scheduler-pki" >"$LOGS/kube-scheduler.log" 2>&1 </dev/null &
+record kube-scheduler $!
+await "kube-scheduler /healthz" $! "$LOGS/kube-scheduler.log" \
+  curl -fsSk --max-time 2 "https://127.0.0.1:$SCHED_PORT/healthz"
+
+# ---- containerd ----------------------------------------------------------------------------------
+CTRD="$DIR/containerd"
+mkdir -p "$CTRD"
+# The kubelet asks for oom_score_adj -998 for every pod sandbox; lowering it needs
+# CAP_SYS_RESOURCE. Where this process's bounding set lacks it (a container-like sandbox), runc
+# init fails with "failed to update /proc/self/oom_score_adj: Permission denied" (seen as
+# "can't get final child's PID from pipe: EOF"); containerd's restrict_oom_score_adj then clamps
+# the value to its own.
+restrict_oom=false
+if ((((16#$(awk '/^CapBnd:/ {print $2}' /proc/self/status)) >> 24) & 1)); then :; else
+  restrict_oom=true
+  log "CAP_SYS_RESOURCE is not in this process's bounding set: containerd restrict_oom_score_adj = true"
+fi
+cat >"$CTRD/config.toml" <<EOF
+version = 3
+root = "$CTRD/root"
+state = "$CTRD/state"
+[grpc]
+  address = "$CTRD/containerd.sock"
+[ttrpc]
+  address = "$CTRD/containerd.sock.ttrpc"
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = 'docker.io/library/$TSK_IMAGE_PAUSE'
+  [plugins.'io.containerd.cri.v1.runtime']
+    tolerate_missing_hugetlb_controller = true
+    disable_hugetlb_controller = true
+    restrict_oom_score_adj = $restrict_oom
+    # The pods' network namespaces under DIR too (teardown unmounts everything below DIR).
+    netns_mounts_under_state_dir = true
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          BinaryName = '$(command -v runc)'
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ['/usr/lib/cni']
+      conf_dir = '$DIR/cni/net.d'
+  [plugins.'io.containerd.grpc.v1.cri']
+    stream_server_address = '127.0.0.1'
+    stream_server_port = '0'
+EOF
+log "containerd ($("$NODE_BIN/containerd" --version)), runc $(runc --version | head -n1)"
+# Its shim is looked up on PATH: ours first (Docker's containerd 1.6 has its own in /usr/bin).
+PATH="$NODE_BIN:$PATH" setsid "$NODE_BIN/containerd" --config "$CTRD/config.toml" \
+  >"$LOGS/containerd.log" 2>&1 </dev/null &
+record containerd $!
+CTR=("$NODE_BIN/ctr" --address "$CTRD/containerd.sock" -n k8s.io)
+await "containerd answers" $! "$LOGS/containerd.log" "${CTR[@]}" version
+if grep -q 'failed to load plugin.*io.containerd.grpc.v1.cri' "$LOGS/containerd.log"; then
+  fail "containerd's CRI plugin" "containerd --config $CTRD/config.toml" \
+    "the CRI plugin did not load" "$LOGS/containerd.log"
+fi
+
+# Images: docker save | ctr import (Docker names `x:t` become docker.io/library/x:t, which is
+# what the kubelet asks for; pullPolicy Never below makes any pull attempt an error).
+step images-import bash -c "docker save $TSK_IMAGE_AGENT $TSK_IMAGE_TAILSCALED $TSK_IMAGE_PAUSE | \
+  ${CTR[*]} images import --local -"
+step images-list "${CTR[@]}" images ls -q
+for img in "$TSK_IMAGE_AGENT" "$TSK_IMAGE_TAILSCALED" "$TSK_IMAGE_PAUSE"; do
+  grep -qx "docker.io/library/$img" "$LOGS/images-list.log" ||
+    fail "images in containerd" "ctr -n k8s.io images ls -q" "docker.io/library/$img is missing" \
+      "$LOGS/images-list.log"
+done
+
+# ---- kubelet ----------------------------------------------------------------------------------
+KUBELET_ROOT="$DIR/kubelet"
+mkdir -p "$KUBELET_ROOT"
+# Mount propagation for the pods' volumes: the kubelet's root must be a shared mount.
+mountpoint -q "$KUBELET_ROOT" || step kubelet-root-bind mount --bind "$KUBELET_ROOT" "$KUBELET_ROOT"
+step kubelet-root-shared mount --make-rshared "$KUBELET_ROOT"
+KUBELET_PORT=$(pick_port)
+HEALTHZ_PORT=$(pick_port)
+cat >"$DIR/kubelet-config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# This machine has cgroup v1 with the cgroupfs driver (no systemd) and no swap.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+failSwapOn: false
+containerRuntimeEndpoint: unix://$CTRD/containerd.sock
+address: $GATEWAY
+port: $KUBELET_PORT
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $HEALTHZ_PORT
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: $TSK_APISERVER_CA}
+authorization: {mode: AlwaysAllow}
+clusterDomain: cluster.local
+resolvConf: /etc/resolv.conf
+maxPods: 20
+podLogsDir: $DIR/pod-logs
+serializeImagePulls: false
+# A shared build machine: never evict for disk or memory pressure during a test run.
+evictionHard: {memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+EOF
+log "kubelet ($("$NODE_BIN/kubelet" --version)) on $GATEWAY:$KUBELET_PORT, root $KUBELET_ROOT"
+setsid "$NODE_BIN/kubelet" --config "$DIR/kubelet-config.yaml" --kubeconfig "$ADMIN_KC" \
+  --root-dir "$KUBELET_ROOT" --cert-dir "$DIR/kubelet-pki" --hostname-override "$NODE" \
+  --node-ip "$GATEWAY" --v=2 >"$LOGS/kubelet.log" 2>&1 </dev/null &
+KUBELET_PID=$!
+record kubelet $KUBELET_PID
+touch "$DIR/kubelet.started"
+TAIL_LINES=40 await "kubelet /healthz" $KUBELET_PID "$LOGS/kubelet.log" \
+  curl -fsS --max-time 2 "http://127.0.0.1:$HEALTHZ_PORT/healthz"
+node_ready() {
+  [[ "$(kc get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+TAIL_LINES=40 await "node $NODE Ready" $KUBELET_PID "$LOGS/kubelet.log" node_ready
+log "node $NODE is Ready"
+
+# ---- the tailnet: realts-control, reachable from the pods ----------------------------------------
+# realts-control listens on loopback only (its --host must be a loopback address). The pods
+# reach its control port at the bridge address through a DNAT to 127.0.0.1, which the kernel
+# routes only with route_localnet on the bridge. Its DERP and STUN servers stay unreachable
+# from the pods (the DERP map names 127.0.0.1): logging in and the netmap need only control.
+setsid "$TS_BIN/realts-control" --env-file "$DIR/realts.env" \
+  >"$LOGS/realts-control.log" 2>&1 </dev/null &
+record realts-control $!
+await "realts-control" $! "$LOGS/realts-control.log" test -s "$DIR/realts.env"
+# shellcheck disable=SC1091
+source "$DIR/realts.env"
+CONTROL_PORT=${REALTS_CONTROL_URL##*:}
+CONTROL_PORT=${CONTROL_PORT%%/*}
+step route-localnet sysctl -w "net.ipv4.conf.$BRIDGE.route_localnet=1"
+ipt nat PREROUTING -s "$POD_SUBNET" -d "$GATEWAY/32" -p tcp --dport "$CONTROL_PORT" -j DNAT \
+  --to-destination "127.0.0.1:$CONTROL_PORT"
+POD_CONTROL_URL="http://$GATEWAY:$CONTROL_PORT"
+
+# ---- helm install the chart ---------------------------------------------------------------------
+step namespace kc create namespace "$NS"
+repo_of() { echo "${1%%:*}"; }
+tag_of() { echo "${1##*:}"; }
+cat >"$DIR/values.yaml" <<EOF
+targets:
+  secret:
+    name: $SECRET
+image:
+  repository: $(repo_of "$TSK_IMAGE_AGENT")
+  tag: "$(tag_of "$TSK_IMAGE_AGENT")"
+  pullPolicy: Never
+deployment:
+  tailscaled:
+    image:
+      repository: $(repo_of "$TSK_IMAGE_TAILSCALED")
+      tag: "$(tag_of "$TSK_IMAGE_TAILSCALED")"
+      pullPolicy: Never
+    hostname: e2e-node
+    # realts-control registers every node itself: no auth key.
+    authKeySecret: {name: ""}
+    extraArgs: "--login-server=$POD_CONTROL_URL"
+    extraEnv:
+      - {name: TS_ASSUME_NETWORK_UP_FOR_TEST, value: "1"}
+      - {name: TS_DISABLE_PORTMAPPER, value: "1"}
+      - {name: TS_NO_LOGS_NO_SUPPORT, value: "true"}
+      # containerboot's API client defaults to https://kubernetes.default.svc (kube/kubeclient
+      # client.go defaultURL); there is no cluster DNS here: the Service's env address instead.
+      - {name: TS_KUBERNETES_READ_API_SERVER_ADDRESS_FROM_ENV, value: "true"}
+  app:
+    image: docker.io/library/$TSK_IMAGE_PAUSE
+EOF
+step helm-install "$HELM" --kubeconfig "$ADMIN_KC" install "$RELEASE" "$ROOT/deploy/helm/ts-kube-agent" \
+  --namespace "$NS" -f "$DIR/values.yaml"
+pod_ready() {
+  [[ "$(kc -n "$NS" get pods -l app.kubernetes.io/instance="$RELEASE" \
+    -o jsonpath='{.items[0].status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+pod_report() {
+  {
+    kc -n "$NS" get pods -o wide
+    kc -n "$NS" describe pods
+    for c in tailscaled ts-kube-agent app; do
+      echo "--- logs $c"
+      kc -n "$NS" logs -l app.kubernetes.io/instance="$RELEASE" -c "$c" --tail=40 2>&1 || true
+    done
+  } >"$LOGS/pod-report.log" 2>&1
+}
+deadline=$(($(date +%s) + TIMEOUT))
+until pod_ready; do
+  if (($(date +%s) >= deadline)) || ! kill -0 $KUBELET_PID 2>/dev/null; then
+    pod_report
+    TAIL_LINES=80 fail "pod Ready" "kubectl -n $NS get pods -l app.kubernetes.io/instance=$RELEASE" \
+      "the pod is not Ready after ${TIMEOUT} s (describe + container logs below; kubelet log: $LOGS/kubelet.log)" \
+      "$LOGS/pod-report.log"
+  fi
+  sleep 1
+done
+pod_report
+POD=$(kc -n "$NS" get pods -l app.kubernetes.io/instance="$RELEASE" -o jsonpath='{.items[0].metadata.name}')
+log "pod $NS/$POD is Ready"
+
+# ---- the identity in the Secret -----------------------------------------------------------------
+secret_has_identity() {
+  kc -n "$NS" get secret "$SECRET" -o jsonpath='{.data.device_fqdn}' 2>/dev/null | grep -q .
+}
+await "Secret $SECRET holds device_fqdn" "" "$LOGS/pod-report.log" secret_has_identity
+decode() { kc -n "$NS" get secret "$SECRET" -o jsonpath="{.data.$1}" | base64 -d; }
+FQDN=$(decode device_fqdn)
+ID=$(decode device_id)
+IPS=$(decode device_ips)
+log "Secret $NS/$SECRET: device_id=$ID device_fqdn=$FQDN device_ips=$IPS"
+[[ "$FQDN" == e2e-node.* ]] || fail "identity" "kubectl get secret $SECRET" "device_fqdn '$FQDN' is not e2e-node.<tailnet>"
+# The agent wrote them (containerboot may write the same keys): the API server records the
+# field manager of each key, and the agent's is ts-kube-agent (k8s/client.h).
+kc -n "$NS" get secret "$SECRET" -o json --show-managed-fields >"$LOGS/secret.json"
+agent_keys=$(python3 -c '
+import json, sys
+obj = json.load(open(sys.argv[1]))
+keys = set()
+for m in obj["metadata"].get("managedFields", []):
+    if m.get("manager") == "ts-kube-agent":
+        keys |= {k[2:] for k in m.get("fieldsV1", {}).get("f:data", {})}
+print(" ".join(sorted(keys)))' "$LOGS/secret.json")
+for k in device_id device_fqdn device_ips; do
+  [[ " $agent_keys " == *" $k "* ]] || fail "identity written by the agent" \
+    "kubectl get secret $SECRET -o json (managedFields)" \
+    "key $k is not managed by ts-kube-agent (its keys: '$agent_keys')" "$LOGS/secret.json"
+done
+# realts-control's view of the same node: its StableID and addresses.
+curl -fsS "$REALTS_ADMIN_URL/nodes" >"$LOGS/realts-nodes.json" ||
+  fail "realts-control /nodes" "curl $REALTS_ADMIN_URL/nodes" "the admin API did not answer"
+grep -qF "\"$ID\"" "$LOGS/realts-nodes.json" ||
+  fail "identity" "curl $REALTS_ADMIN_URL/nodes" "device_id $ID is not a node of realts-control" \
+    "$LOGS/realts-nodes.json"
+echo "e2e-node: PASS: pod $NS/$POD Ready on node $NODE; Secret $SECRET: $ID $FQDN [$IPS]"
+if [[ $keep -eq 1 ]]; then
+  echo "e2e-node: left running (--keep): KUBECONFIG=$ADMIN_KC; stop with $0 --stop $DIR"
+fi
