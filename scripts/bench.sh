@@ -24,6 +24,9 @@
 #                          BENCH_IMPLS/BENCH_PACED_IMPLS to measure it beside the built one
 # --paced-only: only the paced runs (about 2 minutes per run); the paced section goes to
 #   stdout and to $BENCH_WORK/paced.md (or a temp file), never over docs/BENCHMARKS.md.
+# Related, not run by this script: python3 scripts/bench/curl_compare.py --build build [--strace]
+#   [--callgrind]: the hand-written bus client vs. libcurl (tools/bench-baselines/curl-drain, built
+#   when libcurl4-openssl-dev is installed; the decision is in watcher/bus_client.h).
 # The measured processes run at nice -10 when permitted; the consumer is pinned to CPU 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
