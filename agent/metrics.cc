@@ -183,8 +183,9 @@ std::vector<pm::MetricFamily> AgentMetrics::collectScrapeTime() const {
                   std::string(watcher::selfProblemName(static_cast<watcher::SelfProblem>(i)))}});
     }
     fl.single("ts_kube_agent_self_changes_total",
-              "Changes of the self node (by value; repeated identical SelfChange messages do "
-              "not count).",
+              "Changes of the self node's identity by value: the first identity learnt, then "
+              "each different one (from a SelfChange or a resync's InitialStatus); repeats and "
+              "filling in the ID or Online of the same node do not count.",
               kCounter, static_cast<double>(st.self_changes));
   }
 

@@ -33,7 +33,7 @@ std::string millisText(milliseconds d) {
 // The write found the object other than the read said (deleted, created or changed meanwhile):
 // reading it again fixes that, waiting does not.
 bool staleView(const Error& e) {
-  return e.kind == ErrorKind::Http && (e.code == 404 || e.code == 409);
+  return e.kind == ErrorKind::Http && (e.http_status == 404 || e.http_status == 409);
 }
 
 // At shutdown there is no time to wait for someone to fix RBAC, the configuration, the CA or
@@ -44,7 +44,8 @@ bool permanent(const Error& e) {
     case ErrorKind::Tls:
       return true;
     case ErrorKind::Http:
-      return e.code == 400 || e.code == 401 || e.code == 403 || e.code == 404 || e.code == 422;
+      return e.http_status == 400 || e.http_status == 401 || e.http_status == 403 ||
+             e.http_status == 404 || e.http_status == 422;
     default:
       return false;
   }

@@ -109,8 +109,8 @@ class ManualClock final : public Clock {
   std::vector<Waiter> waiters_;
 };
 
-// StopToken-like flag with an interruptible sleep: loops wait on it instead of sleep_for, so
-// shutdown wakes them at once.
+// StopToken-like flag with an interruptible wait on a Clock: loops wait on it instead of sleep_for,
+// so shutdown wakes them at once and a ManualClock ends the wait without real time passing.
 class StopSignal {
  public:
   void stop() {
@@ -123,12 +123,6 @@ class StopSignal {
   bool stopped() const {
     std::lock_guard lock(mu_);
     return stopped_;
-  }
-  // Waits up to `d`; returns true if stop() was called.
-  template <typename Rep, typename Period>
-  bool waitFor(std::chrono::duration<Rep, Period> d) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, d, [&] { return stopped_; });
   }
   // Waits until `deadline` on `clock`; returns true if stop() was called.
   bool waitUntil(Clock& clock, Clock::Monotonic deadline) {

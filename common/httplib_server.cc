@@ -58,6 +58,8 @@ std::thread serveInBackground(httplib::Server& server) {
   static std::once_flag warmed_up;
   std::call_once(warmed_up, [] { WarmUpServer().parseOne(); });
   std::thread thread([&server] { server.listen_after_bind(); });
+  // cpp-httplib 0.11 has no readiness notification (wait_until_ready() came later), so this polls
+  // is_running() in real time for at most a few milliseconds at startup; nothing else waits here.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!server.is_running() && std::chrono::steady_clock::now() < give_up) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

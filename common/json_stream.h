@@ -167,19 +167,6 @@ class JsonLineStream {
   // is about). No more events for this line.
   void fail(const char* what) { failAt(pos_, what); }
 
-  // The reason the current line is malformed, once known (before the line ends).
-  std::optional<std::string_view> failure() const {
-    if (st_ != St::Discard || oversized_) return std::nullopt;
-    return std::string_view(reason_);
-  }
-
-  // Error offsets count from byte `origin` of the line and name `unit` ("line" by default): for
-  // a caller that wraps its input in a line of its own.
-  void setErrorOrigin(uint64_t origin, const char* unit) {
-    offset_origin_ = origin;
-    offset_unit_ = unit;
-  }
-
   // The heap the stream holds (its key buffer).
   size_t heapBytes() const { return key_.capacity(); }
 
@@ -224,8 +211,6 @@ class JsonLineStream {
   const char* pos_ = nullptr;  // the byte the sink's current event is about (for fail())
   bool oversized_ = false;
   char reason_[192] = {};
-  uint64_t offset_origin_ = 0;
-  const char* offset_unit_ = "line";
 
   // Nesting: bit d of arrays_ is set when level d (0-based) is an array.
   uint64_t arrays_ = 0;
@@ -265,18 +250,17 @@ class JsonLineStream {
   }
 
   unsigned long long errorOffset(const char* p) const {
-    return line_bytes_ + static_cast<uint64_t>(p - seg_begin_) - offset_origin_;
+    return line_bytes_ + static_cast<uint64_t>(p - seg_begin_);
   }
   void failAt(const char* p, const char* what) {
-    std::snprintf(reason_, sizeof reason_, "%s at byte %llu of the %s", what, errorOffset(p),
-                  offset_unit_);
+    std::snprintf(reason_, sizeof reason_, "%s at byte %llu of the line", what, errorOffset(p));
     st_ = St::Discard;
   }
   void failChar(const char* p, const char* expected) {
     char unexpected[32];
     describeUnexpected(unexpected, sizeof unexpected, *p);
-    std::snprintf(reason_, sizeof reason_, "%s at byte %llu of the %s: expected %s", unexpected,
-                  errorOffset(p), offset_unit_, expected);
+    std::snprintf(reason_, sizeof reason_, "%s at byte %llu of the line: expected %s", unexpected,
+                  errorOffset(p), expected);
     st_ = St::Discard;
   }
 

@@ -29,14 +29,14 @@ struct Error {
   Error() = default;
   Error(std::string m) : message(std::move(m)) {}  // NOLINT(google-explicit-constructor)
   // An HTTP status error: kind Http.
-  Error(std::string m, int http_status)
-      : message(std::move(m)), kind(ErrorKind::Http), code(http_status) {}
-  Error(std::string m, ErrorKind k, int http_status = 0)
-      : message(std::move(m)), kind(k), code(http_status) {}
+  Error(std::string m, int status)
+      : message(std::move(m)), kind(ErrorKind::Http), http_status(status) {}
+  Error(std::string m, ErrorKind k, int status = 0)
+      : message(std::move(m)), kind(k), http_status(status) {}
 
   std::string message;
   ErrorKind kind = ErrorKind::Other;
-  int code = 0;  // the HTTP status of an Http error (403, 404, ...); 0 for every other kind
+  int http_status = 0;  // of an Http error (403, 404, ...); 0 for every other kind
   // How long the server asked the caller to wait before trying again (Retry-After, parsed and
   // bounded by whoever parsed it); nullopt when it did not say.
   std::optional<std::chrono::milliseconds> retry_after;

@@ -62,7 +62,7 @@ Error missingObjectError(const ObjectRef& ref);
 Error httpStatusError(std::string_view verb, const ObjectRef& ref, int status,
                       std::string_view body);
 
-// Picks the right one of the above for a non-2xx status: kind Http, Error.code the status.
+// Picks the right one of the above for a non-2xx status: kind Http, Error.http_status the status.
 Error responseError(std::string_view verb, const ObjectRef& ref, int status, std::string_view body,
                     std::string_view token_file);
 

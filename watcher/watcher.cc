@@ -297,8 +297,11 @@ struct Watcher::Impl final : ReducingHandler {
                                             {"retry_in", millis(delay)}});
       }
       last_reason = r.reason;
+      // The retry is due `delay` after now on the injected clock (a ManualClock in the unit
+      // tests), taken before the observer runs so that an observer moving the clock counts.
+      const auto retry_at = clock.monotonicNow() + delay;
       observer.onRetryScheduled(delay);
-      stop_signal.waitFor(delay);
+      stop_signal.waitUntil(clock, retry_at);
     }
   }
 };

@@ -416,7 +416,7 @@ void KubeEmu::handleApi(const httplib::Request& req, httplib::Response& res) {
     rec.fault = faultKindName(fault->kind);
     switch (fault->kind) {
       case FaultKind::kLatency:
-        stopping_.waitFor(fault->latency);
+        stopping_.waitUntil(clock_, clock_.monotonicNow() + fault->latency);
         break;
       case FaultKind::kDrop:
         dropConnection(req);

@@ -331,7 +331,7 @@ void checkErrorTexts(std::string_view body, int status) {
     fuzzFailure("kubernetesMessage is not a short printable excerpt: " + said);
   }
   const Error e = k8s::responseError("patch", ref, status, body, "/var/run/token");
-  if (e.code != status || e.kind != ErrorKind::Http) {
+  if (e.http_status != status || e.kind != ErrorKind::Http) {
     fuzzFailure("responseError's code is not the HTTP status, or its kind not Http");
   }
   if (e.message.size() > 2000 || !isPrintableLine(e.message)) {

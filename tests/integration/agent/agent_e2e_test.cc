@@ -348,7 +348,7 @@ TEST_F(AgentE2E, ApiServerUnavailableThenRecoveredConvergesAndReadyzFollows) {
   ASSERT_TRUE(eventually([&] { return readyzStatus(agent) == 200; }, std::chrono::seconds(60)))
       << agent.logs();
   EXPECT_EQ(secretData()["device_ips"], R"(["100.90.12.99"])");
-  EXPECT_TRUE(agent.waitForLog("identity in sync again")) << agent.logs();
+  EXPECT_EQ(metric(agent, "ts_kube_agent_identity_in_sync{target=\"secret\"}"), 1);
 }
 
 TEST_F(AgentE2E, RbacDeniesPatchReadyzSaysWhyAndTheLogNamesTheRule) {

@@ -41,7 +41,7 @@ TEST_F(AuthTest, TokenStillRejectedAfterRereadIsReportedOnce) {
   auto api = makeClient();
   auto patched = makeSecretStore(*api, kNamespace, "ts-state")->patch({{"k", "1"}});
   ASSERT_FALSE(patched.ok());
-  EXPECT_EQ(patched.error().code, 401);
+  EXPECT_EQ(patched.error().http_status, 401);
   EXPECT_NE(patched.error().message.find(
                 "unauthorized: the API server rejected the agent's credentials (401) for patch "
                 "secrets \"ts-state\" in namespace \"tailscale\" even after re-reading the token "
@@ -63,7 +63,7 @@ TEST_F(AuthTest, A401AfterAFailedTokenRereadSaysTheRereadFailed) {
   std::filesystem::create_directory(token_file_);  // a broken mount: the re-read fails
   auto patched = secret->patch({{"k", "1"}});
   ASSERT_FALSE(patched.ok());
-  EXPECT_EQ(patched.error().code, 401);
+  EXPECT_EQ(patched.error().http_status, 401);
   const std::string& m = patched.error().message;
   EXPECT_EQ(m.find("even after re-reading"), std::string::npos) << m;
   EXPECT_NE(m.find("re-reading the token file " + token_file_ +
@@ -84,7 +84,7 @@ TEST_F(AuthTest, StaticTokenRejectedIsNotRetried) {
   auto api = makeClient(fastOptions(), cfg);
   auto got = makeSecretStore(*api, kNamespace, "s")->get();
   ASSERT_FALSE(got.ok());
-  EXPECT_EQ(got.error().code, 401);
+  EXPECT_EQ(got.error().http_status, 401);
   EXPECT_EQ(got.error().message.find("re-reading"), std::string::npos);
   EXPECT_EQ(got.error().message.find("not-a-valid-token"), std::string::npos);
   EXPECT_EQ(apiRequests().size(), 1u);
@@ -96,7 +96,7 @@ TEST_F(AuthTest, ForbiddenPatchNamesVerbResourceNamespaceNameAndRule) {
   auto api = makeClient();
   auto patched = makeSecretStore(*api, kNamespace, "ts-state")->patch({{"k", "1"}});
   ASSERT_FALSE(patched.ok());
-  EXPECT_EQ(patched.error().code, 403);
+  EXPECT_EQ(patched.error().http_status, 403);
   const std::string& m = patched.error().message;
   EXPECT_EQ(m.rfind("forbidden: cannot patch secrets \"ts-state\" in namespace \"tailscale\" "
                     "(Kubernetes said: ",
@@ -117,7 +117,7 @@ TEST_F(AuthTest, ForbiddenCreateSuggestsARuleWithoutResourceNames) {
   auto api = makeClient();
   auto patched = makeSecretStore(*api, kNamespace, "ts-state")->create({{"k", "1"}});
   ASSERT_FALSE(patched.ok());
-  EXPECT_EQ(patched.error().code, 403);
+  EXPECT_EQ(patched.error().http_status, 403);
   EXPECT_NE(patched.error().message.find("forbidden: cannot create secrets \"ts-state\" in "
                                          "namespace \"tailscale\""),
             std::string::npos)

@@ -264,7 +264,7 @@ TEST_F(HostileServerTest, AnEchoedStaticTokenIsRedactedFromA401Error) {
   auto api = clientFor(*server, oneShot(), cfg);
   auto got = makeSecretStore(*api, kNamespace, "s")->get();
   ASSERT_FALSE(got.ok());
-  EXPECT_EQ(got.error().code, 401);
+  EXPECT_EQ(got.error().http_status, 401);
   EXPECT_NE(got.error().message.find("Bearer [REDACTED]"), std::string::npos)
       << got.error().message;
   EXPECT_EQ(got.error().message.find("static-kubeconfig-token"), std::string::npos)

@@ -55,7 +55,7 @@ TEST_F(RequestTest, ConflictOnPatchIsReportedNotRetried) {
   auto patched = secret->patch({{"k", "w"}});
   ASSERT_FALSE(patched.ok());
   EXPECT_EQ(patched.error().kind, ErrorKind::Http);
-  EXPECT_EQ(patched.error().code, 409);
+  EXPECT_EQ(patched.error().http_status, 409);
   EXPECT_EQ(codes(observer_.requests()), (std::vector<int>{409}));
   EXPECT_TRUE(observer_.retries().empty());
   // The caller's retry goes through.
@@ -66,7 +66,7 @@ TEST_F(RequestTest, ConflictOnPatchIsReportedNotRetried) {
 TEST_F(RequestTest, ConflictOnCreateIsNotRetried) {
   seedSecret("s", {{"k", "v"}});
   auto api = makeClient();
-  EXPECT_EQ(makeSecretStore(*api, kNamespace, "s")->create({{"k", "w"}}).error().code, 409);
+  EXPECT_EQ(makeSecretStore(*api, kNamespace, "s")->create({{"k", "w"}}).error().http_status, 409);
   EXPECT_EQ(apiRequests("POST").size(), 1u);
   EXPECT_TRUE(observer_.retries().empty());
 }
@@ -97,7 +97,7 @@ TEST_F(RequestTest, RetryAfterIsCapped) {
   auto api = makeClient(opts);
   auto patched = makeSecretStore(*api, kNamespace, "s")->patch({{"k", "w"}});
   ASSERT_FALSE(patched.ok());
-  EXPECT_EQ(patched.error().code, 429);
+  EXPECT_EQ(patched.error().http_status, 429);
   EXPECT_EQ(patched.error().retry_after, milliseconds(10));
 }
 
@@ -109,13 +109,13 @@ TEST_F(RequestTest, ServerErrorsComeBackAfterOneAttempt) {
   auto secret = makeSecretStore(*api, kNamespace, "s");
   auto first = secret->patch({{"k", "w"}});
   ASSERT_FALSE(first.ok());
-  EXPECT_EQ(first.error().code, 503);
+  EXPECT_EQ(first.error().http_status, 503);
   EXPECT_EQ(first.error().retry_after, std::nullopt);
   EXPECT_NE(first.error().message.find("cannot patch secrets \"s\" in namespace \"tailscale\": "
                                        "the API server answered 503 Service Unavailable"),
             std::string::npos)
       << first.error().message;
-  EXPECT_EQ(secret->patch({{"k", "w"}}).error().code, 500);
+  EXPECT_EQ(secret->patch({{"k", "w"}}).error().http_status, 500);
   ASSERT_TRUE(secret->patch({{"k", "w"}}).ok());
   EXPECT_EQ(codes(observer_.requests()), (std::vector<int>{503, 500, 200}));
   EXPECT_EQ(storedSecretData("s").at("k"), "w");
@@ -125,7 +125,7 @@ TEST_F(RequestTest, NotImplementedIsNotRetried) {
   seedSecret("s", {{"k", "v"}});
   emu().injectFault(fault(FaultKind::kStatus, 1, "PATCH", 501));
   auto api = makeClient();
-  EXPECT_EQ(makeSecretStore(*api, kNamespace, "s")->patch({{"k", "w"}}).error().code, 501);
+  EXPECT_EQ(makeSecretStore(*api, kNamespace, "s")->patch({{"k", "w"}}).error().http_status, 501);
   EXPECT_EQ(apiRequests("PATCH").size(), 1u);
 }
 
@@ -137,7 +137,7 @@ TEST_F(RequestTest, ADroppedConnectionIsATransportErrorAndTheNextRequestReconnec
   auto dropped = secret->patch({{"k", "w"}});
   ASSERT_FALSE(dropped.ok());
   EXPECT_EQ(dropped.error().kind, ErrorKind::Transport);
-  EXPECT_EQ(dropped.error().code, 0);
+  EXPECT_EQ(dropped.error().http_status, 0);
   ASSERT_TRUE(secret->patch({{"k", "w"}}).ok());
   EXPECT_EQ(codes(observer_.requests()), (std::vector<int>{0, 200}));
   EXPECT_TRUE(observer_.retries().empty());
@@ -165,7 +165,7 @@ TEST_F(RequestTest, AnUnreachableServerFailsAtOnceWithAClearError) {
   auto got = makeSecretStore(*api, kNamespace, "s")->get();
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.error().kind, ErrorKind::Transport);
-  EXPECT_EQ(got.error().code, 0);
+  EXPECT_EQ(got.error().http_status, 0);
   EXPECT_NE(got.error().message.find("cannot get secret tailscale/s: GET " + url +
                                      "/api/v1/namespaces/tailscale/secrets/s: could not connect"),
             std::string::npos)

@@ -63,7 +63,7 @@ TEST_F(StoreTest, CreateOfAnExistingSecretIsAConflict) {
   auto api = makeClient();
   auto created = makeSecretStore(*api, kNamespace, "taken")->create({{"k", "w"}});
   ASSERT_FALSE(created.ok());
-  EXPECT_EQ(created.error().code, 409);
+  EXPECT_EQ(created.error().http_status, 409);
   EXPECT_EQ(created.error().message,
             "secret tailscale/taken already exists (create answered 409 AlreadyExists)");
   EXPECT_EQ(storedSecretData("taken"), (Data{{"k", "v"}}));
@@ -138,7 +138,7 @@ TEST_F(StoreTest, PatchOfAMissingSecretIsOneRequestAndSaysWhatToDo) {
   auto patched = makeSecretStore(*api, kNamespace, "missing")->patch({{"k", "v"}});
   ASSERT_FALSE(patched.ok());
   EXPECT_EQ(patched.error().kind, ErrorKind::Http);
-  EXPECT_EQ(patched.error().code, 404);
+  EXPECT_EQ(patched.error().http_status, 404);
   EXPECT_EQ(patched.error().message,
             "secret tailscale/missing does not exist and the agent may not create it: create it, "
             "or allow \"create\" on \"secrets\" in namespace tailscale");
@@ -158,7 +158,7 @@ TEST_F(StoreTest, TooManyRequestsIsReportedWithItsRetryAfter) {
   auto api = makeClient();
   auto patched = makeSecretStore(*api, kNamespace, "s")->patch({{"k", "w"}});
   ASSERT_FALSE(patched.ok());
-  EXPECT_EQ(patched.error().code, 429);
+  EXPECT_EQ(patched.error().http_status, 429);
   EXPECT_EQ(patched.error().retry_after, std::chrono::milliseconds(3'000));
   EXPECT_EQ(apiRequests("PATCH").size(), 1u);  // not retried underneath the caller
   EXPECT_EQ(storedSecretData("s").at("k"), "v");
@@ -169,7 +169,7 @@ TEST_F(StoreTest, InvalidKeyIsRejectedWithTheApiServersReason) {
   auto api = makeClient();
   auto patched = makeSecretStore(*api, kNamespace, "s")->patch({{"bad key!", "v"}});
   ASSERT_FALSE(patched.ok());
-  EXPECT_EQ(patched.error().code, 422);
+  EXPECT_EQ(patched.error().http_status, 422);
   EXPECT_NE(patched.error().message.find("cannot patch secrets \"s\" in namespace \"tailscale\": "
                                          "the API server answered 422 Unprocessable Entity"),
             std::string::npos)

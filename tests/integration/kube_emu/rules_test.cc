@@ -57,7 +57,7 @@ TEST(StrategicMergePatch, OtherListsAreReplaced) {
 TEST(StrategicMergePatch, NonObjectPatchIsABadRequest) {
   auto r = applyStrategicMergePatch(json::object(), json::array());
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, 400);
+  EXPECT_EQ(r.error().http_status, 400);
 }
 
 TEST(PatchType, OnlyStrategicMergeIsServedIgnoringParameters) {

@@ -308,14 +308,14 @@ TEST_F(RealApiServerTest, ForbiddenNameGivesErrorNamingVerbResourceNamespaceAndN
   auto secret = k8s::makeSecretStore(*api, ns_, "someone-elses");
   const auto get = secret->get();
   ASSERT_FALSE(get.ok());
-  EXPECT_EQ(get.error().code, 403);
+  EXPECT_EQ(get.error().http_status, 403);
   RecordProperty("error_on_forbidden_get", get.error().message);
   expectMentions(get.error().message, {"get", "secrets", ns_, "someone-elses"});
 
   auto config = k8s::makeConfigMapStore(*api, ns_, "not-ours");
   const auto patch = config->patch({{"k", "v"}});
   ASSERT_FALSE(patch.ok());
-  EXPECT_EQ(patch.error().code, 403);
+  EXPECT_EQ(patch.error().http_status, 403);
   RecordProperty("error_on_forbidden_patch", patch.error().message);
   expectMentions(patch.error().message, {"patch", "configmaps", ns_, "not-ours"});
   EXPECT_TRUE(observer_.saw("GET", 403));
@@ -334,7 +334,7 @@ TEST_F(RealApiServerTest, MissingObjectWithoutCreateRightSaysWhatIsMissing) {
 
   const auto denied_create = store->create({{"device_id", "n1"}});
   ASSERT_FALSE(denied_create.ok());
-  EXPECT_EQ(denied_create.error().code, 403);
+  EXPECT_EQ(denied_create.error().http_status, 403);
   RecordProperty("error_on_forbidden_create", denied_create.error().message);
   expectMentions(denied_create.error().message, {"create", "secrets", ns_});
   EXPECT_TRUE(observer_.saw("POST", 403));
@@ -348,7 +348,7 @@ TEST_F(RealApiServerTest, RecoversWhenInvalidTokenFileIsReplacedByFreshlyMintedT
 
   const auto rejected = store->get();
   ASSERT_FALSE(rejected.ok());
-  EXPECT_EQ(rejected.error().code, 401) << rejected.error().message;
+  EXPECT_EQ(rejected.error().http_status, 401) << rejected.error().message;
   RecordProperty("error_on_invalid_token", rejected.error().message);
 
   writeServiceAccountFile("token", mintToken());
@@ -432,7 +432,7 @@ TEST_F(RealApiServerTest, VerifiesServerCertificateAgainstCaAndHostName) {
   wrong_name.tls_server_name = "not-in-the-certificate.example";
   const auto name_rejected = getWith(wrong_name);
   ASSERT_FALSE(name_rejected.ok());
-  EXPECT_EQ(name_rejected.error().code, 0) << name_rejected.error().message;
+  EXPECT_EQ(name_rejected.error().http_status, 0) << name_rejected.error().message;
 
   TempDir other;
   const auto ca = testing::runCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
@@ -444,7 +444,7 @@ TEST_F(RealApiServerTest, VerifiesServerCertificateAgainstCaAndHostName) {
   wrong_ca.ca_pem = testing::readFile(other.path() / "ca.crt");
   const auto ca_rejected = getWith(wrong_ca);
   ASSERT_FALSE(ca_rejected.ok());
-  EXPECT_EQ(ca_rejected.error().code, 0) << ca_rejected.error().message;
+  EXPECT_EQ(ca_rejected.error().http_status, 0) << ca_rejected.error().message;
   RecordProperty("error_on_unknown_ca", ca_rejected.error().message);
   RecordProperty("error_on_wrong_host_name", name_rejected.error().message);
   const auto text = lower(ca_rejected.error().message);

@@ -84,7 +84,7 @@ TEST_F(BusClientTest, ReportsABadMaskWithTheStatusAndBodyText) {
   auto r =
       client.get("/localapi/v0/watch-ipn-bus?mask=0x4000", [](std::string_view) { return true; });
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, 400);
+  EXPECT_EQ(r.error().http_status, 400);
   EXPECT_TRUE(contains(r.error().message, "400 bad mask")) << r.error().message;
 }
 
@@ -93,7 +93,7 @@ TEST_F(BusClientTest, ReportsARejectedMaskClearly) {
   BusClient client(clientOptions());
   auto r = client.openWatch(256 | 16384);  // NotifyRateLimit with InitialStatus: H says no
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, 400);
+  EXPECT_EQ(r.error().http_status, 400);
   EXPECT_TRUE(contains(r.error().message,
                        "tailscaled rejected the watch request: 400 NotifyRateLimit is "
                        "incompatible with new-style IPN bus subscription bits "
@@ -107,7 +107,7 @@ TEST_F(BusClientTest, ReportsAccessDeniedWithAHint) {
   BusClient client(clientOptions());
   auto r = client.openWatch(16384);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, 403);
+  EXPECT_EQ(r.error().http_status, 403);
   EXPECT_TRUE(contains(r.error().message,
                        "tailscaled rejected the watch request: 403 watch ipn bus access denied"))
       << r.error().message;

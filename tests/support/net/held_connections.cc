@@ -77,6 +77,7 @@ void HeldConnections::run(int port, size_t count, Mode mode) {
         held[i] = {connectFrom(port, source(i)), 0};
       }
     }
+    ++rounds_;
   }
   for (const auto& h : held) {
     if (h.fd >= 0) ::close(h.fd);

@@ -25,12 +25,16 @@ class HeldConnections {
   HeldConnections& operator=(const HeldConnections&) = delete;
 
   size_t reopened() const { return reopened_; }
+  // Rounds of the holding loop done: from 1 on, every connection is open and (trickling) has sent
+  // its first byte.
+  size_t rounds() const { return rounds_; }
 
  private:
   void run(int port, size_t count, Mode mode);
 
   std::atomic<bool> stop_{false};
   std::atomic<size_t> reopened_{0};
+  std::atomic<size_t> rounds_{0};
   std::thread thread_;
 };
 

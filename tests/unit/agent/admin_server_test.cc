@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/support/net/held_connections.h"
+#include "tests/support/util/eventually.h"
 
 namespace tsk::agent {
 namespace {
@@ -262,7 +263,7 @@ TEST_P(HeldConnectionsTest, ProbesOnFreshConnectionsAreAnswered) {
   const size_t count = boundedByFds(wanted);
   testing::HeldConnections hogs(admin_->port(), count, mode);
   // Let the hogs connect (and, trickling, start their requests) before probing.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(testing::eventually([&] { return hogs.rounds() >= 1; }));
   ready_ = true;
   expectProbesAnswered(admin_->port());
 }

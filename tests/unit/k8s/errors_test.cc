@@ -16,7 +16,7 @@ TEST(K8sErrors, ForbiddenNamesVerbResourceNamespaceNameAndRule) {
       R"({"kind":"Status","status":"Failure","message":"secrets \"ts-state\" is forbidden: User \"x\" cannot patch resource","reason":"Forbidden","code":403})";
   const Error e = forbiddenError("patch", kSecret, body);
   EXPECT_EQ(e.kind, ErrorKind::Http);
-  EXPECT_EQ(e.code, 403);
+  EXPECT_EQ(e.http_status, 403);
   EXPECT_EQ(e.message,
             "forbidden: cannot patch secrets \"ts-state\" in namespace \"ns\" (Kubernetes said: "
             "secrets \"ts-state\" is forbidden: User \"x\" cannot patch resource). Grant it with a "
@@ -34,7 +34,7 @@ TEST(K8sErrors, CreateRuleHasNoResourceNamesBecauseRbacCannotRestrictCreateByNam
 
 TEST(K8sErrors, MissingObjectSaysHowToFixIt) {
   const Error e = missingObjectError(kSecret);
-  EXPECT_EQ(e.code, 404);
+  EXPECT_EQ(e.http_status, 404);
   EXPECT_EQ(e.message,
             "secret ns/ts-state does not exist and the agent may not create it: create it, or "
             "allow \"create\" on \"secrets\" in namespace ns");
@@ -43,7 +43,7 @@ TEST(K8sErrors, MissingObjectSaysHowToFixIt) {
 TEST(K8sErrors, UnauthorizedSaysTheTokenWasRejectedAfterRereadingTheFile) {
   const Error e = unauthorizedError("get", kSecret, R"({"message":"Unauthorized"})",
                                     "/var/run/secrets/kubernetes.io/serviceaccount/token");
-  EXPECT_EQ(e.code, 401);
+  EXPECT_EQ(e.http_status, 401);
   EXPECT_NE(e.message.find("rejected the agent's credentials (401)"), std::string::npos);
   EXPECT_NE(e.message.find("even after re-reading the token file "
                            "/var/run/secrets/kubernetes.io/serviceaccount/token"),
@@ -55,7 +55,7 @@ TEST(K8sErrors, UnauthorizedSaysTheTokenWasRejectedAfterRereadingTheFile) {
 TEST(K8sErrors, OtherStatusesNameTheStatusAndKubernetesMessage) {
   const Error e = httpStatusError("patch", kSecret, 503, R"({"message":"etcd timeout"})");
   EXPECT_EQ(e.kind, ErrorKind::Http);
-  EXPECT_EQ(e.code, 503);
+  EXPECT_EQ(e.http_status, 503);
   EXPECT_NE(e.message.find("cannot patch secrets \"ts-state\" in namespace \"ns\": the API server "
                            "answered 503 Service Unavailable (Kubernetes said: etcd timeout)"),
             std::string::npos)
@@ -63,11 +63,11 @@ TEST(K8sErrors, OtherStatusesNameTheStatusAndKubernetesMessage) {
 }
 
 TEST(K8sErrors, ResponseErrorPicksByStatus) {
-  EXPECT_EQ(responseError("patch", kSecret, 403, "", "").code, 403);
+  EXPECT_EQ(responseError("patch", kSecret, 403, "", "").http_status, 403);
   EXPECT_NE(responseError("patch", kSecret, 403, "", "").message.find("Role rule"),
             std::string::npos);
   EXPECT_NE(responseError("patch", kSecret, 401, "", "").message.find("401"), std::string::npos);
-  EXPECT_EQ(responseError("patch", kSecret, 422, "", "").code, 422);
+  EXPECT_EQ(responseError("patch", kSecret, 422, "", "").http_status, 422);
 }
 
 TEST(K8sErrors, KubernetesMessageFallsBackToAPrintableExcerpt) {

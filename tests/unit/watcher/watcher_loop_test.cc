@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -24,9 +25,11 @@ using namespace std::chrono_literals;
 using testing::FakeSession;
 using testing::FakeTransport;
 
-// Records everything the watcher reports.
+// Records everything the watcher reports. With a clock set, each scheduled retry moves that
+// clock on by exactly its delay, so the watcher's backoff wait ends without real time passing.
 class Recorder final : public WatcherObserver {
  public:
+  explicit Recorder(ManualClock* advance_on_retry = nullptr) : clock_(advance_on_retry) {}
   void onStateChanged(const NodeSnapshotPtr& s) override {
     std::lock_guard lock(mu_);
     snapshots_.push_back(s);
@@ -36,8 +39,17 @@ class Recorder final : public WatcherObserver {
     disconnects_.emplace_back(reason);
   }
   void onRetryScheduled(std::chrono::milliseconds delay) override {
-    std::lock_guard lock(mu_);
-    delays_.push_back(delay);
+    {
+      std::lock_guard lock(mu_);
+      delays_.push_back(delay);
+    }
+    cv_.notify_all();
+    if (clock_ != nullptr) clock_->advance(delay);
+  }
+  // Waits until `n` retries have been scheduled.
+  bool waitDelays(size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return delays_.size() >= n; });
   }
   std::vector<NodeSnapshotPtr> snapshots() const {
     std::lock_guard lock(mu_);
@@ -53,7 +65,9 @@ class Recorder final : public WatcherObserver {
   }
 
  private:
+  ManualClock* const clock_;
   mutable std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<NodeSnapshotPtr> snapshots_;
   std::vector<std::string> disconnects_;
   std::vector<std::chrono::milliseconds> delays_;
@@ -87,21 +101,26 @@ class WatcherLoop : public ::testing::Test {
     o.backoff_max = 4ms;
     return o;
   }
-  // Starts a watcher reading through the fake, scripted with `sessions`.
+  // Starts a watcher reading through the fake, scripted with `sessions`, and waits until it blocks
+  // in the fake (each backoff wait ended by the recorder moving the clock).
   void start(const std::vector<FakeSession>& sessions, WatcherOptions o) {
+    launch(sessions, o, recorder_);
+    ASSERT_TRUE(fake_->waitIdle());
+  }
+  void launch(const std::vector<FakeSession>& sessions, WatcherOptions o, Recorder& recorder) {
     auto fake = std::make_unique<FakeTransport>();
     for (const auto& s : sessions) fake->add(s);
     fake_ = fake.get();
-    watcher_ = std::make_unique<Watcher>(o, std::move(fake), recorder_, Logger::null(), clock_);
+    watcher_ = std::make_unique<Watcher>(o, std::move(fake), recorder, Logger::null(), clock_);
     watcher_->start();
-    ASSERT_TRUE(fake_->waitIdle());
   }
   void TearDown() override {
     if (watcher_) watcher_->stop();
   }
 
   ManualClock clock_;
-  Recorder recorder_;
+  Recorder recorder_{&clock_};
+  Recorder still_clock_recorder_;  // leaves the clock to the test
   FakeTransport* fake_ = nullptr;
   std::unique_ptr<Watcher> watcher_;
 };
@@ -241,6 +260,7 @@ TEST_F(WatcherLoop, BackoffDoublesAndResetsOnlyAfterAHealthySession) {
   const auto brief = FakeSession::streaming({initialLine()});
   const auto healthy =
       FakeSession::streaming({initialLine()}).whileReading([this] { clock_.advance(61s); });
+  const auto start_time = clock_.monotonicNow();
   start({refused, refused, brief, refused, healthy, refused}, o);
 
   const auto d = recorder_.delays();
@@ -254,6 +274,34 @@ TEST_F(WatcherLoop, BackoffDoublesAndResetsOnlyAfterAHealthySession) {
   EXPECT_TRUE(within(d[3], 16, 32)) << d[3].count();  // capped at backoff_max
   EXPECT_TRUE(within(d[4], 4, 8)) << d[4].count();    // after the healthy session
   EXPECT_TRUE(within(d[5], 8, 16)) << d[5].count();
+  // The watcher's clock moved by the healthy session's 61s and by each delay it waited out.
+  std::chrono::nanoseconds waited{0};
+  for (const auto delay : d) waited += delay;
+  EXPECT_EQ(clock_.monotonicNow() - start_time, 61s + waited);
+}
+
+// The retry waits for the backoff delay on the watcher's clock: the next attempt starts only once
+// that clock reaches it.
+TEST_F(WatcherLoop, TheRetryWaitsForItsDelayOnTheWatchersClock) {
+  auto o = options();
+  o.backoff_initial = 8ms;  // a delay of at least 4 ms after jitter
+  o.backoff_max = 32ms;
+  Recorder& manual = still_clock_recorder_;
+  const auto began = clock_.monotonicNow();
+  launch({FakeSession::refused("connect: connection refused"),
+          FakeSession::streaming({initialLine()}).held()},
+         o, manual);
+  ASSERT_TRUE(manual.waitDelays(1));
+  const auto delay = manual.delays()[0];
+  ASSERT_GT(delay, 0ms);
+  EXPECT_EQ(fake_->sessions(), 1u);
+  clock_.advance(delay - 1ns);
+  EXPECT_EQ(fake_->sessions(), 1u);  // still waiting
+  clock_.advance(1ns);
+  ASSERT_TRUE(fake_->waitIdle());
+  EXPECT_EQ(fake_->sessions(), 2u);
+  EXPECT_EQ(clock_.monotonicNow() - began, std::chrono::nanoseconds(delay));
+  EXPECT_TRUE(watcher_->state().synced);
 }
 
 TEST_F(WatcherLoop, StopEndsAHeldSessionAndTheThread) {
