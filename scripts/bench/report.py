@@ -347,22 +347,27 @@ def main():
         res = Results(json.load(f))
     plot_files = draw_plots(res, args.plots)
     rel = os.path.relpath(args.plots, os.path.dirname(os.path.abspath(args.out)))
-    # Sections measured by other benchmarks (the fleet, a real tailscaled) follow this marker;
-    # they are kept as they are, so `make bench` rewrites only its own part.
+    write_keeping(args.out, render(res, plot_files, rel))
+
+
+KEPT_MARKER = "<!-- Below: sections written by other benchmarks; make bench keeps them. -->"
+
+
+def write_keeping(path, text):
+    """Writes the generated report to path. Sections measured by other benchmarks (the fleet, a
+    real tailscaled, the paced before/after runs) follow KEPT_MARKER in the existing file; they
+    are kept as they are, so `make bench` rewrites only its own part."""
     kept = ""
-    if os.path.exists(args.out):
-        with open(args.out) as f:
+    if os.path.exists(path):
+        with open(path) as f:
             old = f.read()
         at = old.find(KEPT_MARKER)
         if at >= 0:
             kept = old[at:]
-    with open(args.out, "w") as f:
-        f.write(render(res, plot_files, rel))
+    with open(path, "w") as f:
+        f.write(text)
         if kept:
             f.write("\n" + kept)
-
-
-KEPT_MARKER = "<!-- Below: sections written by other benchmarks; make bench keeps them. -->"
 
 
 if __name__ == "__main__":

@@ -551,8 +551,7 @@ def main():
         with open(args.out, "w") as f:
             f.write(text)
     else:
-        with open(args.out, "w") as f:
-            f.write(report.render(res, plot_files, rel))
+        report.write_keeping(args.out, report.render(res, plot_files, rel))
     log(f"wrote {args.out} and {args.plots}/ in {(now() - bench.t_start) / 60:.1f} min; "
         f"logs in {work}")
     if not args.work:
