@@ -740,6 +740,41 @@ grep -q '"value":\[[0-9.]*,"1"\]' "$LOGS/prometheus-query.log" ||
     "not 1" "$LOGS/prometheus-query.log"
 log "Prometheus: $(grep -o "targets: .*" "$LOGS/prometheus-check.log" | cut -c1-200); $(grep alerts: "$LOGS/prometheus-check.log")"
 
+# ---- 3b. the identity-out-of-sync alert: RBAC removed, the node renamed, RBAC restored -------
+# Both RoleBindings go (the agent's and tailscaled's: tailscaled's Role also grants the same
+# Secret to the pod's service account), realts-control renames the node, the agent's writes get
+# 403: TsKubeAgentIdentityOutOfSync must become pending or firing. With the bindings back the
+# agent writes the new name and the alert goes.
+FULLNAME="$RELEASE-ts-kube-agent"
+for rb in "$FULLNAME" "$FULLNAME-tailscaled"; do
+  kc -n "$NS" get rolebinding "$rb" -o json >"$PROM_DIR/rolebinding-$rb.json" ||
+    fail "save RoleBinding $rb" "kubectl get rolebinding $rb" "not found"
+  step "delete-rolebinding-$rb" kc -n "$NS" delete rolebinding "$rb"
+done
+step rename-node curl -fsS -X POST -H 'Content-Type: application/json' \
+  -d "{\"node\":\"$ID\",\"name\":\"e2e-renamed\"}" "$REALTS_ADMIN_URL/rename"
+out_of_sync_alert() { pod_sd && WANT_ALERT=TsKubeAgentIdentityOutOfSync prom_check "$POD" >"$LOGS/prometheus-alert.log" 2>&1; }
+await "Prometheus: TsKubeAgentIdentityOutOfSync pending or firing (RBAC removed, node renamed)" $PROM_PID \
+  "$LOGS/prometheus-alert.log" out_of_sync_alert
+log "RBAC removed + rename: $(grep alerts: "$LOGS/prometheus-alert.log")"
+for rb in "$FULLNAME" "$FULLNAME-tailscaled"; do
+  python3 -c 'import json,sys
+o = json.load(open(sys.argv[1]))
+for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+    o["metadata"].pop(k, None)
+json.dump(o, open(sys.argv[1], "w"))' "$PROM_DIR/rolebinding-$rb.json"
+  step "restore-rolebinding-$rb" kc -n "$NS" create -f "$PROM_DIR/rolebinding-$rb.json"
+done
+renamed_in_secret() { [[ "$(decode device_fqdn)" == e2e-renamed.* ]]; }
+await "the renamed node in the Secret after RBAC is back" "" "$LOGS/pod-report.log" renamed_in_secret
+alert_resolved() {
+  curl -fsS --max-time 5 "$PROM/api/v1/alerts" >"$PROM_DIR/alerts.json" &&
+    ! grep -q '"alertname":"TsKubeAgentIdentityOutOfSync"' "$PROM_DIR/alerts.json"
+}
+await "Prometheus: TsKubeAgentIdentityOutOfSync resolved" $PROM_PID "$PROM_DIR/alerts.json" alert_resolved
+FQDN=$(decode device_fqdn)
+log "RBAC restored: Secret device_fqdn=$FQDN, TsKubeAgentIdentityOutOfSync gone"
+
 # ---- 4. kubectl delete pod: SIGTERM, exit 0; the replacement writes nothing new -----------------
 RV_BEFORE=$(kc -n "$NS" get secret "$SECRET" -o jsonpath='{.metadata.resourceVersion}')
 kc -n "$NS" get secret "$SECRET" -o json >"$LOGS/secret-before-delete.json"
@@ -764,7 +799,8 @@ while True:
     obj, i = dec.raw_decode(text, i)
     st = obj.get("status", {})
     for c in st.get("initContainerStatuses", []) + st.get("containerStatuses", []):
-        t = c.get("state", {}).get("terminated") or c.get("lastState", {}).get("terminated")
+        # state, not lastState: an earlier restart's exit must not count.
+        t = c.get("state", {}).get("terminated")
         if t:
             codes[c["name"]] = (t.get("exitCode"), t.get("reason"))
 print("terminated:", codes)
@@ -848,7 +884,7 @@ POD3=$(upgraded_ready)
 log "helm upgrade rolled $POD2 -> $POD3 (Ready)"
 
 echo "e2e-node: PASS: pod $NS/$POD Ready on node $NODE; Secret $SECRET: $ID $FQDN [$IPS]; \
-Secret == tailscale status; restricted, uid 65532, read-only root; Prometheus ($PROM_SD discovery) target up, no alert; \
+Secret == tailscale status; restricted, uid 65532, read-only root; Prometheus ($PROM_SD discovery) target up, no alert; out-of-sync alert with RBAC removed, resolved when restored; \
 SIGTERM exit 0, replacement wrote only pod_uid; helm upgrade rolled to $POD3 ($(($(date +%s) - START)) s)"
 if [[ $keep -eq 1 ]]; then
   echo "e2e-node: left running (--keep): KUBECONFIG=$ADMIN_KC; stop with $0 --stop $DIR"
