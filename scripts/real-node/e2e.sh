@@ -22,6 +22,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 TIMEOUT="${TSK_E2E_NODE_TIMEOUT:-180}"
+START=$(date +%s)
 NODE=tsk-node
 NS=tsk-e2e
 RELEASE=e2e
@@ -424,6 +425,11 @@ POD_CONTROL_URL="http://$GATEWAY:$CONTROL_PORT"
 
 # ---- helm install the chart ---------------------------------------------------------------------
 step namespace kc create namespace "$NS"
+# Pod Security `restricted`, enforced: the API server's PodSecurity admission refuses any pod of
+# the chart that asks for more (tailscaled runs in userspace mode, the chart's default, as
+# non-root with no capabilities; kernel mode would need NET_ADMIN and root).
+step namespace-restricted kc label namespace "$NS" pod-security.kubernetes.io/enforce=restricted \
+  pod-security.kubernetes.io/enforce-version=latest
 repo_of() { echo "${1%%:*}"; }
 tag_of() { echo "${1##*:}"; }
 cat >"$DIR/values.yaml" <<EOF
@@ -517,7 +523,369 @@ curl -fsS "$REALTS_ADMIN_URL/nodes" >"$LOGS/realts-nodes.json" ||
 grep -qF "\"$ID\"" "$LOGS/realts-nodes.json" ||
   fail "identity" "curl $REALTS_ADMIN_URL/nodes" "device_id $ID is not a node of realts-control" \
     "$LOGS/realts-nodes.json"
-echo "e2e-node: PASS: pod $NS/$POD Ready on node $NODE; Secret $SECRET: $ID $FQDN [$IPS]"
+
+# ---- 1. the Secret holds exactly what `tailscale status --json` says inside the pod ------------
+# The tailscaled image is FROM scratch: exec the CLI itself, against the socket the agent reads.
+# The agent formats the identity as containerboot does (tests/integration/real_tailscaled
+# identityOf): Self.ID, Self.DNSName, Self.TailscaleIPs as compact JSON.
+step status-in-pod kc -n "$NS" exec "$POD" -c tailscaled -- tailscale --socket=/var/run/tailscale/tailscaled.sock status --json
+python3 - "$LOGS/status-in-pod.log" "$ID" "$FQDN" "$IPS" >"$LOGS/status-compare.log" 2>&1 <<'PY' ||
+import json, sys
+st = json.load(open(sys.argv[1]))
+self = st["Self"]
+want = {"device_id": self["ID"], "device_fqdn": self["DNSName"],
+        "device_ips": json.dumps(self["TailscaleIPs"], separators=(",", ":"))}
+got = {"device_id": sys.argv[2], "device_fqdn": sys.argv[3], "device_ips": sys.argv[4]}
+bad = [f"{k}: Secret '{got[k]}' != tailscale status '{want[k]}'" for k in want if want[k] != got[k]]
+print("\n".join(bad) if bad else f"equal: {want}")
+sys.exit(1 if bad else 0)
+PY
+  fail "Secret == tailscale status --json" "kubectl exec $POD -c tailscaled -- tailscale status --json" \
+    "the Secret differs from tailscaled's own view" "$LOGS/status-compare.log"
+log "the Secret equals tailscale status --json in the pod: $(cat "$LOGS/status-compare.log")"
+
+# ---- 2. probes, restarts, the agent's uid and read-only root, Pod Security restricted -------------
+kc -n "$NS" get pod "$POD" -o json >"$LOGS/pod.json"
+python3 - "$LOGS/pod.json" >"$LOGS/pod-checks.log" 2>&1 <<'PY' ||
+import json, sys
+pod = json.load(open(sys.argv[1]))
+bad = []
+statuses = pod["status"].get("initContainerStatuses", []) + pod["status"].get("containerStatuses", [])
+for c in statuses:
+    if not c.get("ready"):
+        bad.append(f"container {c['name']} not ready: {c.get('state')}")
+    if c.get("restartCount", 0) != 0:
+        bad.append(f"container {c['name']} restartCount {c['restartCount']}")
+names = {c["name"] for c in statuses}
+for n in ("tailscaled", "ts-kube-agent", "app"):
+    if n not in names:
+        bad.append(f"no status for container {n} (have {sorted(names)})")
+spec = {c["name"]: c for c in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]}
+agent = spec.get("ts-kube-agent", {})
+sc = agent.get("securityContext", {})
+psc = pod["spec"].get("securityContext", {})
+if sc.get("runAsUser", psc.get("runAsUser")) != 65532:
+    bad.append(f"agent runAsUser {sc.get('runAsUser', psc.get('runAsUser'))} != 65532")
+if sc.get("readOnlyRootFilesystem") is not True:
+    bad.append(f"agent readOnlyRootFilesystem {sc.get('readOnlyRootFilesystem')}")
+for probe in ("livenessProbe", "readinessProbe"):
+    if probe not in agent:
+        bad.append(f"agent has no {probe}")
+ts_env = {e["name"]: e.get("value") for e in spec.get("tailscaled", {}).get("env", [])}
+if ts_env.get("TS_USERSPACE") != "true":
+    bad.append(f"tailscaled TS_USERSPACE={ts_env.get('TS_USERSPACE')} (restricted needs userspace mode)")
+agent_id = next((c.get("containerID", "") for c in statuses if c["name"] == "ts-kube-agent"), "")
+print("\n".join(bad) if bad else "ok")
+print("AGENT_CONTAINER_ID=" + agent_id.split("://")[-1])
+sys.exit(1 if bad else 0)
+PY
+  fail "probes, restarts, security context" "kubectl get pod $POD -o json" "see below" "$LOGS/pod-checks.log"
+[[ "$(kc get namespace "$NS" -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io/enforce}')" == restricted ]] ||
+  fail "namespace restricted" "kubectl get namespace $NS" "label pod-security.kubernetes.io/enforce is not restricted"
+# What the kernel says about the agent's process (the image is FROM scratch: no `id` to exec):
+# its task pid from containerd, then /proc/<pid>/status and the mount flags of its root.
+AGENT_CID=$(sed -n 's/^AGENT_CONTAINER_ID=//p' "$LOGS/pod-checks.log")
+step agent-task "${CTR[@]}" tasks ls
+AGENT_PID=$(awk -v id="$AGENT_CID" '$1 == id {print $2}' "$LOGS/agent-task.log")
+[[ -n "$AGENT_PID" && -r "/proc/$AGENT_PID/status" ]] ||
+  fail "agent process" "ctr -n k8s.io tasks ls" "no running task for container '$AGENT_CID'" "$LOGS/agent-task.log"
+uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$AGENT_PID/status")
+[[ "$uids" == "65532 65532 65532 65532" ]] ||
+  fail "agent uid" "grep Uid /proc/$AGENT_PID/status" "real/effective/saved/fs uid '$uids', not 65532"
+root_opts=$(awk '$5 == "/" {print $6}' "/proc/$AGENT_PID/mountinfo" | head -n1)
+[[ ",$root_opts," == *",ro,"* ]] ||
+  fail "agent read-only root" "/proc/$AGENT_PID/mountinfo" "the root mount's options are '$root_opts'"
+log "pod checks: $(head -n1 "$LOGS/pod-checks.log"); agent pid $AGENT_PID uid $uids, root $root_opts; namespace enforce=restricted"
+
+# ---- 3. Prometheus: kubernetes_sd_configs (the chart README's job), the shipped rules ------------
+# The job is taken verbatim from deploy/helm/ts-kube-agent/README.md; only the connection to
+# the API server (this machine's: address, CA, the admin client certificate) is added.
+PROM_DIR="$DIR/prometheus"
+rm -rf "$PROM_DIR"
+mkdir -p "$PROM_DIR"
+PROM_PORT=$(pick_port)
+python3 - "$ROOT/deploy/helm/ts-kube-agent/README.md" "$PROM_DIR/prometheus.yml" \
+  "https://127.0.0.1:$TSK_APISERVER_PORT" "$TSK_APISERVER_CA" "$DIR/cp/pki/admin.crt" \
+  "$DIR/cp/pki/admin.key" "$ROOT/deploy/prometheus/ts-kube-agent.rules.yaml" \
+  >"$LOGS/prometheus-config.log" 2>&1 <<'PY' ||
+import re, sys, textwrap, yaml
+readme, out, api, ca, crt, key, rules = sys.argv[1:]
+blocks = re.findall(r"```yaml\n(.*?)```", open(readme).read(), re.S)
+jobs = [b for b in blocks if "kubernetes_sd_configs" in b]
+if len(jobs) != 1:
+    sys.exit(f"expected one yaml block with kubernetes_sd_configs in {readme}, found {len(jobs)}")
+doc = yaml.safe_load(textwrap.dedent(jobs[0]))
+job = doc["scrape_configs"][0]
+for sd in job["kubernetes_sd_configs"]:
+    sd["api_server"] = api
+    sd["tls_config"] = {"ca_file": ca, "cert_file": crt, "key_file": key}
+cfg = {"global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+       "rule_files": [rules], "scrape_configs": [job]}
+yaml.safe_dump(cfg, open(out, "w"), sort_keys=False)
+print(open(out).read())
+PY
+  fail "Prometheus config from the chart README" "python3 (extract the scrape job)" "see below" "$LOGS/prometheus-config.log"
+# Debian's prometheus 2.42 is built without Kubernetes discovery (its promtool: "field
+# kubernetes_sd_configs not found in type config.ScrapeConfig"). Where the binary refuses the
+# README's job, the same job runs with file_sd_configs fed from `kubectl get pods -A -o json`
+# in the shape the pod role gives (one target per container port, init containers included,
+# the __meta_kubernetes_pod_* labels the README's relabel_configs read), so the documented
+# relabelling still picks the agent's port out of every pod's; the discovery is then this
+# script's, not Prometheus's.
+PROM_SD=kubernetes
+if ! promtool check config "$PROM_DIR/prometheus.yml" >"$LOGS/promtool-k8s-sd.log" 2>&1; then
+  if grep -q 'field kubernetes_sd_configs not found' "$LOGS/promtool-k8s-sd.log"; then
+    PROM_SD=file
+    log "prometheus $(prometheus --version 2>&1 | awk 'NR==1 {print $3}') has no kubernetes_sd_configs: file_sd_configs from the pod list instead"
+    python3 - "$PROM_DIR/prometheus.yml" "$PROM_DIR/pods.json" <<'PY' ||
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+for job in cfg["scrape_configs"]:
+    if job.pop("kubernetes_sd_configs", None) is not None:
+        job["file_sd_configs"] = [{"files": [sys.argv[2]], "refresh_interval": "2s"}]
+yaml.safe_dump(cfg, open(sys.argv[1], "w"), sort_keys=False)
+PY
+      fail "Prometheus file_sd config" "python3 (rewrite $PROM_DIR/prometheus.yml)" "see above"
+  else
+    fail "promtool check config" "promtool check config $PROM_DIR/prometheus.yml" "see below" "$LOGS/promtool-k8s-sd.log"
+  fi
+fi
+# pod_sd: the pod role's targets, written atomically for file_sd (Prometheus
+# discovery/kubernetes/pod.go: a target per declared container port, podIP:port).
+pod_sd() {
+  [[ "$PROM_SD" == file ]] || return 0
+  kc get pods -A -o json >"$PROM_DIR/pods-list.json" || return 1
+  python3 - "$PROM_DIR/pods-list.json" "$PROM_DIR/pods.json" <<'PY'
+import json, os, sys
+out = []
+for p in json.load(open(sys.argv[1]))["items"]:
+    ip = p["status"].get("podIP")
+    if not ip:
+        continue
+    base = {"__meta_kubernetes_namespace": p["metadata"]["namespace"],
+            "__meta_kubernetes_pod_name": p["metadata"]["name"],
+            "__meta_kubernetes_pod_ip": ip,
+            "__meta_kubernetes_pod_uid": p["metadata"]["uid"],
+            "__meta_kubernetes_pod_node_name": p["spec"].get("nodeName", "")}
+    for init, key in (("true", "initContainers"), ("false", "containers")):
+        for c in p["spec"].get(key, []):
+            for port in c.get("ports", []):
+                labels = dict(base, __meta_kubernetes_pod_container_name=c["name"],
+                              __meta_kubernetes_pod_container_init=init,
+                              __meta_kubernetes_pod_container_port_name=port.get("name", ""),
+                              __meta_kubernetes_pod_container_port_number=str(port["containerPort"]),
+                              __meta_kubernetes_pod_container_port_protocol=port.get("protocol", "TCP"))
+                out.append({"targets": [f"{ip}:{port['containerPort']}"], "labels": labels})
+tmp = sys.argv[2] + ".tmp"
+json.dump(out, open(tmp, "w"), indent=1)
+os.rename(tmp, sys.argv[2])
+PY
+}
+pod_sd || fail "pod list for file_sd" "kubectl get pods -A -o json" "see $PROM_DIR/pods-list.json"
+step promtool-check promtool check config "$PROM_DIR/prometheus.yml"
+setsid /usr/bin/prometheus --config.file "$PROM_DIR/prometheus.yml" --storage.tsdb.path "$PROM_DIR/data" \
+  --web.listen-address "127.0.0.1:$PROM_PORT" >"$LOGS/prometheus.log" 2>&1 </dev/null &
+PROM_PID=$!
+record prometheus $PROM_PID
+PROM="http://127.0.0.1:$PROM_PORT"
+await "Prometheus ready" $PROM_PID "$LOGS/prometheus.log" curl -fsS --max-time 2 "$PROM/-/ready"
+# prom_check NAME: one look at targets, rules and alerts; prints what it saw, fails when the
+# agent's pod is not an `up` target, a rule group has not evaluated since its first good
+# scrape, or an alert is pending/firing (or, with WANT_ALERT, that alert is not).
+prom_check() {
+  curl -fsS --max-time 5 "$PROM/api/v1/targets?state=active" >"$PROM_DIR/targets.json" &&
+    curl -fsS --max-time 5 "$PROM/api/v1/rules" >"$PROM_DIR/rules.json" &&
+    curl -fsS --max-time 5 "$PROM/api/v1/alerts" >"$PROM_DIR/alerts.json" || return 1
+  python3 - "$PROM_DIR" "$1" "${WANT_ALERT:-}" <<'PY'
+import json, sys
+from datetime import datetime
+d, pod, want = sys.argv[1:]
+def ts(s):  # RFC 3339 with nanoseconds
+    s = s.replace("Z", "+00:00")
+    head, _, tz = s.partition("+")
+    if "." in head:
+        a, b = head.split(".")
+        head = a + "." + b[:6]
+    return datetime.fromisoformat(head + "+" + tz).timestamp()
+targets = json.load(open(f"{d}/targets.json"))["data"]["activeTargets"]
+mine = [t for t in targets if t["labels"].get("pod") == pod and t["labels"].get("job") == "ts-kube-agent"]
+print("targets:", [(t["labels"].get("pod"), t["scrapeUrl"], t["health"], t.get("lastError")) for t in targets])
+if len(mine) != 1 or mine[0]["health"] != "up":
+    sys.exit(1)
+# The first good scrape this check saw (kept across polls: lastScrape moves on every scrape).
+first = f"{d}/first-up-{pod}"
+if not __import__("os").path.exists(first):
+    open(first, "w").write(str(ts(mine[0]["lastScrape"])))
+scraped = float(open(first).read())
+groups = json.load(open(f"{d}/rules.json"))["data"]["groups"]
+print("rule groups:", [(g["name"], len(g["rules"]), g.get("lastEvaluation")) for g in groups])
+# Two evaluations after a good scrape: the rules have seen the agent's series.
+if not groups or any(ts(g["lastEvaluation"]) < scraped + 2 * g["interval"] for g in groups):
+    sys.exit(1)
+alerts = [(a["labels"]["alertname"], a["state"]) for a in json.load(open(f"{d}/alerts.json"))["data"]["alerts"]]
+print("alerts:", alerts)
+if want:
+    sys.exit(0 if any(n == want and s in ("pending", "firing") for n, s in alerts) else 1)
+sys.exit(1 if alerts else 0)
+PY
+}
+prom_steady() { pod_sd && prom_check "$POD" >"$LOGS/prometheus-check.log" 2>&1; }
+await "Prometheus: agent target up, rules evaluated, no alert pending or firing" $PROM_PID \
+  "$LOGS/prometheus-check.log" prom_steady
+# The query API agrees: the agent's own series arrive through the discovered target.
+curl -fsS "$PROM/api/v1/query" --data-urlencode "query=ts_kube_agent_identity_in_sync{pod=\"$POD\"}" \
+  >"$LOGS/prometheus-query.log" || fail "Prometheus query" "curl $PROM/api/v1/query" "no answer"
+grep -q '"value":\[[0-9.]*,"1"\]' "$LOGS/prometheus-query.log" ||
+  fail "Prometheus: identity_in_sync == 1" "query ts_kube_agent_identity_in_sync{pod=\"$POD\"}" \
+    "not 1" "$LOGS/prometheus-query.log"
+log "Prometheus: $(grep -o "targets: .*" "$LOGS/prometheus-check.log" | cut -c1-200); $(grep alerts: "$LOGS/prometheus-check.log")"
+
+# ---- 3b. the identity-out-of-sync alert: RBAC removed, the node renamed, RBAC restored -------
+# Both RoleBindings go (the agent's and tailscaled's: tailscaled's Role also grants the same
+# Secret to the pod's service account), realts-control renames the node, the agent's writes get
+# 403: TsKubeAgentIdentityOutOfSync must become pending or firing. With the bindings back the
+# agent writes the new name and the alert goes.
+FULLNAME="$RELEASE-ts-kube-agent"
+for rb in "$FULLNAME" "$FULLNAME-tailscaled"; do
+  kc -n "$NS" get rolebinding "$rb" -o json >"$PROM_DIR/rolebinding-$rb.json" ||
+    fail "save RoleBinding $rb" "kubectl get rolebinding $rb" "not found"
+  step "delete-rolebinding-$rb" kc -n "$NS" delete rolebinding "$rb"
+done
+step rename-node curl -fsS -X POST -H 'Content-Type: application/json' \
+  -d "{\"node\":\"$ID\",\"name\":\"e2e-renamed\"}" "$REALTS_ADMIN_URL/rename"
+out_of_sync_alert() { pod_sd && WANT_ALERT=TsKubeAgentIdentityOutOfSync prom_check "$POD" >"$LOGS/prometheus-alert.log" 2>&1; }
+await "Prometheus: TsKubeAgentIdentityOutOfSync pending or firing (RBAC removed, node renamed)" $PROM_PID \
+  "$LOGS/prometheus-alert.log" out_of_sync_alert
+log "RBAC removed + rename: $(grep alerts: "$LOGS/prometheus-alert.log")"
+for rb in "$FULLNAME" "$FULLNAME-tailscaled"; do
+  python3 -c 'import json,sys
+o = json.load(open(sys.argv[1]))
+for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+    o["metadata"].pop(k, None)
+json.dump(o, open(sys.argv[1], "w"))' "$PROM_DIR/rolebinding-$rb.json"
+  step "restore-rolebinding-$rb" kc -n "$NS" create -f "$PROM_DIR/rolebinding-$rb.json"
+done
+renamed_in_secret() { [[ "$(decode device_fqdn)" == e2e-renamed.* ]]; }
+await "the renamed node in the Secret after RBAC is back" "" "$LOGS/pod-report.log" renamed_in_secret
+alert_resolved() {
+  curl -fsS --max-time 5 "$PROM/api/v1/alerts" >"$PROM_DIR/alerts.json" &&
+    ! grep -q '"alertname":"TsKubeAgentIdentityOutOfSync"' "$PROM_DIR/alerts.json"
+}
+await "Prometheus: TsKubeAgentIdentityOutOfSync resolved" $PROM_PID "$PROM_DIR/alerts.json" alert_resolved
+FQDN=$(decode device_fqdn)
+log "RBAC restored: Secret device_fqdn=$FQDN, TsKubeAgentIdentityOutOfSync gone"
+
+# ---- 4. kubectl delete pod: SIGTERM, exit 0; the replacement writes nothing new -----------------
+RV_BEFORE=$(kc -n "$NS" get secret "$SECRET" -o jsonpath='{.metadata.resourceVersion}')
+kc -n "$NS" get secret "$SECRET" -o json >"$LOGS/secret-before-delete.json"
+# Every status the kubelet reports while the pod terminates (the container's exit code is in
+# the last ones, before the object is gone).
+kc -n "$NS" get pod "$POD" -w -o json >"$LOGS/pod-watch.json" 2>&1 &
+WATCH_PID=$!
+# The agent's log until its container exits (the kubelet deletes the pod's log files with it).
+kc -n "$NS" logs -f "$POD" -c ts-kube-agent >"$LOGS/agent-shutdown.log" 2>&1 &
+LOGS_PID=$!
+step delete-pod kc -n "$NS" delete pod "$POD" --wait=true --timeout="${TIMEOUT}s"
+kill "$WATCH_PID" "$LOGS_PID" 2>/dev/null || true
+wait "$WATCH_PID" "$LOGS_PID" 2>/dev/null || true
+python3 - "$LOGS/pod-watch.json" >"$LOGS/pod-exit.log" 2>&1 <<'PY' ||
+import json, sys
+text, dec, i, codes = open(sys.argv[1]).read(), json.JSONDecoder(), 0, {}
+while True:
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i >= len(text):
+        break
+    obj, i = dec.raw_decode(text, i)
+    st = obj.get("status", {})
+    for c in st.get("initContainerStatuses", []) + st.get("containerStatuses", []):
+        # state, not lastState: an earlier restart's exit must not count.
+        t = c.get("state", {}).get("terminated")
+        if t:
+            codes[c["name"]] = (t.get("exitCode"), t.get("reason"))
+print("terminated:", codes)
+sys.exit(0 if codes.get("ts-kube-agent", (None,))[0] == 0 else 1)
+PY
+  fail "agent exits 0 on SIGTERM" "kubectl get pod $POD -w -o json; kubectl delete pod $POD" \
+    "the agent's terminated exit code is not 0 (or never reported)" "$LOGS/pod-exit.log"
+log "deleted $POD: $(cat "$LOGS/pod-exit.log")"
+for line in 'signal received; shutting down' SIGTERM 'shutdown complete: identity in sync'; do
+  grep -qF "$line" "$LOGS/agent-shutdown.log" || fail "agent shutdown log" "kubectl logs -f $POD -c ts-kube-agent" \
+    "no line with $line" "$LOGS/agent-shutdown.log"
+done
+new_pod_ready() { # OLD: a Ready pod of the release other than OLD, its name into DIR/new-pod
+  kc -n "$NS" get pods -l app.kubernetes.io/instance="$RELEASE" -o json >"$DIR/pods-now.json" 2>/dev/null &&
+    python3 - "$DIR/pods-now.json" "$1" >"$DIR/new-pod" <<'PY'
+import json, sys
+ready = [p["metadata"]["name"] for p in json.load(open(sys.argv[1]))["items"]
+         if p["metadata"]["name"] != sys.argv[2] and not p["metadata"].get("deletionTimestamp")
+         and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+print(ready[0] if ready else "", end="")
+sys.exit(0 if ready else 1)
+PY
+}
+await "replacement pod Ready" $KUBELET_PID "$LOGS/kubelet.log" new_pod_ready "$POD"
+POD2=$(cat "$DIR/new-pod")
+# Its agent found the device's identity already published. The pod's UID is part of what the
+# agent publishes (`pod_uid`, as containerboot does), and a new pod has a new UID: exactly one
+# write, which changes pod_uid to the new pod's and leaves device_id, device_fqdn and device_ips
+# as they were (its metrics port, read from the host over the bridge).
+POD2_IP=$(kc -n "$NS" get pod "$POD2" -o jsonpath='{.status.podIP}')
+POD2_UID=$(kc -n "$NS" get pod "$POD2" -o jsonpath='{.metadata.uid}')
+agent_settled() {
+  curl -fsS --max-time 2 "http://$POD2_IP:9002/metrics" >"$LOGS/pod2-metrics.txt" &&
+    grep -q '^ts_kube_agent_identity_in_sync{.*} 1' "$LOGS/pod2-metrics.txt" &&
+    [[ "$(decode pod_uid)" == "$POD2_UID" ]]
+}
+await "replacement agent in sync, pod_uid = the new pod's" "" "$LOGS/pod2-metrics.txt" agent_settled
+written=$(awk '/^ts_kube_agent_publishes_total\{.*result="written"/ {s += $2} END {print s + 0}' "$LOGS/pod2-metrics.txt")
+failed=$(awk '/^ts_kube_agent_publishes_total\{.*result="failed"/ {s += $2} END {print s + 0}' "$LOGS/pod2-metrics.txt")
+kc -n "$NS" get secret "$SECRET" -o json >"$LOGS/secret-after-delete.json"
+[[ "$written" == 1 && "$failed" == 0 ]] || fail "replacement pod writes once (pod_uid)" \
+  "curl http://$POD2_IP:9002/metrics" "ts_kube_agent_publishes_total written=$written failed=$failed, want 1 and 0" \
+  "$LOGS/pod2-metrics.txt"
+python3 - "$LOGS/secret-before-delete.json" "$LOGS/secret-after-delete.json" "$POD2_UID" \
+  >"$LOGS/secret-diff.log" 2>&1 <<'PY' ||
+import base64, json, sys
+before, after = (json.load(open(f))["data"] for f in sys.argv[1:3])
+dec = lambda d, k: base64.b64decode(d.get(k, "")).decode()
+bad = [f"{k}: '{dec(before, k)}' -> '{dec(after, k)}'" for k in ("device_id", "device_fqdn", "device_ips")
+       if dec(before, k) != dec(after, k)]
+if dec(after, "pod_uid") != sys.argv[3]:
+    bad.append(f"pod_uid '{dec(after, 'pod_uid')}' is not the new pod's {sys.argv[3]}")
+print("\n".join(bad) if bad else "device_* unchanged; pod_uid -> " + sys.argv[3])
+sys.exit(1 if bad else 0)
+PY
+  fail "replacement pod keeps the identity" "kubectl get secret $SECRET -o json (before/after)" \
+    "see below" "$LOGS/secret-diff.log"
+log "replacement $POD2: one write ($(cat "$LOGS/secret-diff.log")); Secret resourceVersion $RV_BEFORE -> $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"]["resourceVersion"])' "$LOGS/secret-after-delete.json")"
+
+# ---- 5. helm upgrade with a changed value rolls the pod ---------------------------------------
+step helm-upgrade "$HELM" --kubeconfig "$ADMIN_KC" upgrade "$RELEASE" "$ROOT/deploy/helm/ts-kube-agent" \
+  --namespace "$NS" -f "$DIR/values.yaml" --set-string deployment.podAnnotations.e2e/rollout=2 \
+  --set logLevel=debug --wait --timeout "${TIMEOUT}s"
+upgraded_ready() {
+  kc -n "$NS" get pods -l app.kubernetes.io/instance="$RELEASE" -o json >"$LOGS/pods-after-upgrade.json" 2>/dev/null &&
+    python3 - "$LOGS/pods-after-upgrade.json" "$POD2" <<'PY'
+import json, sys
+pods = json.load(open(sys.argv[1]))["items"]
+ok = [p["metadata"]["name"] for p in pods
+      if p["metadata"]["name"] != sys.argv[2]
+      and p["metadata"].get("annotations", {}).get("e2e/rollout") == "2"
+      and not p["metadata"].get("deletionTimestamp")
+      and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+gone = all(p["metadata"]["name"] != sys.argv[2] for p in pods)
+print(ok[0] if ok and gone and len(pods) == 1 else "", end="")
+sys.exit(0 if ok and gone and len(pods) == 1 else 1)
+PY
+}
+await "helm upgrade: one new pod Ready, the old one gone" "" "$LOGS/pods-after-upgrade.json" upgraded_ready
+POD3=$(upgraded_ready)
+log "helm upgrade rolled $POD2 -> $POD3 (Ready)"
+
+echo "e2e-node: PASS: pod $NS/$POD Ready on node $NODE; Secret $SECRET: $ID $FQDN [$IPS]; \
+Secret == tailscale status; restricted, uid 65532, read-only root; Prometheus ($PROM_SD discovery) target up, no alert; out-of-sync alert with RBAC removed, resolved when restored; \
+SIGTERM exit 0, replacement wrote only pod_uid; helm upgrade rolled to $POD3 ($(($(date +%s) - START)) s)"
 if [[ $keep -eq 1 ]]; then
   echo "e2e-node: left running (--keep): KUBECONFIG=$ADMIN_KC; stop with $0 --stop $DIR"
 fi
