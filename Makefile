@@ -79,6 +79,7 @@ e2e-node:
 	scripts/real-apiserver/build.sh >/dev/null
 	scripts/real-tailscale/build.sh >/dev/null
 	scripts/real-node/build.sh >/dev/null
+	scripts/real-node/build.sh --prometheus >/dev/null
 	scripts/images/build.sh
 	scripts/real-node/e2e.sh $(E2E_NODE_ARGS)
 

@@ -7,13 +7,22 @@
 # of scripts/real-apiserver/build.sh is not touched (Go's build cache is shared, so the
 # kubelet's packages that kube-apiserver also uses are compiled once).
 #
-# Usage: scripts/real-node/build.sh [--check]
-#   --check   print the bin dir if the cache is good, else exit 1 saying what is missing (no build)
+# With --prometheus it builds Prometheus v3.16.0 and promtool instead, from tools/go/prometheus,
+# under a cache key of its own (a Prometheus change does not rebuild the node, nor the reverse):
+# Debian's prometheus is built without Kubernetes service discovery, and the e2e-node run
+# scrapes the agent through the chart README's kubernetes_sd_configs job. Built with the
+# upstream tags remove_all_sd,enable_kubernetes_sd (the kubernetes, file and http discoveries;
+# no cloud SDKs) and without builtinassets (no web UI; the HTTP API is all the run uses).
+#
+# Usage: scripts/real-node/build.sh [--check] [--prometheus]
+#   --check       print the bin dir if the cache is good, else exit 1 saying what is missing (no build)
+#   --prometheus  Prometheus (bin dir with prometheus, promtool) instead of the node's programs
 # Environment:
 #   TSK_NODE_CACHE  cache dir (default /var/cache/ts-kube-agent/node)
 #   TSK_GO          the go command (default /usr/local/go/bin/go, else `go` on PATH)
 # Output: the last line on stdout is the absolute bin dir (kubelet, containerd,
-# containerd-shim-runc-v2, ctr); progress on stderr, the build log in $CACHE/build.log.
+# containerd-shim-runc-v2, ctr), or with --prometheus Prometheus's (prometheus, promtool);
+# progress on stderr, the build log in $CACHE/build.log ($CACHE/prometheus-build.log).
 # See docs/E2E-NODE.md.
 set -euo pipefail
 
@@ -33,13 +42,20 @@ KUBE_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
 CONTAINERD_LDFLAGS="-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION \
 -X github.com/containerd/containerd/v2/version.Revision=tsk-pinned"
 CONTAINERD_CMDS=(containerd containerd-shim-runc-v2 ctr)
+PROM_MOD="$ROOT/tools/go/prometheus"
+PROM_VERSION=3.16.0 # github.com/prometheus/prometheus v0.316.0 (its VERSION file)
+PROM_TAGS=remove_all_sd,enable_kubernetes_sd
+PROM_LDFLAGS="-s -w -X github.com/prometheus/common/version.Version=$PROM_VERSION \
+-X github.com/prometheus/common/version.Revision=tsk-pinned -X github.com/prometheus/common/version.Branch=v$PROM_VERSION"
 
 check_only=0
+prometheus=0
 for arg in "$@"; do
   case "$arg" in
     --check) check_only=1 ;;
+    --prometheus) prometheus=1 ;;
     -h | --help)
-      sed -n '2,18p' "$0"
+      sed -n '2,27p' "$0"
       exit 0
       ;;
     *)
@@ -73,6 +89,13 @@ cache_key() {
       "${CONTAINERD_CMDS[@]}"
   } | sha256sum | cut -c1-16
 }
+prom_cache_key() {
+  {
+    (cd "$PROM_MOD" && sha256sum go.mod go.sum)
+    echo "$GO_VERSION"
+    printf '%s\n' "$PROM_VERSION" "$PROM_TAGS" "$PROM_LDFLAGS"
+  } | sha256sum | cut -c1-16
+}
 
 bin_dir_is_good() {
   local d=$1 out
@@ -82,15 +105,34 @@ bin_dir_is_good() {
   out=$("$d/ctr" --version 2>/dev/null) && [[ "$out" == *"$CONTAINERD_VERSION"* ]] || return 1
   [[ -x "$d/containerd-shim-runc-v2" ]]
 }
+prom_bin_dir_is_good() {
+  local d=$1 out
+  [[ -f "$d/.complete" ]] || return 1
+  out=$("$d/prometheus" --version 2>/dev/null) && [[ "$out" == "prometheus, version $PROM_VERSION "* ]] || return 1
+  out=$("$d/promtool" --version 2>/dev/null) && [[ "$out" == "promtool, version $PROM_VERSION "* ]]
+}
 
-KEY=$(cache_key)
-BIN="$CACHE/$KEY/bin"
-if bin_dir_is_good "$BIN"; then
+if [[ $prometheus -eq 1 ]]; then
+  KEY=$(prom_cache_key)
+  BIN="$CACHE/prometheus-$KEY/bin"
+  LOG="$CACHE/prometheus-build.log"
+  GOOD=prom_bin_dir_is_good
+  WHAT="Prometheus $PROM_VERSION"
+  HINT="scripts/real-node/build.sh --prometheus (once: a cold build takes 10+ min on 2 cores)"
+else
+  KEY=$(cache_key)
+  BIN="$CACHE/$KEY/bin"
+  LOG="$CACHE/build.log"
+  GOOD=bin_dir_is_good
+  WHAT="the kubelet and containerd"
+  HINT="scripts/real-node/build.sh (once: a cold build takes 10+ min on 2 cores, much less after \
+scripts/real-apiserver/build.sh)"
+fi
+if $GOOD "$BIN"; then
   echo "$BIN"
   exit 0
 fi
-[[ $check_only -eq 0 ]] || die "no good build in $BIN (key $KEY); run scripts/real-node/build.sh \
-(once: a cold build takes 10+ min on 2 cores, much less after scripts/real-apiserver/build.sh)"
+[[ $check_only -eq 0 ]] || die "no good build of $WHAT in $BIN (key $KEY); run $HINT"
 
 mkdir -p "$CACHE" || die "cannot create $CACHE; set TSK_NODE_CACHE"
 exec 9>"$CACHE/.build.lock"
@@ -98,35 +140,41 @@ if ! flock -n 9; then
   log "another build holds $CACHE/.build.lock; waiting for it"
   flock 9
 fi
-if bin_dir_is_good "$BIN"; then
+if $GOOD "$BIN"; then
   echo "$BIN"
   exit 0
 fi
 
 started=$(date +%s)
-: >"$CACHE/build.log"
-PARTIAL="$CACHE/$KEY/bin.partial"
+: >"$LOG"
+PARTIAL="$(dirname "$BIN")/bin.partial"
 rm -rf "$PARTIAL"
 mkdir -p "$PARTIAL"
+# go_build MODDIR LDFLAGS TAGS PKG...
 go_build() {
-  local mod=$1 ldflags=$2
-  shift 2
-  log "go build in tools/go/node/$(basename "$mod"): $* (progress in $CACHE/build.log)"
+  local mod=$1 ldflags=$2 tags=$3
+  shift 3
+  log "go build in ${mod#"$ROOT"/}: $* (progress in $LOG)"
   (
     cd "$mod"
     export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0
-    nice -n 10 "$GO" build -trimpath -ldflags "$ldflags" -o "$PARTIAL/" "$@"
-  ) >>"$CACHE/build.log" 2>&1 || die "go build of $* failed (Go $GO_VERSION, \
-GOPROXY=$("$GO" env GOPROXY)). Last lines of $CACHE/build.log:
-$(tail -n 25 "$CACHE/build.log")"
+    nice -n 10 "$GO" build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$PARTIAL/" "$@"
+  ) >>"$LOG" 2>&1 || die "go build of $* failed (Go $GO_VERSION, \
+GOPROXY=$("$GO" env GOPROXY)). Last lines of $LOG:
+$(tail -n 25 "$LOG")"
 }
-go_build "$MODS/kubelet" "$KUBE_LDFLAGS" k8s.io/kubernetes/cmd/kubelet
-pkgs=()
-for c in "${CONTAINERD_CMDS[@]}"; do pkgs+=("github.com/containerd/containerd/v2/cmd/$c"); done
-go_build "$MODS/containerd" "$CONTAINERD_LDFLAGS" "${pkgs[@]}"
+if [[ $prometheus -eq 1 ]]; then
+  go_build "$PROM_MOD" "$PROM_LDFLAGS" "$PROM_TAGS" github.com/prometheus/prometheus/cmd/prometheus \
+    github.com/prometheus/prometheus/cmd/promtool
+else
+  go_build "$MODS/kubelet" "$KUBE_LDFLAGS" "" k8s.io/kubernetes/cmd/kubelet
+  pkgs=()
+  for c in "${CONTAINERD_CMDS[@]}"; do pkgs+=("github.com/containerd/containerd/v2/cmd/$c"); done
+  go_build "$MODS/containerd" "$CONTAINERD_LDFLAGS" "" "${pkgs[@]}"
+fi
 touch "$PARTIAL/.complete"
-bin_dir_is_good "$PARTIAL" || die "built binaries in $PARTIAL do not report the pinned versions: \
-$("$PARTIAL/kubelet" --version 2>&1 | head -n1), $("$PARTIAL/containerd" --version 2>&1 | head -n1)"
+$GOOD "$PARTIAL" || die "built binaries in $PARTIAL do not report the pinned versions: \
+$(for b in "$PARTIAL"/*; do "$b" --version 2>&1 | head -n1; done | paste -sd, -)"
 rm -rf "$BIN"
 mv "$PARTIAL" "$BIN"
 log "built in $(($(date +%s) - started)) s: $(cd "$BIN" && du -sh --apparent-size -- * | tr '\t' ' ' | paste -sd, -)"

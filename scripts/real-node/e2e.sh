@@ -198,6 +198,15 @@ CP_BIN=$("$ROOT/scripts/real-apiserver/build.sh" --check 2>/dev/null) ||
   skip "the control plane is not built: scripts/real-apiserver/build.sh (cached afterwards)"
 NODE_BIN=$("$HERE/build.sh" --check 2>/dev/null) ||
   skip "the kubelet and containerd are not built: scripts/real-node/build.sh (cached afterwards)"
+# Prometheus with Kubernetes discovery (scripts/real-node/build.sh --prometheus). Without it,
+# Debian's prometheus (no kubernetes_sd_configs) with the file_sd imitation of step 3, logged.
+PROM_BIN=$("$HERE/build.sh" --check --prometheus 2>"$LOGS/prometheus-build-check.log") || PROM_BIN=""
+if [[ -z "$PROM_BIN" ]]; then
+  command -v prometheus >/dev/null && command -v promtool >/dev/null ||
+    skip "no Prometheus: scripts/real-node/build.sh --prometheus (cached afterwards), or apt-get install prometheus"
+  log "WARNING: $(tail -n1 "$LOGS/prometheus-build-check.log" | sed 's/^real-node\/build: ERROR: //')"
+  log "WARNING: falling back to Debian's prometheus without Kubernetes discovery: step 3 imitates the pod role with file_sd"
+fi
 # scripts/real-tailscale/build.sh has no --check: it prints the cached bin dir or builds. Skip
 # while another run holds its lock (a build in progress) rather than wait for it.
 TS_LOCK="${TSK_REALTS_CACHE:-/var/cache/ts-kube-agent/real-tailscale}/.build.lock"
@@ -625,19 +634,23 @@ yaml.safe_dump(cfg, open(out, "w"), sort_keys=False)
 print(open(out).read())
 PY
   fail "Prometheus config from the chart README" "python3 (extract the scrape job)" "see below" "$LOGS/prometheus-config.log"
-# Debian's prometheus 2.42 is built without Kubernetes discovery (its promtool: "field
-# kubernetes_sd_configs not found in type config.ScrapeConfig"). Where the binary refuses the
-# README's job, the same job runs with file_sd_configs fed from `kubectl get pods -A -o json`
-# in the shape the pod role gives (one target per container port, init containers included,
-# the __meta_kubernetes_pod_* labels the README's relabel_configs read), so the documented
-# relabelling still picks the agent's port out of every pod's; the discovery is then this
-# script's, not Prometheus's.
-PROM_SD=kubernetes
-if ! promtool check config "$PROM_DIR/prometheus.yml" >"$LOGS/promtool-k8s-sd.log" 2>&1; then
-  if grep -q 'field kubernetes_sd_configs not found' "$LOGS/promtool-k8s-sd.log"; then
-    PROM_SD=file
-    log "prometheus $(prometheus --version 2>&1 | awk 'NR==1 {print $3}') has no kubernetes_sd_configs: file_sd_configs from the pod list instead"
-    python3 - "$PROM_DIR/prometheus.yml" "$PROM_DIR/pods.json" <<'PY' ||
+# The Prometheus of scripts/real-node/build.sh --prometheus discovers the pod itself: the pod
+# role against the API server, the README's relabelling picks the agent's port. Only where that
+# build is missing (a warning above), Debian's prometheus 2.42 runs instead; it is built without
+# Kubernetes discovery (its promtool: "field kubernetes_sd_configs not found in type
+# config.ScrapeConfig"), so the same job runs with file_sd_configs fed from `kubectl get pods
+# -A -o json` in the shape the pod role gives (one target per container port, init containers
+# included, the __meta_kubernetes_pod_* labels the README's relabel_configs read); the
+# discovery is then this script's, not Prometheus's.
+if [[ -n "$PROM_BIN" ]]; then
+  PROMETHEUS="$PROM_BIN/prometheus"
+  PROMTOOL="$PROM_BIN/promtool"
+  PROM_SD=kubernetes
+else
+  PROMETHEUS=$(command -v prometheus)
+  PROMTOOL=$(command -v promtool)
+  PROM_SD=file
+  python3 - "$PROM_DIR/prometheus.yml" "$PROM_DIR/pods.json" <<'PY' ||
 import sys, yaml
 cfg = yaml.safe_load(open(sys.argv[1]))
 for job in cfg["scrape_configs"]:
@@ -645,12 +658,10 @@ for job in cfg["scrape_configs"]:
         job["file_sd_configs"] = [{"files": [sys.argv[2]], "refresh_interval": "2s"}]
 yaml.safe_dump(cfg, open(sys.argv[1], "w"), sort_keys=False)
 PY
-      fail "Prometheus file_sd config" "python3 (rewrite $PROM_DIR/prometheus.yml)" "see above"
-  else
-    fail "promtool check config" "promtool check config $PROM_DIR/prometheus.yml" "see below" "$LOGS/promtool-k8s-sd.log"
-  fi
+    fail "Prometheus file_sd config" "python3 (rewrite $PROM_DIR/prometheus.yml)" "see above"
 fi
-# pod_sd: the pod role's targets, written atomically for file_sd (Prometheus
+log "Prometheus: $("$PROMETHEUS" --version 2>&1 | head -n1) ($PROMETHEUS), ${PROM_SD}_sd_configs"
+# pod_sd (the fallback only): the pod role's targets, written atomically for file_sd (Prometheus
 # discovery/kubernetes/pod.go: a target per declared container port, podIP:port).
 pod_sd() {
   [[ "$PROM_SD" == file ]] || return 0
@@ -682,8 +693,8 @@ os.rename(tmp, sys.argv[2])
 PY
 }
 pod_sd || fail "pod list for file_sd" "kubectl get pods -A -o json" "see $PROM_DIR/pods-list.json"
-step promtool-check promtool check config "$PROM_DIR/prometheus.yml"
-setsid /usr/bin/prometheus --config.file "$PROM_DIR/prometheus.yml" --storage.tsdb.path "$PROM_DIR/data" \
+step promtool-check "$PROMTOOL" check config "$PROM_DIR/prometheus.yml"
+setsid "$PROMETHEUS" --config.file "$PROM_DIR/prometheus.yml" --storage.tsdb.path "$PROM_DIR/data" \
   --web.listen-address "127.0.0.1:$PROM_PORT" >"$LOGS/prometheus.log" 2>&1 </dev/null &
 PROM_PID=$!
 record prometheus $PROM_PID
@@ -712,6 +723,12 @@ mine = [t for t in targets if t["labels"].get("pod") == pod and t["labels"].get(
 print("targets:", [(t["labels"].get("pod"), t["scrapeUrl"], t["health"], t.get("lastError")) for t in targets])
 if len(mine) != 1 or mine[0]["health"] != "up":
     sys.exit(1)
+# How the pod role listed the agent's port (container_init=true: a native sidecar, an init
+# container with restartPolicy Always).
+dl = mine[0].get("discoveredLabels", {})
+print("agent target discovered:", ", ".join(f"{k[len('__meta_kubernetes_pod_'):]}={dl.get(k)}" for k in (
+    "__meta_kubernetes_pod_container_name", "__meta_kubernetes_pod_container_port_name",
+    "__meta_kubernetes_pod_container_port_number", "__meta_kubernetes_pod_container_init")))
 # The first good scrape this check saw (kept across polls: lastScrape moves on every scrape).
 first = f"{d}/first-up-{pod}"
 if not __import__("os").path.exists(first):
@@ -739,6 +756,16 @@ grep -q '"value":\[[0-9.]*,"1"\]' "$LOGS/prometheus-query.log" ||
   fail "Prometheus: identity_in_sync == 1" "query ts_kube_agent_identity_in_sync{pod=\"$POD\"}" \
     "not 1" "$LOGS/prometheus-query.log"
 log "Prometheus: $(grep -o "targets: .*" "$LOGS/prometheus-check.log" | cut -c1-200); $(grep alerts: "$LOGS/prometheus-check.log")"
+# The agent is a native sidecar (an init container with restartPolicy Always) where the chart
+# renders one: the pod role must list its port as an init container's.
+AGENT_INIT=false
+[[ " $(kc -n "$NS" get pod "$POD" -o jsonpath='{.spec.initContainers[*].name}') " == *" ts-kube-agent "* ]] &&
+  AGENT_INIT=true
+grep -q "agent target discovered: container_name=ts-kube-agent, container_port_name=metrics, .*container_init=$AGENT_INIT$" \
+  "$LOGS/prometheus-check.log" ||
+  fail "Prometheus: the agent's target as the pod role lists it" "GET $PROM/api/v1/targets (discoveredLabels)" \
+    "want container_init=$AGENT_INIT (the agent in the pod's initContainers: $AGENT_INIT)" "$LOGS/prometheus-check.log"
+log "Prometheus (${PROM_SD}_sd_configs): $(grep "agent target discovered:" "$LOGS/prometheus-check.log")"
 
 # ---- 3b. the identity-out-of-sync alert: RBAC removed, the node renamed, RBAC restored -------
 # Both RoleBindings go (the agent's and tailscaled's: tailscaled's Role also grants the same
