@@ -232,69 +232,42 @@ start_apiserver() {
   die "kube-apiserver could not bind a free port after 3 attempts"
 }
 
+# kubeconfig FILE USER NAMESPACE CREDENTIALS: one cluster (this API server, our CA), one user with
+# the given credential lines (already indented), one context; NAMESPACE may be empty.
+kubeconfig() {
+  local file=$1 user=$2 namespace=$3 credentials=$4
+  {
+    cat <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: tsk-real
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority: $PKI/ca.crt
+users:
+- name: $user
+  user:
+$credentials
+contexts:
+- name: tsk-real
+  context:
+    cluster: tsk-real
+    user: $user
+EOF
+    [[ -z $namespace ]] || echo "    namespace: $namespace"
+    echo "current-context: tsk-real"
+  } >"$file"
+}
+
 write_kubeconfigs() {
-  local server="https://127.0.0.1:$APISERVER_PORT"
-  cat >"$DIR/admin.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: tsk-real
-  cluster:
-    server: $server
-    certificate-authority: $PKI/ca.crt
-users:
-- name: tsk-admin
-  user:
-    token: $(cat "$PKI/admin.token")
-contexts:
-- name: tsk-real
-  context:
-    cluster: tsk-real
-    user: tsk-admin
-    namespace: default
-current-context: tsk-real
-EOF
-  cat >"$DIR/admin-cert.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: tsk-real
-  cluster:
-    server: $server
-    certificate-authority: $PKI/ca.crt
-users:
-- name: tsk-admin-cert
-  user:
-    client-certificate: $PKI/admin.crt
-    client-key: $PKI/admin.key
-contexts:
-- name: tsk-real
-  context:
-    cluster: tsk-real
-    user: tsk-admin-cert
-    namespace: default
-current-context: tsk-real
-EOF
-  cat >"$DIR/controller-manager.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: tsk-real
-  cluster:
-    server: $server
-    certificate-authority: $PKI/ca.crt
-users:
-- name: system:kube-controller-manager
-  user:
-    client-certificate: $PKI/controller-manager.crt
-    client-key: $PKI/controller-manager.key
-contexts:
-- name: tsk-real
-  context:
-    cluster: tsk-real
-    user: system:kube-controller-manager
-current-context: tsk-real
-EOF
+  kubeconfig "$DIR/admin.kubeconfig" tsk-admin default "    token: $(cat "$PKI/admin.token")"
+  kubeconfig "$DIR/admin-cert.kubeconfig" tsk-admin-cert default \
+    "    client-certificate: $PKI/admin.crt
+    client-key: $PKI/admin.key"
+  kubeconfig "$DIR/controller-manager.kubeconfig" system:kube-controller-manager "" \
+    "    client-certificate: $PKI/controller-manager.crt
+    client-key: $PKI/controller-manager.key"
   chmod 0600 "$DIR"/*.kubeconfig
 }
 
