@@ -38,6 +38,21 @@ def read_text(path):
         return f.read()
 
 
+# The real API server's env file (KEY=VALUE lines) that ctest's real_apiserver fixture writes and
+# names in TSK_REAL_APISERVER_ENV; without it the calling suite is skipped (exit 77).
+def read_env():
+    path = os.environ.get("TSK_REAL_APISERVER_ENV", "")
+    if not path or not os.path.exists(path):
+        print(f"SKIP: no real API server env file ({path!r}); run through ctest, which starts "
+              "it (real_apiserver fixture)")
+        raise SystemExit(SKIP)
+    env = {}
+    for line in read_text(path).splitlines():
+        k, _, v = line.strip().partition("=")
+        env[k] = v
+    return env
+
+
 def tool(env_name, what):
     """Path of a tool from the environment, or exit 77 (skip) saying what is missing."""
     path = os.environ.get(env_name, "")

@@ -16,21 +16,8 @@ import os
 import secrets
 import unittest
 
-from deploylib import (KUSTOMIZE_DIR, helm_render, kubectl_bin, main, objects, read_text, run,
-                       SKIP, yaml_to_json)
-
-
-def read_env():
-    path = os.environ.get("TSK_REAL_APISERVER_ENV", "")
-    if not path or not os.path.exists(path):
-        print(f"SKIP: no real API server env file ({path!r}); run through ctest, which starts "
-              "it (real_apiserver fixture)")
-        raise SystemExit(SKIP)
-    env = {}
-    for line in read_text(path).splitlines():
-        k, _, v = line.strip().partition("=")
-        env[k] = v
-    return env
+from deploylib import (KUSTOMIZE_DIR, helm_render, kubectl_bin, main, objects, read_env, read_text,
+                       run, SKIP, yaml_to_json)
 
 
 class RealApiServer(unittest.TestCase):

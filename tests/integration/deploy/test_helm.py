@@ -30,7 +30,7 @@ import unittest
 
 from deploylib import (AGENT_CONTAINER, CHART_DIR, KUSTOMIZE_DIR, SKIP, SOURCE_DIR, find,
                        helm_bin, helm_render, kubectl_bin, main, objects, one, pod_spec,
-                       read_text, run, split_rendered, yaml_to_json)
+                       read_env, read_text, run, split_rendered, yaml_to_json)
 
 MONITORING = "monitoring.coreos.com/v1"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
@@ -40,19 +40,6 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
 # The kinds a release of this chart can leave behind, and the Pods/ReplicaSets its Deployment
 # makes (all carry app.kubernetes.io/instance=<release>).
 KINDS = "deployments,replicasets,pods,secrets,configmaps,services,serviceaccounts,roles,rolebindings"
-
-
-def read_env():
-    path = os.environ.get("TSK_REAL_APISERVER_ENV", "")
-    if not path or not os.path.exists(path):
-        print(f"SKIP: no real API server env file ({path!r}); run through ctest, which starts "
-              "it (real_apiserver fixture)")
-        raise SystemExit(SKIP)
-    env = {}
-    for line in read_text(path).splitlines():
-        k, _, v = line.strip().partition("=")
-        env[k] = v
-    return env
 
 
 def eventually(predicate, timeout=60.0, interval=0.25):
